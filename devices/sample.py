@@ -1,0 +1,33 @@
+"""The Sample: one observed value of one canonical signal, the only thing devices hand upwards.
+
+Why canonical names: scoring rubrics reference `bench.km1` or `manikin.compression`, never a
+vendor's register 0x0012, so a new vendor's rig is a new profile (data), not new code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+Scalar = bool | int | float | str
+"""A plain signal value: a bit, a count, a measurement or a code."""
+
+SignalValue = Scalar | Mapping[str, Scalar]
+"""A scalar, or a small record for event signals (a compression: depth_mm, recoil_ok, hand_zone)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value of one signal at one moment.
+
+    `t_mono_ns` orders samples and measures durations (it never jumps); `t_utc_ns` (nanoseconds
+    since the Unix epoch) ties the sample to wall-clock time and to video. Both come from the
+    injected clock, so tests and replays are deterministic.
+    """
+
+    signal: str
+    value: SignalValue
+    t_mono_ns: int
+    t_utc_ns: int
+    device: str = ""
+    """Which configured device produced it (`A01/bench`), for health and audit, not for scoring."""
