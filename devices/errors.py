@@ -34,3 +34,7 @@ class DeviceExceptionResponse(ProtocolError):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
+
+
+class DeviceUnreachable(DeviceDisconnected):
+    """No link could be made (connection refused, port missing); retried only after backoff."""

@@ -21,6 +21,9 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 Table = Literal["coil", "discrete", "holding", "input"]
 """The four Modbus tables: coils (FC1), discrete inputs (FC2), holding (FC3), input registers (FC4)."""
 
+SIGNAL_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$"
+"""Canonical signal names: lower-case dotted, device family first (bench.km1, cabinet.slot.gloves)."""
+
 PointType = Literal["bool", "uint16", "int16", "uint32", "int32", "float32"]
 
 WORDS: dict[str, int] = {"bool": 1, "uint16": 1, "int16": 1, "uint32": 2, "int32": 2, "float32": 2}
@@ -34,7 +37,7 @@ class _Model(BaseModel):
 class RegisterPoint(_Model):
     """One signal read from one Modbus address."""
 
-    signal: str = Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$", description="canonical signal, e.g. bench.km1")
+    signal: str = Field(pattern=SIGNAL_PATTERN, description="canonical signal, e.g. bench.km1")
     table: Table = Field(description="coil, discrete, holding or input")
     address: int = Field(ge=0, le=65535, description="0-based address in its table")
     type: PointType = Field("uint16", description="bool, uint16, int16, uint32, int32 or float32")
@@ -106,7 +109,7 @@ class FramePoint(_Model):
     """One frame type of a serial protocol mapped to one signal."""
 
     frame: str = Field(description="frame type name in the protocol, e.g. compression")
-    signal: str = Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$", description="canonical signal, e.g. manikin.compression")
+    signal: str = Field(pattern=SIGNAL_PATTERN, description="canonical signal, e.g. manikin.compression")
     fields: tuple[FrameField, ...] = Field(description="fields carried into the signal's value")
     description: str = Field("", description="what the frame reports")
 
@@ -145,9 +148,7 @@ def load_profile_file(path: Path) -> ModbusProfile | SerialProfile:
     except ValidationError as err:
         lines = []
         for e in err.errors():
-            loc = ".".join(str(x) for x in e["loc"][2:] if not isinstance(x, str) or x not in ("modbus", "manikin-frame-v1"))
-            if raw and isinstance(raw, dict):
-                loc = _with_signal(raw, e["loc"][2:]) or loc
+            loc = _with_signal(raw, e["loc"][2:]) if isinstance(raw, dict) else ""
             lines.append(f"  {loc or '(top level)'}: {e['msg']}")
         raise DeviceConfigError(f"profile {path} is invalid:\n" + "\n".join(lines)) from err
     if body.profile != path.stem:

@@ -1,0 +1,247 @@
+"""One physical Modbus link: a TCP connection or an RS-485 bus, with its lock, gap and reconnect.
+
+Why a link object apart from the device: several devices share one RS-485 line (half duplex, so
+one request at a time, with a 3.5-character silence between frames) or one TCP gateway. The link
+owns the pymodbus client, serialises requests, and is the single place where pymodbus errors are
+translated into `devices.errors` with a message that names the link, what happened and the fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from devices.errors import (
+    DeviceDisconnected,
+    DeviceExceptionResponse,
+    DeviceTimeout,
+    DeviceUnreachable,
+    ProtocolError,
+)
+
+log = logging.getLogger(__name__)
+
+EXCEPTION_NAMES = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped, jittered exponential backoff for reconnects (first retry after `base_s`)."""
+
+    base_s: float = 0.05
+    cap_s: float = 2.0
+
+    def delay_s(self, failures: int, rng: random.Random) -> float:
+        """Delay before attempt number `failures + 1`; jitter keeps a hall of stations from syncing."""
+        if failures <= 0:
+            return 0.0
+        raw = min(self.cap_s, self.base_s * (2 ** (failures - 1)))
+        return float(raw * rng.uniform(0.5, 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class TcpTarget:
+    host: str
+    port: int
+
+    def describe(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class RtuTarget:
+    port: str
+    baudrate: int
+    parity: str
+    stopbits: int
+    gap_s: float
+
+    def describe(self) -> str:
+        return f"{self.port} {self.baudrate} 8{self.parity}{self.stopbits}"
+
+
+class ModbusLink:
+    """Requests over one connection, one at a time, with reconnect and error translation.
+
+    Use as an async context manager; `read()` connects lazily and reconnects after a drop, also
+    when the very first connect fails (pymodbus never retries that one by itself).
+    """
+
+    def __init__(
+        self,
+        target: TcpTarget | RtuTarget,
+        *,
+        timeout_s: float = 0.5,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.target = target
+        self.timeout_s = timeout_s
+        self.backoff = backoff or Backoff()
+        self._rng = rng or random.Random()
+        self._lock = asyncio.Lock()
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._connect_failures = 0
+        self._next_connect_at = 0.0
+        self._last_frame_end = 0.0
+        self._rx_bytes = 0
+        self._last_timed_out = False
+        self.transactions = 0
+
+    @property
+    def gap_s(self) -> float:
+        return self.target.gap_s if isinstance(self.target, RtuTarget) else 0.0
+
+    async def __aenter__(self) -> ModbusLink:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        # Counts answer bytes per request: bytes that never became a frame mean a garbled
+        # answer (ProtocolError), no bytes at all mean silence (DeviceTimeout).
+        if not sending:
+            self._rx_bytes += len(data)
+        return data
+
+    def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        t = self.target
+        if isinstance(t, TcpTarget):
+            return AsyncModbusTcpClient(
+                t.host, port=t.port, timeout=self.timeout_s, retries=0,
+                reconnect_delay=0, trace_packet=self._trace,
+            )
+        return AsyncModbusSerialClient(
+            t.port, framer=FramerType.RTU, baudrate=t.baudrate, bytesize=8, parity=t.parity,
+            stopbits=t.stopbits, timeout=self.timeout_s, retries=0, reconnect_delay=0,
+            trace_packet=self._trace,
+        )
+
+    async def _ensure_connected(self, who: str) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        if self._client is not None and self._client.connected:
+            return self._client
+        loop = asyncio.get_running_loop()
+        wait = self._next_connect_at - loop.time()
+        if wait > 0:
+            raise DeviceUnreachable(
+                f"{who}: not connected to {self.target.describe()}; next attempt in {wait:.2f} s "
+                f"after {self._connect_failures} failed connects; check that the device is powered and reachable"
+            )
+        self.close()
+        client = self._make_client()
+        try:
+            async with asyncio.timeout(self.timeout_s + 1.0):
+                ok = await client.connect()
+        except Exception as err:  # pyserial raises termios.error, which is not an OSError
+            ok = False
+            reason = f"{type(err).__name__}: {err}"
+        else:
+            reason = "connection refused or port missing"
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # pymodbus' connect() swallows CancelledError; re-raise it so shutdown never hangs.
+            client.close()
+            raise asyncio.CancelledError
+        if not ok:
+            client.close()
+            self._connect_failures += 1
+            self._next_connect_at = loop.time() + self.backoff.delay_s(self._connect_failures, self._rng)
+            raise DeviceUnreachable(
+                f"{who}: cannot connect to {self.target.describe()} ({reason}); "
+                "check power, cabling and the host/port or serial port in the site config"
+            )
+        self._connect_failures = 0
+        self._client = client
+        return client
+
+    async def read(
+        self, who: str, unit: int, function_code: int, start: int, count: int
+    ) -> Sequence[int] | Sequence[bool]:
+        """One read transaction; raises DeviceTimeout, DeviceDisconnected or ProtocolError."""
+        what = f"read {count} {'bits' if function_code in (1, 2) else 'regs'} (FC{function_code}) at {start}"
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            silence = self._last_frame_end + self.gap_s - loop.time()
+            if silence > 0:
+                await asyncio.sleep(silence)
+            client = await self._ensure_connected(who)
+            self._rx_bytes = 0
+            timed_out, self._last_timed_out = self._last_timed_out, False
+            self.transactions += 1
+            try:
+                async with asyncio.timeout(self.timeout_s + 0.25):
+                    if function_code == 1:
+                        rr = await client.read_coils(start, count=count, device_id=unit)
+                    elif function_code == 2:
+                        rr = await client.read_discrete_inputs(start, count=count, device_id=unit)
+                    elif function_code == 3:
+                        rr = await client.read_holding_registers(start, count=count, device_id=unit)
+                    else:
+                        rr = await client.read_input_registers(start, count=count, device_id=unit)
+            except (TimeoutError, ModbusIOException) as err:
+                if self._client is None or not self._client.connected:
+                    self.close()
+                    raise DeviceDisconnected(
+                        f"{who}: {what}: connection to {self.target.describe()} lost while waiting for the answer; "
+                        "will reconnect; check the network or serial adapter if it persists"
+                    ) from err
+                self._last_timed_out = not self._rx_bytes
+                if timed_out and self._rx_bytes:
+                    raise DeviceTimeout(
+                        f"{who}: {what}: answer came too late (it belongs to an earlier request) from "
+                        f"{self.target.describe()}; the device is slower than timeout_s={self.timeout_s:.2f} s"
+                    ) from err
+                if self._rx_bytes:
+                    raise ProtocolError(
+                        f"{who}: {what} got {self._rx_bytes} bytes that are not a valid answer "
+                        f"(bad CRC, length or ids) from {self.target.describe()}; check wiring, "
+                        "termination and that no second master shares the bus"
+                    ) from err
+                raise DeviceTimeout(
+                    f"{who}: {what} timed out after {self.timeout_s:.2f} s ({self.target.describe()}); "
+                    "check power, cabling and the unit id"
+                ) from err
+            except (ConnectionException, OSError) as err:
+                self.close()
+                self._next_connect_at = 0.0
+                raise DeviceDisconnected(
+                    f"{who}: {what}: connection to {self.target.describe()} lost ({err}); "
+                    "will reconnect; check the network or serial adapter if it persists"
+                ) from err
+            except ModbusException as err:
+                raise ProtocolError(f"{who}: {what}: invalid answer from {self.target.describe()} ({err})") from err
+            finally:
+                self._last_frame_end = loop.time()
+        if rr.isError():
+            code = int(getattr(rr, "exception_code", 0))
+            name = EXCEPTION_NAMES.get(code, "unknown exception")
+            raise DeviceExceptionResponse(
+                f"{who}: {what}: device answered exception {code} ({name}); "
+                "check the profile's addresses against the device manual", code,
+            )
+        values: Sequence[int] | Sequence[bool] = rr.bits[:count] if function_code in (1, 2) else rr.registers
+        if len(values) != count:
+            raise ProtocolError(f"{who}: {what}: answer holds {len(values)} values, expected {count}")
+        return values

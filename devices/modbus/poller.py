@@ -1,0 +1,213 @@
+"""Poll Modbus devices at their interval and turn register changes into Samples.
+
+One `DevicePoller` per device reads its planned blocks through the device's link (shared with
+the other devices on the same bus or gateway), retries once, keeps health, and emits a Sample
+only when a value moved more than its deadband. `ModbusPoller` owns the links and one named task
+per device, so leaving its context stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from devices.clock import Clock, SystemClock
+from devices.errors import (
+    DeviceDisconnected,
+    DeviceError,
+    DeviceExceptionResponse,
+    DeviceTimeout,
+    DeviceUnreachable,
+    ProtocolError,
+)
+from devices.health import DeviceHealth
+from devices.modbus.block_plan import Block, plan_blocks
+from devices.modbus.link import Backoff, ModbusLink, RtuTarget, TcpTarget
+from devices.modbus.register_codec import Value, decode_point
+from devices.profile import ModbusProfile
+from devices.sample import Sample
+from devices.settings import ModbusRtuDevice, ModbusTcpDevice, RtuBus
+
+log = logging.getLogger(__name__)
+
+SampleSink = Callable[[Sample], None]
+StatusSink = Callable[[str, bool, str], None]
+"""Called as (device id, online, reason) when a device goes offline or comes back."""
+
+
+def error_kind(err: DeviceError) -> str:
+    """Short name of an error class, used as the health counter key."""
+    if isinstance(err, DeviceExceptionResponse):
+        return "exception"
+    if isinstance(err, ProtocolError):
+        return "protocol"
+    if isinstance(err, DeviceTimeout):
+        return "timeout"
+    if isinstance(err, DeviceDisconnected):
+        return "disconnected"
+    return "error"
+
+
+@dataclass(frozen=True, slots=True)
+class PolledDevice:
+    """A configured Modbus device with its register map, ready to poll."""
+
+    station: str
+    settings: ModbusTcpDevice | ModbusRtuDevice
+    profile: ModbusProfile
+    bus: RtuBus | None = None
+
+    @property
+    def device_id(self) -> str:
+        return f"{self.station}/{self.settings.name}"
+
+    @property
+    def interval_s(self) -> float:
+        ms = self.settings.poll_interval_ms or self.profile.poll_interval_ms
+        return ms / 1000.0
+
+    def link_key(self) -> TcpTarget | RtuTarget:
+        s = self.settings
+        if isinstance(s, ModbusTcpDevice):
+            return TcpTarget(s.host, s.port)
+        if self.bus is None:
+            raise DeviceError(f"{self.device_id}: modbus-rtu device without its bus settings")
+        b = self.bus
+        return RtuTarget(b.port, b.baudrate, b.parity, b.stopbits, b.gap_s())
+
+
+class DevicePoller:
+    """Reads one device's blocks, decodes them and emits changes."""
+
+    def __init__(
+        self, device: PolledDevice, link: ModbusLink, on_sample: SampleSink,
+        on_status: StatusSink | None = None, clock: Clock | None = None,
+    ) -> None:
+        self.device = device
+        self.link = link
+        self.blocks: tuple[Block, ...] = plan_blocks(device.profile)
+        self.health = DeviceHealth(device.device_id)
+        self._on_sample = on_sample
+        self._on_status = on_status
+        self._clock = clock or SystemClock()
+        self._last: dict[str, Value] = {}
+        kind = "modbus-tcp" if isinstance(device.settings, ModbusTcpDevice) else "modbus-rtu"
+        self.who = f"station {device.station} {device.settings.name}@{kind} unit {device.settings.unit}"
+
+    async def _read_block(self, block: Block) -> Sequence[int] | Sequence[bool]:
+        attempts = self.device.settings.retries + 1
+        for attempt in range(attempts):
+            try:
+                return await self.link.read(
+                    self.who, self.device.settings.unit, block.function_code, block.start, block.count
+                )
+            except (DeviceTimeout, ProtocolError, DeviceDisconnected) as err:
+                # A lost connection is retried at once (the link reconnects); a refused
+                # connect is not, its backoff decides when to try again.
+                self.health.record_error(error_kind(err), str(err))
+                if isinstance(err, DeviceUnreachable):
+                    raise
+                if isinstance(err, DeviceExceptionResponse) or attempt + 1 == attempts:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def poll_once(self) -> bool:
+        """Read every block once; True if all reads succeeded. Never raises a DeviceError."""
+        started = self._clock.mono_ns()
+        results: list[tuple[Block, Sequence[int] | Sequence[bool]]] = []
+        try:
+            for block in self.blocks:
+                results.append((block, await self._read_block(block)))
+        except DeviceError as err:
+            if self.health.record_failed_poll():
+                log.warning("%s offline: %s", self.who, err)
+                if self._on_status:
+                    self._on_status(self.device.device_id, False, str(err))
+            return False
+        t_mono = self._clock.mono_ns()
+        t_utc = self._clock.utc_ns()
+        if self.health.record_ok((t_mono - started) / 1e6):
+            if self.health.polls_ok > 1 or self.health.polls_failed:
+                log.warning("%s back online after %d failed polls", self.who, self.health.polls_failed)
+            if self._on_status:
+                self._on_status(self.device.device_id, True, "")
+        for block, raw in results:
+            for point in block.points:
+                value = decode_point(point, raw, block.start)
+                if self._changed(point.signal, value, point.deadband):
+                    self._last[point.signal] = value
+                    self._on_sample(Sample(point.signal, value, t_mono, t_utc, self.device.device_id))
+        return True
+
+    def _changed(self, signal: str, value: Value, deadband: float) -> bool:
+        last = self._last.get(signal)
+        if last is None:
+            return True
+        if isinstance(value, bool) or isinstance(last, bool) or deadband == 0:
+            return value != last
+        return abs(float(value) - float(last)) > deadband
+
+    async def run(self) -> None:
+        """Poll forever at a fixed rate; a slow poll skips missed slots instead of bunching up.
+
+        A bug in one device's decoding must not stop the other devices of the hall: it is logged
+        with its traceback, counted as a failed poll, and polling goes on.
+        """
+        loop = asyncio.get_running_loop()
+        interval = self.device.interval_s
+        next_at = loop.time()
+        while True:
+            try:
+                await self.poll_once()
+            except Exception as err:
+                log.exception("%s: unexpected error while polling; report this as a bug", self.who)
+                self.health.record_error("internal", f"{type(err).__name__}: {err}")
+                self.health.record_failed_poll()
+            next_at += interval
+            now = loop.time()
+            if next_at < now:
+                next_at = now + (interval - (now - next_at) % interval)
+            await asyncio.sleep(next_at - now)
+
+
+class ModbusPoller:
+    """All Modbus devices of a site: shared links per TCP endpoint or RS-485 bus, one task each."""
+
+    def __init__(
+        self, devices: Sequence[PolledDevice], on_sample: SampleSink,
+        on_status: StatusSink | None = None, clock: Clock | None = None, backoff: Backoff | None = None,
+    ) -> None:
+        self.links: dict[TcpTarget | RtuTarget, ModbusLink] = {}
+        self.pollers: list[DevicePoller] = []
+        for dev in devices:
+            key = dev.link_key()
+            link = self.links.get(key)
+            if link is None:
+                link = ModbusLink(key, timeout_s=dev.settings.timeout_s, backoff=backoff)
+                self.links[key] = link
+            self.pollers.append(DevicePoller(dev, link, on_sample, on_status, clock))
+        self._group: asyncio.TaskGroup | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> ModbusPoller:
+        self._runner = asyncio.create_task(self._run_all(), name="modbus-poller")
+        return self
+
+    async def _run_all(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for p in self.pollers:
+                group.create_task(p.run(), name=f"poll {p.device.device_id}")
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        for link in self.links.values():
+            link.close()
+
+    def health(self) -> dict[str, DeviceHealth]:
+        return {p.device.device_id: p.health for p in self.pollers}

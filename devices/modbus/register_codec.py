@@ -1,0 +1,86 @@
+"""Raw Modbus words and bits <-> engineering values, per profile point. Pure: no IO.
+
+The simulator uses `encode_point` to lay its state out exactly as the client will decode it, so
+both sides share one definition of the register map.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+
+from devices.profile import RegisterPoint
+
+Value = bool | int | float
+
+
+def decode_point(point: RegisterPoint, raw: Sequence[int] | Sequence[bool], block_start: int) -> Value:
+    """Decode `point` out of a block read starting at `block_start`.
+
+    Bits (coil/discrete) come as bools, registers as 0..65535 ints. Scaling applies to numbers,
+    never to bools; a scaled value is a float, an unscaled integer stays an int (counts and enums).
+    """
+    i = point.address - block_start
+    if point.table in ("coil", "discrete"):
+        return bool(raw[i])
+    if point.type == "bool":
+        return bool((int(raw[i]) >> (point.bit or 0)) & 1)
+    words = [int(w) & 0xFFFF for w in raw[i : i + point.words]]
+    if point.word_order == "little":
+        words.reverse()
+    number: int | float
+    if point.type == "uint16":
+        number = words[0]
+    elif point.type == "int16":
+        number = words[0] - 0x10000 if words[0] & 0x8000 else words[0]
+    else:
+        packed = struct.pack(">HH", words[0], words[1])
+        fmt = {"uint32": ">I", "int32": ">i", "float32": ">f"}[point.type]
+        number = struct.unpack(fmt, packed)[0]
+    if point.scale == 1.0 and point.offset == 0.0 and isinstance(number, int):
+        return number
+    return round(number * point.scale + point.offset, 6)
+
+
+def encode_point(point: RegisterPoint, value: Value, current: int = 0) -> list[int]:
+    """Registers that make `point` read back as `value` (for a bit in a register: `current` updated).
+
+    Raises ValueError when the value does not fit the point's type: the simulator must never
+    serve a register the real device could not hold.
+    """
+    if point.table in ("coil", "discrete"):
+        return [1 if value else 0]
+    if point.type == "bool":
+        mask = 1 << (point.bit or 0)
+        return [(current | mask) if value else (current & ~mask & 0xFFFF)]
+    if point.type == "float32":
+        number: int | float = (float(value) - point.offset) / point.scale
+    else:
+        number = round((float(value) - point.offset) / point.scale)
+    if point.type == "uint16":
+        _check(point, int(number), 0, 0xFFFF)
+        return [int(number)]
+    if point.type == "int16":
+        _check(point, int(number), -0x8000, 0x7FFF)
+        return [int(number) & 0xFFFF]
+    if point.type == "float32":
+        if math.isnan(number) or math.isinf(number):
+            raise ValueError(f"{point.signal}: {value!r} is not a finite number")
+        packed = struct.pack(">f", number)
+    elif point.type == "uint32":
+        _check(point, int(number), 0, 0xFFFFFFFF)
+        packed = struct.pack(">I", int(number))
+    else:
+        _check(point, int(number), -0x80000000, 0x7FFFFFFF)
+        packed = struct.pack(">i", int(number))
+    hi, lo = struct.unpack(">HH", packed)
+    return [hi, lo] if point.word_order == "big" else [lo, hi]
+
+
+def _check(point: RegisterPoint, raw: int, low: int, high: int) -> None:
+    if not low <= raw <= high:
+        raise ValueError(
+            f"{point.signal}: raw value {raw} is outside {point.type} range {low}..{high} "
+            f"(scale {point.scale}, offset {point.offset})"
+        )

@@ -1,0 +1,373 @@
+"""The asyncio reader of a CPR manikin's serial line: frames in, Samples and health out.
+
+Why this shape: the manikin streams events on its own, so the reader is a single task that waits
+for bytes, never a poller. The port is opened with pyserial (`timeout=0`, non-blocking) and read
+from the event loop with `loop.add_reader` on its file descriptor; the open itself runs in a
+worker thread because a `socket://` URL connects synchronously. Framing, CRC and resync live in
+the pure codec (`manikin_codec.py`); this module adds the port's life cycle (reopen with capped,
+jittered backoff), timestamps from the injected clock, the profile's frame -> signal mapping and
+the device's health, logging once when it goes offline and once when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+
+import serial
+
+from devices.clock import Clock
+from devices.errors import DeviceConfigError, DeviceDisconnected, DeviceError, DeviceUnreachable
+from devices.profile import FramePoint, SerialProfile
+from devices.sample import Sample
+from devices.serial.manikin_codec import (
+    FRAME_FIELDS,
+    Frame,
+    FrameDecoder,
+    HeartbeatFrame,
+    frame_fields,
+)
+from devices.settings import SerialDevice
+
+logger = logging.getLogger(__name__)
+
+_READ_SIZE = 4096
+HEARTBEAT_INTERVAL_S = 1.0
+"""How often manikin-frame-v1 promises a heartbeat (used in messages only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ManikinHealth:
+    """A snapshot of one manikin link, for the station's device panel and the site check."""
+
+    device: str
+    online: bool
+    port_open: bool
+    frames_ok: int
+    crc_errors: int
+    lost_frames: int
+    garbage_bytes: int
+    resyncs: int
+    malformed_frames: int
+    unknown_frames: int
+    last_frame_age_s: float | None
+    """Seconds since the last good frame; None before the first one."""
+    battery_pct: int | None
+    firmware: str | None
+    problem: str
+    """Why it is offline (the logged text), empty while online."""
+
+
+def _translate(err: OSError, who: str, doing: Literal["open", "read"]) -> DeviceError:
+    """The one place pyserial and OS errors become device errors, with the fix in the message."""
+    code = err.errno
+    if doing == "open" and code in (errno.EACCES, errno.EPERM):
+        return DeviceConfigError(
+            f"{who}: permission denied opening the serial port ({err}); "
+            "add the controller's user to the dialout group"
+        )
+    if doing == "open" and code in (errno.EAGAIN, errno.EWOULDBLOCK):
+        return DeviceConfigError(
+            f"{who}: the serial port is locked by another program ({err}); "
+            "stop the other program or fix a duplicated port in the site config"
+        )
+    if doing == "open":
+        return DeviceUnreachable(
+            f"{who}: cannot open the serial port ({err}); check that the manikin is plugged in "
+            "and switched on and that the port in the site config is right"
+        )
+    return DeviceDisconnected(f"{who}: serial port lost ({err}); check the USB cable and the manikin's power")
+
+
+class ManikinReader:
+    """Reads one manikin and hands each compression/ventilation/state frame on as a Sample.
+
+    Use as `async with ManikinReader(...) as reader:`; the reader owns one task, named after the
+    device, that opens the port, reads it and reopens it when it vanishes. It never raises for
+    link problems: they show in `health` and in the log. `on_sample` is called on the event loop
+    for every mapped frame, in wire order; it must not block. `on_health` (optional) is called on
+    every online/offline transition.
+    """
+
+    def __init__(
+        self,
+        station: str,
+        settings: SerialDevice,
+        profile: SerialProfile,
+        on_sample: Callable[[Sample], None],
+        clock: Clock,
+        *,
+        on_health: Callable[[ManikinHealth], None] | None = None,
+        reopen_min_s: float = 0.5,
+        reopen_max_s: float = 10.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._station = station
+        self._settings = settings
+        self._on_sample = on_sample
+        self._on_health = on_health
+        self._clock = clock
+        self._reopen_min_s = reopen_min_s
+        self._reopen_max_s = max(reopen_max_s, reopen_min_s)
+        self._rng = rng or random.Random()
+        self.device = f"{station}/{settings.name}"
+        self._who = f"station {station} {settings.name}@{settings.port}"
+        self._points = self._check_profile(profile)
+        self._decoder = FrameDecoder()
+        self._task: asyncio.Task[None] | None = None
+        self._port: Any = None
+        self._port_error: DeviceError | None = None
+        self._port_failed = asyncio.Event()
+        self._state: Literal["starting", "online", "offline"] = "starting"
+        self._problem = "not connected yet"
+        self._failures = 0
+        self._window_ns = clock.mono_ns()
+        self._last_good_ns: int | None = None
+        self._offline_since_ns = 0
+        self._crc_at_good = 0
+        self._garbage_at_good = 0
+        self._battery_pct: int | None = None
+        self._firmware: str | None = None
+
+    def _check_profile(self, profile: SerialProfile) -> dict[str, FramePoint]:
+        points: dict[str, FramePoint] = {}
+        for point in profile.points:
+            known = FRAME_FIELDS.get(point.frame)
+            if known is None:
+                raise DeviceConfigError(
+                    f"{self._who}: profile {profile.profile} maps frame {point.frame!r}, which "
+                    f"manikin-frame-v1 does not have; use one of {', '.join(FRAME_FIELDS)}"
+                )
+            for field in point.fields:
+                if field.field not in known:
+                    raise DeviceConfigError(
+                        f"{self._who}: profile {profile.profile} maps field {field.field!r} of frame "
+                        f"{point.frame}, which does not exist; use one of {', '.join(known)}"
+                    )
+            points[point.frame] = point
+        return points
+
+    async def __aenter__(self) -> ManikinReader:
+        if self._task is not None:
+            raise RuntimeError(f"{self._who}: reader already started")
+        self._task = asyncio.create_task(self._run(), name=f"manikin-reader {self.device}")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        task = self._task
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.wait([task])
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
+
+    @property
+    def health(self) -> ManikinHealth:
+        """The link's state and counters right now."""
+        d = self._decoder
+        age = None if self._last_good_ns is None else (self._clock.mono_ns() - self._last_good_ns) / 1e9
+        return ManikinHealth(
+            device=self.device,
+            online=self._state == "online",
+            port_open=self._port is not None,
+            frames_ok=d.frames_ok,
+            crc_errors=d.crc_errors,
+            lost_frames=d.lost_frames,
+            garbage_bytes=d.garbage_bytes,
+            resyncs=d.resyncs,
+            malformed_frames=d.malformed_frames,
+            unknown_frames=d.unknown_frames,
+            last_frame_age_s=age,
+            battery_pct=self._battery_pct,
+            firmware=self._firmware,
+            problem="" if self._state == "online" else self._problem,
+        )
+
+    # -- the task ---------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            await self._read_forever()
+        except Exception as err:
+            self._state, self._problem = "offline", f"{self._who}: reader stopped by an unexpected error ({err!r})"
+            logger.exception("%s; restart the controller and report this log", self._problem)
+            self._notify()
+            raise
+
+    async def _read_forever(self) -> None:
+        while True:
+            try:
+                port = await self._open()
+            except DeviceError as err:
+                self._failures += 1
+                self._go_offline(f"{err}; retrying every {self._reopen_max_s:.1f} s at most")
+                await asyncio.sleep(self._backoff_s())
+                continue
+            try:
+                await self._pump(port)
+            except DeviceError as err:
+                self._failures += 1
+                self._go_offline(f"{err}; reconnecting")
+            finally:
+                self._close(port)
+            await asyncio.sleep(self._backoff_s())
+
+    def _backoff_s(self) -> float:
+        exponent = min(max(self._failures - 1, 0), 16)
+        delay: float = min(self._reopen_max_s, self._reopen_min_s * float(2**exponent))
+        return delay * self._rng.uniform(0.5, 1.0)
+
+    async def _open(self) -> Any:
+        loop = asyncio.get_running_loop()
+        opening = loop.run_in_executor(None, self._open_blocking)
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # Let the thread finish and close what it opened: a cancelled open must not leak an fd.
+            with contextlib.suppress(Exception):
+                (await opening).close()
+            raise
+
+    def _open_blocking(self) -> Any:
+        try:
+            return serial.serial_for_url(
+                self._settings.port, baudrate=self._settings.baudrate, timeout=0, exclusive=True
+            )
+        except OSError as err:  # serial.SerialException is an OSError
+            raise _translate(err, self._who, "open") from err
+        except ValueError as err:
+            raise DeviceConfigError(
+                f"{self._who}: invalid serial port or URL ({err}); fix the port in the site config"
+            ) from err
+
+    async def _pump(self, port: Any) -> None:
+        """Read until the port fails (raises the translated error); go offline on silence."""
+        loop = asyncio.get_running_loop()
+        fd: int = port.fileno()
+        self._port, self._port_error = port, None
+        self._port_failed.clear()
+        self._decoder.reset()
+        self._window_ns = self._clock.mono_ns()
+        timeout_s = self._settings.heartbeat_timeout_s
+        loop.add_reader(fd, self._on_readable)
+        try:
+            while True:
+                remaining_s = timeout_s - self._silence_s()
+                if remaining_s <= 0:
+                    self._go_offline(self._silence_problem())
+                    remaining_s = timeout_s
+                try:
+                    async with asyncio.timeout(remaining_s):
+                        await self._port_failed.wait()
+                except TimeoutError:
+                    continue
+                if self._port_error is not None:
+                    raise self._port_error
+        finally:
+            loop.remove_reader(fd)
+            self._port = None
+
+    def _close(self, port: Any) -> None:
+        try:
+            port.close()
+        except OSError as err:
+            logger.debug("%s: closing the port failed (%s); ignored", self._who, err)
+
+    def _silence_s(self) -> float:
+        since = self._window_ns if self._last_good_ns is None else max(self._window_ns, self._last_good_ns)
+        return (self._clock.mono_ns() - since) / 1e9
+
+    def _silence_problem(self) -> str:
+        d = self._decoder
+        return (
+            f"{self._who}: no valid frame for {self._silence_s():.1f} s (expected a heartbeat every "
+            f"{HEARTBEAT_INTERVAL_S:.0f} s; seen {d.crc_errors - self._crc_at_good} CRC errors, "
+            f"{d.garbage_bytes - self._garbage_at_good} garbage bytes); "
+            "check the cable and the manikin's power"
+        )
+
+    # -- event-loop callbacks -----------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        port = self._port
+        if port is None or self._port_error is not None:
+            return
+        try:
+            data: bytes = port.read(_READ_SIZE)
+        except OSError as err:  # serial.SerialException is an OSError
+            self._port_error = _translate(err, self._who, "read")
+            self._port_failed.set()
+            asyncio.get_running_loop().remove_reader(port.fileno())
+            return
+        for frame in self._decoder.feed(data):
+            self._on_frame(frame)
+
+    def _on_frame(self, frame: Frame) -> None:
+        now_ns = self._clock.mono_ns()
+        self._last_good_ns = now_ns
+        self._crc_at_good = self._decoder.crc_errors
+        self._garbage_at_good = self._decoder.garbage_bytes
+        self._failures = 0
+        if isinstance(frame, HeartbeatFrame):
+            self._battery_pct, self._firmware = frame.battery_pct, frame.firmware
+        self._go_online(frame)
+        point = self._points.get(frame.NAME)
+        if point is None:
+            return
+        fields = frame_fields(frame)
+        sample = Sample(
+            signal=point.signal,
+            value={f.field: fields[f.field] for f in point.fields},
+            t_mono_ns=now_ns,
+            t_utc_ns=self._clock.utc_ns(),
+            device=self.device,
+        )
+        try:
+            self._on_sample(sample)
+        except Exception:
+            logger.exception("%s: on_sample failed for %s; this sample is lost", self._who, sample)
+
+    # -- online/offline, logged once each way ---------------------------------------------------------
+
+    def _go_offline(self, problem: str) -> None:
+        self._problem = problem
+        if self._state == "offline":
+            logger.debug("%s: still offline: %s", self._who, problem)
+            return
+        self._state = "offline"
+        self._offline_since_ns = self._clock.mono_ns()
+        logger.warning("%s", problem)
+        self._notify()
+
+    def _go_online(self, frame: Frame) -> None:
+        if self._state == "online":
+            return
+        if self._state == "offline":
+            offline_s = (self._clock.mono_ns() - self._offline_since_ns) / 1e9
+            logger.info(
+                "%s: back online after %.1f s offline (first frame: %s, seq %s)",
+                self._who, offline_s, frame.NAME, frame.seq,
+            )
+        else:
+            logger.info("%s: online (first frame: %s, seq %s)", self._who, frame.NAME, frame.seq)
+        self._state = "online"
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._on_health is None:
+            return
+        try:
+            self._on_health(self.health)
+        except Exception:
+            logger.exception("%s: on_health failed", self._who)

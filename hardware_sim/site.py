@@ -1,0 +1,173 @@
+"""The whole simulated hall, built from the same site config the controller reads.
+
+For every configured device it starts what a real site would have on the wire: a Modbus TCP
+server (behind a fault-injecting relay) per Ethernet rig, one Modbus RTU server per RS-485 bus on
+a pty pair (every unit id of that bus on it), a manikin streaming frames on a pty, and an MJPEG
+camera per configured camera. `endpoints()` says where each one is (`examstation sim
+--print-endpoints`) and `resolved_config()` rewrites the site config to point at them, so the
+controller under test is configured exactly as on a real site.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devices.profile import ModbusProfile, load_profile
+from devices.settings import ModbusRtuDevice, ModbusTcpDevice, SerialDevice
+from hardware_sim.camera import SimCamera
+from hardware_sim.fault import FaultPlan
+from hardware_sim.manikin import ManikinSim
+from hardware_sim.modbus_server import SimModbusServer, SimulatedDevice
+from hardware_sim.models.base import DeviceModel
+from hardware_sim.models.bench import BenchModel
+from hardware_sim.models.extinguisher import ExtinguisherModel
+from hardware_sim.models.ppe_cabinet import PpeCabinetModel
+from hardware_sim.models.welding import WeldPowerModel, WeldSimModel
+from hardware_sim.pty_bridge import PtyBridge
+from hardware_sim.tcp_proxy import FaultyTcpProxy
+from station.config import SiteConfig
+
+Endpoint = dict[str, Any]
+
+
+@dataclass
+class StationRig:
+    """The simulated equipment of one station, for scenarios to drive like a candidate would."""
+
+    station: str
+    bench: BenchModel | None = None
+    extinguisher: ExtinguisherModel | None = None
+    cabinet: PpeCabinetModel | None = None
+    weldsim: WeldSimModel | None = None
+    power: WeldPowerModel | None = None
+    manikin: ManikinSim | None = None
+    faults: dict[str, FaultPlan] = field(default_factory=dict)
+    """Per device name: the fault plan of its endpoint (for RTU devices, the device's own plan)."""
+
+
+def _model_for(profile: str, rig: StationRig) -> DeviceModel:
+    if profile == "lv-bench":
+        rig.bench = BenchModel()
+        return rig.bench
+    if profile == "extinguisher":
+        rig.extinguisher = ExtinguisherModel()
+        return rig.extinguisher
+    if profile == "ppe-cabinet":
+        rig.cabinet = PpeCabinetModel()
+        return rig.cabinet
+    if profile == "weld-sim":
+        rig.weldsim = rig.weldsim or WeldSimModel()
+        return rig.weldsim
+    if profile == "weld-power":
+        rig.weldsim = rig.weldsim or WeldSimModel()
+        rig.power = WeldPowerModel(rig.weldsim)
+        return rig.power
+    raise ValueError(f"hardware_sim has no model for profile {profile!r}; add one under hardware_sim/models/")
+
+
+class SimSite:
+    """Async context manager running every simulated device and camera of `config`."""
+
+    def __init__(self, config: SiteConfig, *, cameras: bool = True, camera_fps: float = 10) -> None:
+        self.config = config
+        self.with_cameras = cameras
+        self.camera_fps = camera_fps
+        self.rigs: dict[str, StationRig] = {s.id: StationRig(s.id) for s in config.stations}
+        self.tcp: dict[tuple[str, str], FaultyTcpProxy] = {}
+        self.buses: dict[str, PtyBridge] = {}
+        self.manikins: dict[tuple[str, str], ManikinSim] = {}
+        self.cameras: dict[tuple[str, str], SimCamera] = {}
+        self._stack = contextlib.AsyncExitStack()
+        self._dir: Path | None = None
+
+    async def __aenter__(self) -> SimSite:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def _start(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="examstation-sim-"))
+        self._stack.callback(shutil.rmtree, self._dir, True)
+        rtu: dict[str, list[SimulatedDevice]] = {}
+        for st in self.config.stations:
+            rig = self.rigs[st.id]
+            # weld-sim before weld-power: the power source is wired to the torch
+            for dev in sorted(st.devices, key=lambda d: d.profile != "weld-sim"):
+                if isinstance(dev, SerialDevice):
+                    sim = ManikinSim(name=f"{st.id}-{dev.name}", link_dir=self._dir)
+                    rig.manikin = await self._stack.enter_async_context(sim)
+                    self.manikins[(st.id, dev.name)] = sim
+                    continue
+                profile = load_profile(dev.profile)
+                assert isinstance(profile, ModbusProfile)
+                simdev = SimulatedDevice(dev.unit, profile, _model_for(dev.profile, rig))
+                rig.faults[dev.name] = simdev.faults
+                if isinstance(dev, ModbusTcpDevice):
+                    server = await self._stack.enter_async_context(SimModbusServer([simdev], tcp_port=0))
+                    proxy = FaultyTcpProxy("127.0.0.1", server.port, simdev.faults)
+                    self.tcp[(st.id, dev.name)] = await self._stack.enter_async_context(proxy)
+                else:
+                    rtu.setdefault(dev.bus, []).append(simdev)
+            if self.with_cameras:
+                for cam in st.cameras:
+                    sc = SimCamera(st.id, cam.id, main_fps=self.camera_fps, sub_fps=max(1.0, self.camera_fps / 2))
+                    self.cameras[(st.id, cam.id)] = await self._stack.enter_async_context(sc)
+        for bus_id, simdevs in rtu.items():
+            bus = self.config.bus(bus_id)
+            bridge = await self._stack.enter_async_context(PtyBridge(self._dir, bus_id))
+            self.buses[bus_id] = bridge
+            server = SimModbusServer(simdevs, serial_path=bridge.device_path, baudrate=bus.baudrate)
+            await self._stack.enter_async_context(server)
+
+    def endpoints(self) -> list[Endpoint]:
+        """One record per device and camera, in config order (the `--print-endpoints` contract)."""
+        out: list[Endpoint] = []
+        for st in self.config.stations:
+            for dev in st.devices:
+                if isinstance(dev, ModbusTcpDevice):
+                    px = self.tcp[(st.id, dev.name)]
+                    out.append({"station": st.id, "device": dev.name, "kind": dev.kind,
+                                "host": px.host, "port": px.port, "unit": dev.unit})
+                elif isinstance(dev, ModbusRtuDevice):
+                    out.append({"station": st.id, "device": dev.name, "kind": dev.kind,
+                                "path": self.buses[dev.bus].path, "unit": dev.unit})
+                else:
+                    out.append({"station": st.id, "device": dev.name, "kind": "serial",
+                                "path": self.manikins[(st.id, dev.name)].path})
+            for cam in st.cameras:
+                if (st.id, cam.id) in self.cameras:
+                    out.append({"station": st.id, "camera": cam.id, "url": self.cameras[(st.id, cam.id)].url})
+        return out
+
+    def resolved_config(self) -> SiteConfig:
+        """The site config with every host, port, serial path and camera URL pointing at the simulator."""
+        data = self.config.model_dump(mode="python")
+        for bus in data["buses"]:
+            if bus["id"] in self.buses:
+                bus["port"] = self.buses[bus["id"]].path
+                # A pty carries bytes, not parity bits, and Linux refuses to re-apply PARENB on a
+                # reopened pty (EINVAL): the simulated line is always 8N1 whatever the site says.
+                bus["parity"] = "N"
+        for st in data["stations"]:
+            for dev in st["devices"]:
+                key = (st["id"], dev["name"])
+                if dev["kind"] == "modbus-tcp":
+                    dev["host"], dev["port"] = self.tcp[key].host, self.tcp[key].port
+                elif dev["kind"] == "serial":
+                    dev["port"] = self.manikins[key].path
+            for cam in st["cameras"]:
+                sc = self.cameras.get((st["id"], cam["id"]))
+                if sc is not None:
+                    cam["url"], cam["sub_url"] = sc.url, sc.sub_url
+        return SiteConfig.model_validate(data)

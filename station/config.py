@@ -1,0 +1,244 @@
+"""The site configuration: one YAML file describing the hall, its stations, devices and cameras.
+
+Loaded once by the entry point. Pydantic models with `extra="forbid"` so a misspelt key is an
+error, not a silently ignored setting; every field documented, and the documentation is what an
+error shows as the fix. `load_site_config` reports every problem with the file, its YAML path
+(`stations[2].devices[0].port`) and line, and what to write instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from devices.errors import DeviceConfigError
+from devices.profile import ModbusProfile, SerialProfile, available_profiles, load_profile
+from devices.settings import DeviceSettings, ModbusRtuDevice, ModbusTcpDevice, RtuBus, SerialDevice
+
+OPERATIONS = ("低压电工作业", "熔化焊接与热切割作业")
+"""Operation types this controller scores (STANDARD.md)."""
+
+
+class ConfigError(Exception):
+    """The site file is missing, unreadable or wrong; the message lists every problem and its fix."""
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteInfo(_Config):
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$", description="site code issued by the province, e.g. GD-SZ-0101"
+    )
+    name: str = Field(min_length=1, description="site name as on the accreditation, e.g. 深圳市某某实操考试点")
+    province: str = Field(min_length=1, description="province whose exam server receives results, e.g. 广东")
+
+
+class Camera(_Config):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="camera id within its station, e.g. overview")
+    url: str = Field(pattern=r"^(rtsp|rtsps|http|https|file)://", description="main stream URL: rtsp://... or http://.../main.mjpg")
+    sub_url: str | None = Field(
+        None, pattern=r"^(rtsp|rtsps|http|https|file)://",
+        description="low-resolution sub-stream URL for hall tiles; omit to relay the main stream",
+    )
+
+
+class Station(_Config):
+    id: str = Field(pattern=r"^[A-Z][A-Z0-9]{1,7}$", description="station (考位) id, e.g. A01")
+    operation: Literal["低压电工作业", "熔化焊接与热切割作业"] = Field(
+        description="operation type: 低压电工作业 or 熔化焊接与热切割作业"
+    )
+    devices: tuple[DeviceSettings, ...] = Field(description="the rigs of this station, each with a kind")
+    cameras: tuple[Camera, ...] = Field(min_length=1, description="at least one camera: every station is recorded")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Station:
+        for what, names in (("device", [d.name for d in self.devices]), ("camera", [c.id for c in self.cameras])):
+            dup = {n for n in names if names.count(n) > 1}
+            if dup:
+                raise ValueError(f"station {self.id}: {what} name {sorted(dup)[0]} is used twice; names must be unique")
+        return self
+
+
+class Storage(_Config):
+    data_dir: str = Field("./examstation-data", description="directory for the database, evidence video and keys")
+    min_free_gb: float = Field(20.0, ge=0, description="raise the low-disk alarm below this much free space (GB)")
+
+
+class Uplink(_Config):
+    broker_url: str = Field(
+        "mqtt://127.0.0.1:1883", pattern=r"^mqtts?://[^/:]+(:\d+)?/?$",
+        description="MQTT broker of the provincial exam server: mqtt://host:port or mqtts://host:port",
+    )
+    username: str | None = Field(None, description="MQTT user name, if the broker requires one")
+    password_file: str | None = Field(None, description="file holding the MQTT password (never the password itself)")
+    ca_file: str | None = Field(None, description="CA certificate file for mqtts://")
+
+
+class Exam(_Config):
+    examiners_required: Literal[1, 2] = Field(2, description="examiners (考评员) who must sign each result: 1 or 2")
+
+
+class SiteConfig(_Config):
+    site: SiteInfo = Field(description="who this site is")
+    buses: tuple[RtuBus, ...] = Field((), description="RS-485 lines that modbus-rtu devices name in `bus:`")
+    stations: tuple[Station, ...] = Field(min_length=1, description="the exam stations (考位) of the hall")
+    storage: Storage = Field(default_factory=Storage, description="where data lives")
+    uplink: Uplink = Field(default_factory=Uplink, description="how results reach the province")
+    exam: Exam = Field(default_factory=Exam, description="exam rules this site applies")
+
+    @model_validator(mode="after")
+    def _references(self) -> SiteConfig:
+        ids = [s.id for s in self.stations]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"station id {sorted(dup)[0]} is used twice; give every station its own id")
+        buses = {b.id: b for b in self.buses}
+        ports = [b.port for b in self.buses]
+        if len(set(ports)) != len(ports):
+            raise ValueError("two buses use the same serial port; one port is one bus, list its devices under it")
+        used: dict[tuple[str, int], str] = {}
+        for st in self.stations:
+            for dev in st.devices:
+                if isinstance(dev, ModbusRtuDevice):
+                    if dev.bus not in buses:
+                        known = ", ".join(buses) or "none declared"
+                        raise ValueError(
+                            f"station {st.id} device {dev.name}: bus {dev.bus!r} is not declared under buses: "
+                            f"(known: {known}); add it or fix the name"
+                        )
+                    key = (dev.bus, dev.unit)
+                    if key in used:
+                        raise ValueError(
+                            f"station {st.id} device {dev.name}: unit {dev.unit} on bus {dev.bus} is already "
+                            f"{used[key]}; every device on one bus needs its own unit id"
+                        )
+                    used[key] = f"{st.id}/{dev.name}"
+        return self
+
+    def bus(self, bus_id: str) -> RtuBus:
+        for b in self.buses:
+            if b.id == bus_id:
+                return b
+        raise KeyError(bus_id)
+
+    def station(self, station_id: str) -> Station:
+        for s in self.stations:
+            if s.id == station_id:
+                return s
+        raise KeyError(station_id)
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """Line (1-based) of the YAML node at `loc`, or of its nearest existing parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            nxt = node.value[part]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = nxt
+        line = node.start_mark.line + 1
+    return line
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("modbus-tcp", "modbus-rtu", "serial"):
+            continue  # pydantic's union tag, not a key in the file
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _field_help(loc: tuple[int | str, ...]) -> str:
+    """The documented description of the field at `loc`: what a valid value looks like."""
+    model: Any = SiteConfig
+    desc = ""
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        if part in ("modbus-tcp", "modbus-rtu", "serial"):
+            model = {"modbus-tcp": ModbusTcpDevice, "modbus-rtu": ModbusRtuDevice, "serial": SerialDevice}[part]
+            continue
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return ""
+        info = fields[part]
+        desc = info.description or ""
+        ann = info.annotation
+        inner = getattr(ann, "__args__", (ann,))
+        model = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return desc
+
+
+def load_site_config(path: Path | str) -> SiteConfig:
+    """Read and validate the site file, including that every device profile exists and fits."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(
+            f"{path}: cannot read the site config ({err.strerror}); check the path given to --config"
+        ) from err
+    try:
+        raw = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}; fix the syntax at the line shown") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with site:, stations: ...; see examples/site.yaml")
+    try:
+        config = SiteConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            loc = tuple(e["loc"])
+            if e["type"] == "union_tag_invalid":
+                msg = "kind must be one of modbus-tcp, modbus-rtu, serial"
+            else:
+                msg = e["msg"]
+                shown = e["type"] not in ("missing", "extra_forbidden")
+                if shown and "input" in e and not isinstance(e["input"], dict):
+                    msg += f" (got {e['input']!r})"
+            hint = _field_help(loc)
+            if e["type"] == "extra_forbidden":
+                hint = "remove it or fix its spelling; see examples/site.yaml for the keys"
+            line = _line_of(root, loc)
+            where = f"{path}:{line}" if line else str(path)
+            problems.append(f"{where}: {_path(loc)}: {msg}" + (f"; expected: {hint}" if hint else ""))
+        raise ConfigError("site config is invalid:\n  " + "\n  ".join(problems)) from err
+    _check_profiles(path, root, config)
+    return config
+
+
+def _check_profiles(path: Path, root: yaml.Node | None, config: SiteConfig) -> None:
+    problems = []
+    for si, st in enumerate(config.stations):
+        for di, dev in enumerate(st.devices):
+            loc: tuple[int | str, ...] = ("stations", si, "devices", di, "profile")
+            where = f"{path}:{_line_of(root, loc)}: {_path(loc)}"
+            try:
+                profile = load_profile(dev.profile)
+            except DeviceConfigError as err:
+                problems.append(f"{where}: {err}")
+                continue
+            wants_serial = isinstance(dev, SerialDevice)
+            if wants_serial and not isinstance(profile, SerialProfile):
+                problems.append(f"{where}: {dev.profile} is a Modbus register map; a serial device needs a frame "
+                                f"profile ({', '.join(available_profiles())})")
+            if not wants_serial and not isinstance(profile, ModbusProfile):
+                problems.append(f"{where}: {dev.profile} is a serial frame map; kind {dev.kind} needs a Modbus profile")
+    if problems:
+        raise ConfigError("site config is invalid:\n  " + "\n  ".join(problems))

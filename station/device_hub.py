@@ -1,0 +1,83 @@
+"""All devices of a site, started from the site config: Modbus pollers and manikin readers.
+
+The one place where the application turns configuration into running device clients. It hands
+every Sample to a single callback (the session layer routes them to stations) and reports each
+device's online/offline transitions, so the session can pause an item's clock on a device fault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from devices.clock import Clock, SystemClock
+from devices.modbus.poller import ModbusPoller, PolledDevice
+from devices.profile import ModbusProfile, SerialProfile, load_profile
+from devices.sample import Sample
+from devices.serial.manikin_reader import ManikinHealth, ManikinReader
+from devices.settings import ModbusRtuDevice, SerialDevice
+from station.config import SiteConfig
+
+StatusSink = Callable[[str, bool, str], None]
+"""Called as (device id `A01/bench`, online, reason) on every transition."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """What the proctor's device panel shows for one device."""
+
+    device: str
+    kind: str
+    online: bool | None
+    detail: str
+
+
+class DeviceHub:
+    """Runs every configured device client; leave the context to stop them all."""
+
+    def __init__(self, config: SiteConfig, on_sample: Callable[[Sample], None],
+                 on_status: StatusSink | None = None, clock: Clock | None = None) -> None:
+        self.config = config
+        self._clock = clock or SystemClock()
+        self._on_status = on_status
+        polled: list[PolledDevice] = []
+        self.readers: list[ManikinReader] = []
+        for st in config.stations:
+            for dev in st.devices:
+                profile = load_profile(dev.profile)
+                if isinstance(dev, SerialDevice):
+                    assert isinstance(profile, SerialProfile)
+                    self.readers.append(ManikinReader(st.id, dev, profile, on_sample, self._clock,
+                                                      on_health=self._manikin_health))
+                else:
+                    assert isinstance(profile, ModbusProfile)
+                    bus = config.bus(dev.bus) if isinstance(dev, ModbusRtuDevice) else None
+                    polled.append(PolledDevice(st.id, dev, profile, bus))
+        self.poller = ModbusPoller(polled, on_sample, on_status, self._clock)
+        self._stack = contextlib.AsyncExitStack()
+
+    def _manikin_health(self, health: ManikinHealth) -> None:
+        if self._on_status:
+            self._on_status(health.device, health.online, health.problem)
+
+    async def __aenter__(self) -> DeviceHub:
+        await self._stack.enter_async_context(self.poller)
+        for reader in self.readers:
+            await self._stack.enter_async_context(reader)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    def status(self) -> list[DeviceStatus]:
+        out = []
+        for device, h in self.poller.health().items():
+            detail = (f"{h.polls_ok} polls ok, {h.polls_failed} failed, "
+                      f"{h.mean_latency_ms or 0:.1f} ms" + (f"; {h.last_error}" if h.online is False else ""))
+            out.append(DeviceStatus(device, "modbus", h.online, detail))
+        for r in self.readers:
+            m = r.health
+            detail = f"{m.frames_ok} frames, {m.crc_errors} CRC errors" + (f"; {m.problem}" if not m.online else "")
+            out.append(DeviceStatus(m.device, "serial", m.online, detail))
+        return out
