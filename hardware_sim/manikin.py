@@ -133,6 +133,7 @@ class ManikinSim:
 
     @property
     def plugged(self) -> bool:
+        """Whether the pty exists (False between unplug() and plug())."""
         return self._master is not None
 
     async def unplug(self) -> None:

@@ -167,10 +167,10 @@ def _field_help(loc: tuple[int | str, ...]) -> str:
     model: Any = SiteConfig
     desc = ""
     for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
         if part in ("modbus-tcp", "modbus-rtu", "serial"):
             model = {"modbus-tcp": ModbusTcpDevice, "modbus-rtu": ModbusRtuDevice, "serial": SerialDevice}[part]
+            continue
+        if isinstance(part, int) or model is None:
             continue
         fields = getattr(model, "model_fields", {})
         if part not in fields:

@@ -182,11 +182,19 @@ class ModbusPoller:
     ) -> None:
         self.links: dict[TcpTarget | RtuTarget, ModbusLink] = {}
         self.pollers: list[DevicePoller] = []
+        fastest: dict[TcpTarget | RtuTarget, float] = {}
+        for dev in devices:
+            key = dev.link_key()
+            fastest[key] = min(fastest.get(key, dev.interval_s), dev.interval_s)
         for dev in devices:
             key = dev.link_key()
             link = self.links.get(key)
             if link is None:
-                link = ModbusLink(key, timeout_s=dev.settings.timeout_s, backoff=backoff)
+                # Reconnect attempts back off up to one poll interval of the link's fastest device:
+                # a refused connect or a missing port fails at once and costs nothing, and a device
+                # that is back is then polled again within two intervals.
+                link_backoff = backoff or Backoff(base_s=min(0.05, fastest[key] / 2), cap_s=fastest[key])
+                link = ModbusLink(key, timeout_s=dev.settings.timeout_s, backoff=link_backoff)
                 self.links[key] = link
             self.pollers.append(DevicePoller(dev, link, on_sample, on_status, clock))
         self._group: asyncio.TaskGroup | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
+from decimal import Decimal
 
 from devices.profile import RegisterPoint
 
@@ -38,9 +39,19 @@ def decode_point(point: RegisterPoint, raw: Sequence[int] | Sequence[bool], bloc
         packed = struct.pack(">HH", words[0], words[1])
         fmt = {"uint32": ">I", "int32": ">i", "float32": ">f"}[point.type]
         number = struct.unpack(fmt, packed)[0]
-    if point.scale == 1.0 and point.offset == 0.0 and isinstance(number, int):
+    if point.scale == 1.0 and point.offset == 0.0:
         return number
-    return round(number * point.scale + point.offset, 6)
+    value = number * point.scale + point.offset
+    if point.type == "float32":
+        return value
+    # An integer register scaled by 0.1 carries exactly one decimal: 2200 * 0.1 is 220.0, not
+    # 220.00000000000003, so equal readings compare equal and print as the device shows them.
+    return round(value, max(_decimals(point.scale), _decimals(point.offset)))
+
+
+def _decimals(x: float) -> int:
+    exponent = Decimal(repr(x)).as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def encode_point(point: RegisterPoint, value: Value, current: int = 0) -> list[int]:

@@ -68,6 +68,7 @@ class BenchModel:
         self.check_count = 0
         self._check_left_s = 0.0
         self._overload_s = 0.0
+        self._jog_was_down = False
 
     # --- what a candidate or examiner does --------------------------------------------
     def press(self, button: str, down: bool = True) -> None:
@@ -131,9 +132,13 @@ class BenchModel:
                 self.km1 = want1 and not self.km2
                 self.km2 = want2 and not self.km1
         elif self.task in (21, 24):
-            jog = b["sb3_jog"]  # compound button: closes KM1's coil, opens its self-hold path
-            self.km1 = not stop and (b["sb2_start"] or jog or (self.km1 and hold and not jog))
+            # SB3 is a compound button: its NO contact feeds KM1's coil, its NC contact is in the
+            # self-hold path. On release the NO opens before the NC closes, so KM1 drops out.
+            jog = b["sb3_jog"]
+            released_jog = self._jog_was_down and not jog
+            self.km1 = not stop and (b["sb2_start"] or jog or (self.km1 and hold and not jog and not released_jog))
             self.km2 = False
+            self._jog_was_down = jog
 
     def _motor(self, dt_s: float) -> None:
         target = MOTOR_RATED_RPM if (self.km1 or self.km2) else 0.0

@@ -1,0 +1,44 @@
+# examstation: `make demo` runs the whole simulated site, `make test` sets up and runs every check.
+# Both work on a fresh machine: they create .venv, install the project, and (as root) install the
+# Debian packages the tests use when they are missing.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# command=package pairs the test suite needs (mbpoll: a Modbus client nobody here wrote)
+SYSTEM_PACKAGES := mbpoll=mbpoll
+
+.PHONY: setup system-deps test lint typecheck unit demo sim bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+system-deps:
+	scripts/ensure-system-packages.sh $(SYSTEM_PACKAGES)
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+test: setup system-deps lint typecheck
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/examstation demo
+
+sim: setup
+	$(BIN)/examstation sim --config examples/site.yaml --print-endpoints
+
+bench: setup
+	$(BIN)/python bench/modbus_poll.py --json
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
