@@ -54,6 +54,8 @@ class PtyBridge:
         self._to_device: asyncio.Queue[bytes] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.frames_to_device = 0
+        self.trace: list[tuple[str, float]] | None = None
+        """Set to a list to record ("request"|"answer", loop time) of every chunk, for timing tests."""
 
     @property
     def device_path(self) -> str:
@@ -120,6 +122,8 @@ class PtyBridge:
         if ctl is None:
             return
         data = self._read(ctl.master)
+        if data and self.trace is not None:
+            self.trace.append(("request", asyncio.get_running_loop().time()))
         if data and not self.faults.no_answer:
             self._to_device.put_nowait(data)
 
@@ -149,5 +153,7 @@ class PtyBridge:
         ctl = self._controller
         if ctl is None:
             return
+        if self.trace is not None:
+            self.trace.append(("answer", asyncio.get_running_loop().time()))
         with contextlib.suppress(OSError):
             os.write(ctl.master, data)

@@ -101,7 +101,11 @@ class ModbusLink:
         self._next_connect_at = 0.0
         self._last_frame_end = 0.0
         self._rx_bytes = 0
-        self._last_timed_out = False
+        self._late_until = 0.0
+        self._late_window_s = max(2.0, 4 * timeout_s)
+        """After a silent timeout the device's answers may still come, one after another: bytes that
+        are not a valid answer to the current request, seen within this window of the last timeout
+        or late answer, are late answers (DeviceTimeout), not a garbled line (ProtocolError)."""
         self.transactions = 0
 
     @property
@@ -188,7 +192,6 @@ class ModbusLink:
                 await asyncio.sleep(silence)
             client = await self._ensure_connected(who)
             self._rx_bytes = 0
-            timed_out, self._last_timed_out = self._last_timed_out, False
             self.transactions += 1
             try:
                 async with asyncio.timeout(self.timeout_s + 0.25):
@@ -207,8 +210,14 @@ class ModbusLink:
                         f"{who}: {what}: connection to {self.target.describe()} lost while waiting for the answer; "
                         "will reconnect; check the network or serial adapter if it persists"
                     ) from err
-                self._last_timed_out = not self._rx_bytes
-                if timed_out and self._rx_bytes:
+                now = loop.time()
+                if not self._rx_bytes:
+                    self._late_until = now + self._late_window_s
+                # pymodbus names an answer whose transaction or device id is not this request's
+                text = str(err)
+                stale_ids = isinstance(err, ModbusIOException) and ("transaction id" in text or "device id" in text)
+                if stale_ids or (self._rx_bytes and now < self._late_until):
+                    self._late_until = now + self._late_window_s
                     raise DeviceTimeout(
                         f"{who}: {what}: answer came too late (it belongs to an earlier request) from "
                         f"{self.target.describe()}; the device is slower than timeout_s={self.timeout_s:.2f} s"
@@ -240,6 +249,13 @@ class ModbusLink:
             raise DeviceExceptionResponse(
                 f"{who}: {what}: device answered exception {code} ({name}); "
                 "check the profile's addresses against the device manual", code,
+            )
+        if rr.function_code != function_code:
+            self._late_until = asyncio.get_running_loop().time() + self._late_window_s
+            # RTU has no transaction id: a late answer to an earlier request can arrive now.
+            raise DeviceTimeout(
+                f"{who}: {what}: answer came too late (got the answer to an earlier FC{rr.function_code} "
+                f"request) from {self.target.describe()}; the device is slower than timeout_s={self.timeout_s:.2f} s"
             )
         values: Sequence[int] | Sequence[bool] = rr.bits[:count] if function_code in (1, 2) else rr.registers
         if len(values) != count:

@@ -148,7 +148,9 @@ class DevicePoller:
             return True
         if isinstance(value, bool) or isinstance(last, bool) or deadband == 0:
             return value != last
-        return abs(float(value) - float(last)) > deadband
+        # "More than the deadband" in engineering units; the tolerance keeps a change of exactly one
+        # deadband (0.1 V read as 220.1 - 220.0 = 0.09999999999999432) on the same side every time.
+        return abs(float(value) - float(last)) > deadband * (1 + 1e-9) + 1e-12
 
     async def run(self) -> None:
         """Poll forever at a fixed rate; a slow poll skips missed slots instead of bunching up.

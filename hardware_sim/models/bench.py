@@ -96,17 +96,17 @@ class BenchModel:
             self._check_left_s -= dt_s
             if self._check_left_s <= 0:
                 self.check_active = False
-                self.check_result = 1 if self.wiring is Wiring.CORRECT else 2
+                self.check_result = 1 if self.wiring == Wiring.CORRECT else 2
                 self.check_fault = FAULT_CODE[self.wiring]
                 self.check_count += 1
-        if self.main_switch and self.wiring is Wiring.SHORT_CIRCUIT:
+        if self.main_switch and self.wiring == Wiring.SHORT_CIRCUIT:
             self._trip_short()
         if self.main_switch and self.leakage_ma > RCD_TRIP_MA:
             self.rcd_trip = True
             self.main_switch = False
         if not self.powered:
             self.km1 = self.km2 = False
-        elif self.wiring is not Wiring.OPEN_CIRCUIT:
+        elif self.wiring != Wiring.OPEN_CIRCUIT:
             self._control_circuit()
         self._motor(dt_s)
         if self.powered and self.lamp_switch and self.task in (23, 24):
@@ -120,11 +120,11 @@ class BenchModel:
     def _control_circuit(self) -> None:
         b = self.buttons
         stop = b["sb1_stop"] or self.fr_trip
-        hold = self.wiring is not Wiring.NO_SELF_HOLD
+        hold = self.wiring != Wiring.NO_SELF_HOLD
         if self.task == 22:
             want1 = not stop and (b["sb2_start"] or (self.km1 and hold))
             want2 = not stop and (b["sb4_reverse"] or (self.km2 and hold))
-            if self.wiring is Wiring.NO_INTERLOCK:
+            if self.wiring == Wiring.NO_INTERLOCK:
                 self.km1, self.km2 = want1, want2
                 if self.km1 and self.km2:  # both contactors close: phases swapped into each other
                     self._trip_short()

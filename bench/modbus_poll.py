@@ -1,0 +1,385 @@
+"""Modbus polling benchmark: our device stack against bare pymodbus, and against the RS-485 wire.
+
+Run: `.venv/bin/python bench/modbus_poll.py --json` (`--seconds N` per phase, default 3; the whole
+run takes about 30 s). Progress goes to stderr; with `--json` the last line on stdout is one JSON
+object whose first keys are poller_tps, baseline_tps, ratio, rtu_tps, rtu_limit_tps and
+bus_efficiency (more keys follow them). docs/PERFORMANCE.md explains every figure.
+
+What is measured
+- poller_tps: Modbus transactions per second through the production path, `DevicePoller.poll_once`
+  in a tight loop: block plan, `ModbusLink` (bus lock, per-request timeout, error translation,
+  answer-byte tracing), register decoding, deadband and a Sample sink. Device: the lv-bench
+  profile served by a `SimModbusServer` around a `BenchModel` (motor running) on 127.0.0.1, in
+  this process, client connected straight to the server port (no fault proxy).
+- baseline_tps: a bare `AsyncModbusTcpClient` loop reading the same blocks from the same server.
+  ratio = poller_tps / baseline_tps is the share of pymodbus' speed our layers keep.
+- rtu_tps: the same DevicePoller over Modbus RTU, on a `PtyBridge(wire_baudrate=115200)` in front
+  of a `SimModbusServer` with a weld-sim device (the 50 Hz welding simulator, the device that loads
+  an RS-485 bus most). The bridge holds every request and answer for its wire time at 115200 baud
+  (11 bits a character plus the 3.5-character silence after the frame).
+- rtu_limit_tps: what the wire allows for the same frames: transactions per poll divided by the
+  sum of wire_time(request) + wire_time(answer) over the poll's frames (a read request is 8
+  bytes, an answer 5 + 2 x registers or 5 + ceil(bits / 8) bytes). bus_efficiency = rtu_tps /
+  rtu_limit_tps.
+
+Why the baseline is fair
+- Same client class and transport (pymodbus' own), same server, same process and event loop,
+  same frames: function codes, addresses, counts and unit id come from the one `plan_blocks()`
+  result the poller uses. The baseline client gets the link's timeout and retries (which change
+  nothing while no request fails) but not its packet trace, which is one of our layers.
+- The baseline does only the reads: no lock, no timeout of its own, no decoding, no samples. So
+  the gap between the two is exactly what our layers cost.
+- The machine is noisy (2 cores, other work): baseline and poller phases alternate, `--rounds`
+  times each, after a warm-up, and the medians are compared. Compare ratios, not absolute rates.
+
+The RTU inter-frame gap
+The bridge's wire time already includes the 3.5-character silence after every frame, and it
+hands the answer to the controller only after that silence. `ModbusLink` counts its gap from the
+moment the answer arrived, so any gap_s > 0 would wait the silence a second time. The headline
+rtu_tps therefore runs with gap_s = 0 (the honest setting for this model); the run also measures
+gap_s = 3.5 characters and the `RtuBus` default (1.75 ms above 19200 baud), reported as
+rtu_tps_gap_3_5_chars and rtu_tps_gap_default, and a bare `AsyncModbusSerialClient` over the same
+bridge (rtu_bare_tps), which is the ceiling the simulated line itself allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
+from devices.modbus.block_plan import Block, plan_blocks
+from devices.modbus.link import ModbusLink
+from devices.modbus.poller import DevicePoller, PolledDevice
+from devices.modbus.register_codec import Value
+from devices.profile import ModbusProfile, load_profile
+from devices.sample import Sample
+from devices.settings import ModbusRtuDevice, ModbusTcpDevice, RtuBus
+from hardware_sim.modbus_server import SimModbusServer, SimulatedDevice
+from hardware_sim.models.bench import BenchModel
+from hardware_sim.models.welding import WeldSimModel
+from hardware_sim.pty_bridge import BITS_PER_CHAR, PtyBridge, wire_time_s
+
+log = logging.getLogger("bench.modbus_poll")
+
+UNIT = 1
+WIRE_BAUDRATE = 115200
+TCP_PROFILE = "lv-bench"
+RTU_PROFILE = "weld-sim"
+GAP_3_5_CHARS_S = 3.5 * BITS_PER_CHAR / WIRE_BAUDRATE
+"""3.5 character times at 115200 baud, 11 bits a character: about 0.33 ms."""
+RTU_REQUEST_BYTES = 8
+"""A read request on RTU: unit, function code, start (2), count (2), CRC (2)."""
+
+AnyClient = AsyncModbusTcpClient | AsyncModbusSerialClient
+
+
+# --- the wire limit (pure) ---------------------------------------------------------------------
+def rtu_response_bytes(block: Block) -> int:
+    """Bytes of the RTU answer to a read of `block`: unit, FC, byte count, data, CRC (2)."""
+    data = math.ceil(block.count / 8) if block.function_code in (1, 2) else 2 * block.count
+    return 5 + data
+
+
+def rtu_limit_tps(blocks: Sequence[Block], baudrate: int) -> float:
+    """Most transactions per second a line at `baudrate` carries for these reads, silences included."""
+    wire_s = sum(
+        wire_time_s(RTU_REQUEST_BYTES, baudrate) + wire_time_s(rtu_response_bytes(b), baudrate) for b in blocks
+    )
+    return len(blocks) / wire_s
+
+
+# --- simulated devices --------------------------------------------------------------------------
+def running_bench() -> BenchModel:
+    """An lv-bench with its main switch on and the motor started: every measurement is non-zero."""
+    bench = BenchModel(task=21)
+    bench.main_switch = True
+    bench.press("sb2_start")
+    bench.tick(0.01)
+    bench.press("sb2_start", down=False)
+    return bench
+
+
+class WeldingHand:
+    """A candidate welding: arc on, torch travelling, with the hand's slow wobble in angle and CTWD.
+
+    It keeps the weld-sim's registers moving so the poller emits samples as it would in an exam.
+    """
+
+    def __init__(self) -> None:
+        self.sim = WeldSimModel("co2")
+        self.sim.trigger = True
+        self.sim.torch.travel_speed_mm_s = 4.0
+        self._t_s = 0.0
+
+    def tick(self, dt_s: float) -> None:
+        self._t_s += dt_s
+        torch = self.sim.torch
+        torch.work_angle_deg = 90.0 + 4.0 * math.sin(2 * math.pi * 0.7 * self._t_s)
+        torch.ctwd_mm = 12.0 + 1.5 * math.sin(2 * math.pi * 0.4 * self._t_s)
+        torch.position_offset_mm = 0.8 * math.sin(2 * math.pi * 1.1 * self._t_s)
+        self.sim.tick(dt_s)
+
+    def values(self) -> dict[str, Value]:
+        return self.sim.values()
+
+
+class SampleCounter:
+    """The sample sink: counts what a station session would receive."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, sample: Sample) -> None:
+        self.count += 1
+
+
+# --- the two loops being compared ----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Phase:
+    name: str
+    transactions: int
+    seconds: float
+
+    @property
+    def tps(self) -> float:
+        return self.transactions / self.seconds
+
+
+async def bare_read(client: AnyClient, block: Block) -> None:
+    """One read as a plain pymodbus user writes it; fails loudly on an error answer."""
+    fc, start, count = block.function_code, block.start, block.count
+    if fc == 1:
+        rr = await client.read_coils(start, count=count, device_id=UNIT)
+    elif fc == 2:
+        rr = await client.read_discrete_inputs(start, count=count, device_id=UNIT)
+    elif fc == 3:
+        rr = await client.read_holding_registers(start, count=count, device_id=UNIT)
+    else:
+        rr = await client.read_input_registers(start, count=count, device_id=UNIT)
+    if rr.isError():
+        raise RuntimeError(f"baseline: FC{fc} at {start} x{count} answered {rr}; the benchmark is invalid")
+
+
+async def run_baseline(name: str, client: AnyClient, blocks: Sequence[Block], seconds: float) -> Phase:
+    """Read every block in turn, as often as possible, for `seconds`."""
+    polls = 0
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
+    while time.perf_counter() < deadline:
+        for block in blocks:
+            await bare_read(client, block)
+        polls += 1
+    return Phase(name, polls * len(blocks), time.perf_counter() - t0)
+
+
+async def run_poller(name: str, poller: DevicePoller, seconds: float) -> Phase:
+    """`poll_once()` as often as possible for `seconds`; every poll must succeed."""
+    before = poller.link.transactions
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
+    while time.perf_counter() < deadline:
+        if not await poller.poll_once():
+            raise RuntimeError(f"{name}: a poll failed ({poller.health.last_error}); the benchmark is invalid")
+    return Phase(name, poller.link.transactions - before, time.perf_counter() - t0)
+
+
+def report(phase: Phase) -> Phase:
+    log.info("  %-42s %8.1f transactions/s  (%d in %.2f s)", phase.name, phase.tps, phase.transactions, phase.seconds)
+    return phase
+
+
+# --- Modbus TCP: poller vs baseline --------------------------------------------------------------
+async def bench_tcp(seconds: float, rounds: int, warmup_s: float) -> dict[str, Any]:
+    profile = load_profile(TCP_PROFILE)
+    assert isinstance(profile, ModbusProfile)
+    samples = SampleCounter()
+    async with contextlib.AsyncExitStack() as stack:
+        server = await stack.enter_async_context(
+            SimModbusServer([SimulatedDevice(UNIT, profile, running_bench())], tcp_port=0)
+        )
+        settings = ModbusTcpDevice(
+            kind="modbus-tcp", name="bench", profile=TCP_PROFILE, host="127.0.0.1", port=server.port, unit=UNIT
+        )
+        device = PolledDevice("A01", settings, profile)
+        link = await stack.enter_async_context(ModbusLink(device.link_key(), timeout_s=settings.timeout_s))
+        poller = DevicePoller(device, link, samples)
+        client = AsyncModbusTcpClient(
+            "127.0.0.1", port=server.port, timeout=settings.timeout_s, retries=0, reconnect_delay=0
+        )
+        stack.callback(client.close)
+        if not await client.connect():
+            raise RuntimeError(f"baseline client cannot connect to 127.0.0.1:{server.port}")
+        blocks = poller.blocks
+        log.info("TCP %s: %d blocks %s", TCP_PROFILE, len(blocks), describe(blocks))
+        await run_baseline("warm-up", client, blocks, warmup_s)
+        await run_poller("warm-up", poller, warmup_s)
+        baseline: list[float] = []
+        ours: list[float] = []
+        for r in range(1, rounds + 1):
+            # Alternate which side goes first, so a slow drift of the machine favours neither.
+            sides = ("baseline", "poller") if r % 2 else ("poller", "baseline")
+            for side in sides:
+                if side == "baseline":
+                    baseline.append(report(await run_baseline(f"round {r} baseline", client, blocks, seconds)).tps)
+                else:
+                    ours.append(report(await run_poller(f"round {r} poller", poller, seconds)).tps)
+    poller_tps = statistics.median(ours)
+    baseline_tps = statistics.median(baseline)
+    return {
+        "poller_tps": poller_tps,
+        "baseline_tps": baseline_tps,
+        "ratio": poller_tps / baseline_tps,
+        "tcp_poller_rounds": ours,
+        "tcp_baseline_rounds": baseline,
+        "tcp_samples": samples.count,
+    }
+
+
+# --- Modbus RTU on a simulated 115200-baud line --------------------------------------------------
+async def bench_rtu(seconds: float, warmup_s: float) -> dict[str, Any]:
+    profile = load_profile(RTU_PROFILE)
+    assert isinstance(profile, ModbusProfile)
+    blocks = plan_blocks(profile)
+    limit = rtu_limit_tps(blocks, WIRE_BAUDRATE)
+    samples = SampleCounter()
+    log.info("RTU %s at %d baud: %d blocks %s; wire limit %.1f transactions/s",
+             RTU_PROFILE, WIRE_BAUDRATE, len(blocks), describe(blocks), limit)
+    async with contextlib.AsyncExitStack() as stack:
+        link_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="examstation-bench-")))
+        bridge = await stack.enter_async_context(PtyBridge(link_dir, "rs485", wire_baudrate=WIRE_BAUDRATE))
+        await stack.enter_async_context(SimModbusServer(
+            [SimulatedDevice(UNIT, profile, WeldingHand())], serial_path=bridge.device_path, baudrate=WIRE_BAUDRATE,
+        ))
+
+        async def poll_with_gap(name: str, gap_ms: float | None, run_s: float) -> Phase:
+            bus = RtuBus(id="rs485", port=bridge.path, baudrate=WIRE_BAUDRATE, inter_frame_gap_ms=gap_ms)
+            settings = ModbusRtuDevice(kind="modbus-rtu", name="weldsim", profile=RTU_PROFILE, bus="rs485", unit=UNIT)
+            device = PolledDevice("B01", settings, profile, bus)
+            # One link at a time: pymodbus opens the port exclusively, like a real adapter.
+            async with ModbusLink(device.link_key(), timeout_s=settings.timeout_s) as link:
+                poller = DevicePoller(device, link, samples)
+                await run_poller("warm-up", poller, min(warmup_s, 0.2))
+                return report(await run_poller(f"{name} (gap {bus.gap_s() * 1e3:.3f} ms)", poller, run_s))
+
+        honest = await poll_with_gap("poller", 0.0, seconds)
+        gap_35 = await poll_with_gap("poller", GAP_3_5_CHARS_S * 1e3, seconds / 2)
+        gap_default = await poll_with_gap("poller, RtuBus default gap", None, seconds / 2)
+        client = AsyncModbusSerialClient(
+            bridge.path, framer=FramerType.RTU, baudrate=WIRE_BAUDRATE, bytesize=8, parity="N", stopbits=1,
+            timeout=0.5, retries=0, reconnect_delay=0,
+        )
+        try:
+            if not await client.connect():
+                raise RuntimeError(f"bare RTU client cannot open {bridge.path}")
+            await run_baseline("warm-up", client, blocks, min(warmup_s, 0.2))
+            bare = report(await run_baseline("bare pymodbus (no gap)", client, blocks, seconds / 2))
+        finally:
+            client.close()
+    return {
+        "rtu_tps": honest.tps,
+        "rtu_limit_tps": limit,
+        "bus_efficiency": honest.tps / limit,
+        "rtu_gap_s": 0.0,
+        "rtu_tps_gap_3_5_chars": gap_35.tps,
+        "rtu_tps_gap_default": gap_default.tps,
+        "rtu_bare_tps": bare.tps,
+        "rtu_bare_bus_efficiency": bare.tps / limit,
+        "rtu_stack_ratio": honest.tps / bare.tps,
+        "rtu_samples": samples.count,
+    }
+
+
+async def sleep_overshoot_ms(delay_s: float = 0.0011, n: int = 50) -> float:
+    """How much later than asked `asyncio.sleep(delay_s)` returns on this event loop (median, ms).
+
+    On Linux the default loop waits in epoll, whose timeout is whole milliseconds, rounded up.
+    """
+    late: list[float] = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await asyncio.sleep(delay_s)
+        late.append(time.perf_counter() - t0 - delay_s)
+    return statistics.median(late) * 1e3
+
+
+def describe(blocks: Sequence[Block]) -> str:
+    return ", ".join(f"FC{b.function_code}@{b.start}x{b.count}" for b in blocks)
+
+
+async def run_all(seconds: float, rounds: int) -> dict[str, Any]:
+    warmup_s = min(0.5, seconds / 4)
+    started = time.perf_counter()
+    tcp = await bench_tcp(seconds, rounds, warmup_s)
+    rtu = await bench_rtu(seconds, warmup_s)
+    overshoot = await sleep_overshoot_ms()
+    leaked = sorted(t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task())
+    if leaked:
+        log.error("tasks left running after the benchmark: %s", ", ".join(leaked))
+    figures: dict[str, Any] = {
+        "poller_tps": tcp.pop("poller_tps"),
+        "baseline_tps": tcp.pop("baseline_tps"),
+        "ratio": tcp.pop("ratio"),
+        "rtu_tps": rtu.pop("rtu_tps"),
+        "rtu_limit_tps": rtu.pop("rtu_limit_tps"),
+        "bus_efficiency": rtu.pop("bus_efficiency"),
+        **tcp,
+        **rtu,
+        "loop_sleep_1_1ms_overshoot_ms": overshoot,
+        "seconds_per_phase": seconds,
+        "rounds": rounds,
+        "wall_s": time.perf_counter() - started,
+        "leaked_tasks": leaked,
+    }
+    return {k: _rounded(v) for k, v in figures.items()}
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4 if abs(value) < 10 else 1)
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line on stdout")
+    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per measured phase (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating TCP rounds, median taken (default 3)")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.rounds < 1:
+        parser.error("--seconds must be > 0 and --rounds >= 1")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    figures = asyncio.run(run_all(args.seconds, args.rounds))
+    log.info(
+        "poller %.0f/s vs bare pymodbus %.0f/s: ratio %.3f (target >= 0.9); RTU %.1f/s of %.1f/s wire limit: "
+        "bus efficiency %.3f (target >= 0.9); bare pymodbus on the same line %.1f/s",
+        figures["poller_tps"], figures["baseline_tps"], figures["ratio"], figures["rtu_tps"],
+        figures["rtu_limit_tps"], figures["bus_efficiency"], figures["rtu_bare_tps"],
+    )
+    if args.json:
+        print(json.dumps(figures, ensure_ascii=False))
+    else:
+        for key, value in figures.items():
+            print(f"{key:32s} {value}")
+    return 1 if figures["leaked_tasks"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
