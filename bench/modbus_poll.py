@@ -82,6 +82,8 @@ TCP_PROFILE = "lv-bench"
 RTU_PROFILE = "weld-sim"
 GAP_3_5_CHARS_S = 3.5 * BITS_PER_CHAR / WIRE_BAUDRATE
 """3.5 character times at 115200 baud, 11 bits a character: about 0.33 ms."""
+SLICE_S = 0.5
+"""TCP phases alternate in slices of at most this long (see bench_tcp)."""
 RTU_REQUEST_BYTES = 8
 """A read request on RTU: unit, function code, start (2), count (2), CRC (2)."""
 
@@ -228,26 +230,38 @@ async def bench_tcp(seconds: float, rounds: int, warmup_s: float) -> dict[str, A
         log.info("TCP %s: %d blocks %s", TCP_PROFILE, len(blocks), describe(blocks))
         await run_baseline("warm-up", client, blocks, warmup_s)
         await run_poller("warm-up", poller, warmup_s)
-        baseline: list[float] = []
-        ours: list[float] = []
+        baseline: list[Phase] = []
+        ours: list[Phase] = []
+        slices = max(1, math.ceil(seconds / SLICE_S))
         for r in range(1, rounds + 1):
-            # Alternate which side goes first, so a slow drift of the machine favours neither.
-            sides = ("baseline", "poller") if r % 2 else ("poller", "baseline")
-            for side in sides:
-                if side == "baseline":
-                    baseline.append(report(await run_baseline(f"round {r} baseline", client, blocks, seconds)).tps)
-                else:
-                    ours.append(report(await run_poller(f"round {r} poller", poller, seconds)).tps)
-    poller_tps = statistics.median(ours)
-    baseline_tps = statistics.median(baseline)
+            # A phase of `seconds` is cut into slices that alternate with the other side's and
+            # swap which side goes first, so a burst of background load hits both sides alike.
+            for i in range(slices):
+                sides = ("baseline", "poller") if (r + i) % 2 else ("poller", "baseline")
+                for side in sides:
+                    name = f"round {r} slice {i + 1}"
+                    if side == "baseline":
+                        baseline.append(await run_baseline(name, client, blocks, seconds / slices))
+                    else:
+                        ours.append(await run_poller(name, poller, seconds / slices))
+            report(merged(f"round {r} baseline", baseline[-slices:]))
+            report(merged(f"round {r} poller", ours[-slices:]))
+    poller_tps = statistics.median(p.tps for p in ours)
+    baseline_tps = statistics.median(p.tps for p in baseline)
     return {
         "poller_tps": poller_tps,
         "baseline_tps": baseline_tps,
         "ratio": poller_tps / baseline_tps,
-        "tcp_poller_rounds": ours,
-        "tcp_baseline_rounds": baseline,
+        "ratio_paired_median": statistics.median(p.tps / b.tps for p, b in zip(ours, baseline, strict=True)),
+        "tcp_poller_rounds": [merged("", ours[k : k + slices]).tps for k in range(0, len(ours), slices)],
+        "tcp_baseline_rounds": [merged("", baseline[k : k + slices]).tps for k in range(0, len(baseline), slices)],
         "tcp_samples": samples.count,
     }
+
+
+def merged(name: str, phases: Sequence[Phase]) -> Phase:
+    """Several slices of one side as one phase."""
+    return Phase(name, sum(p.transactions for p in phases), sum(p.seconds for p in phases))
 
 
 # --- Modbus RTU on a simulated 115200-baud line --------------------------------------------------

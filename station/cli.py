@@ -9,18 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import logging
-import signal
 import sys
-from collections import Counter
 from pathlib import Path
 
-from devices.sample import Sample
-from hardware_sim.site import SimSite
-from station.config import ConfigError, SiteConfig, load_site_config
-from station.device_hub import DeviceHub
+from station.config import ConfigError, load_site_config
 
 log = logging.getLogger("examstation")
 
@@ -31,70 +24,6 @@ def _default_config() -> Path:
     if DEFAULT_CONFIG.is_file():
         return DEFAULT_CONFIG
     return Path(__file__).resolve().parents[1] / DEFAULT_CONFIG
-
-
-async def _until_stopped(duration_s: float | None) -> None:
-    """Wait for SIGINT/SIGTERM (or `duration_s`), so Ctrl-C leaves every context cleanly."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        if duration_s is None:
-            await stop.wait()
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), duration_s)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
-async def _sim(config: SiteConfig, print_endpoints: bool, duration_s: float | None) -> None:
-    async with SimSite(config) as site:
-        if print_endpoints:
-            for ep in site.endpoints():
-                print(json.dumps(ep, ensure_ascii=False), flush=True)
-        n_dev = sum(len(s.devices) for s in config.stations)
-        n_cam = sum(len(s.cameras) for s in config.stations)
-        print(f"examstation sim: {n_dev} devices and {n_cam} cameras of site {config.site.id} are running "
-              f"on 127.0.0.1 and ptys; Ctrl-C stops them", file=sys.stderr, flush=True)
-        await _until_stopped(duration_s)
-
-
-async def _demo(config: SiteConfig, duration_s: float | None, status_every_s: float) -> None:
-    async with SimSite(config) as site:
-        resolved = site.resolved_config()
-        counts: Counter[str] = Counter()
-
-        def on_sample(sample: Sample) -> None:
-            counts[sample.device] += 1
-
-        def on_status(device: str, online: bool, reason: str) -> None:
-            print(f"  device {device} {'online' if online else 'OFFLINE: ' + reason}", flush=True)
-
-        print(f"examstation demo: site {config.site.id} {config.site.name}", flush=True)
-        print("  hardware simulator:", flush=True)
-        for ep in site.endpoints():
-            where = ep.get("url") or (f"{ep['host']}:{ep['port']} unit {ep['unit']}" if "host" in ep
-                                      else f"{ep['path']}" + (f" unit {ep['unit']}" if "unit" in ep else ""))
-            what = ep.get("device") or f"camera {ep['camera']}"
-            print(f"    {ep['station']} {what:<13} {ep.get('kind', 'mjpeg'):<11} {where}", flush=True)
-        async with DeviceHub(resolved, on_sample, on_status) as hub:
-            print("  controller: polling every device above; Ctrl-C stops the demo", flush=True)
-            for rig in site.rigs.values():
-                if rig.bench is not None:
-                    rig.bench.start_check()  # each bench runs its wiring self-check once: the hall is alive
-            loop = asyncio.get_running_loop()
-            end = None if duration_s is None else loop.time() + duration_s
-            while end is None or loop.time() < end:
-                wait = status_every_s if end is None else min(status_every_s, end - loop.time())
-                await _until_stopped(wait)
-                online = sum(1 for s in hub.status() if s.online)
-                print(f"  status: {online}/{len(hub.status())} devices online, "
-                      f"{sum(counts.values())} samples received", flush=True)
-                if wait < status_every_s:
-                    break
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,10 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     try:
         config = load_site_config(args.config or _default_config())
-        if args.command == "sim":
-            asyncio.run(_sim(config, args.print_endpoints, args.duration))
-        elif args.command == "demo":
-            asyncio.run(_demo(config, args.duration, args.status_every))
+        if args.command in ("sim", "demo"):
+            # The only place production code reaches the simulator: on request, never in `run`.
+            from station import demo
+
+            if args.command == "sim":
+                asyncio.run(demo.run_sim(config, args.print_endpoints, args.duration))
+            else:
+                asyncio.run(demo.run_demo(config, args.duration, args.status_every))
     except ConfigError as err:
         print(f"examstation: {err}", file=sys.stderr)
         return 2
