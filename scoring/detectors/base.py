@@ -1,0 +1,153 @@
+"""What a detector sees (an ItemView over one item's part of the timeline) and what it returns.
+
+Detectors are small pure functions `detect(params, view) -> tuple[Finding, ...]`, registered by
+name so rubric files can reference them; never eval(). Parameters are frozen dataclasses that the
+rubric loader validates (pydantic, at load time only) against each detector's declared type.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from scoring.timeline import FaultRecord, LifecycleRecord, Scalar, Value
+
+Op = Literal["eq", "ne", "gt", "ge", "lt", "le", "in"]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """`signal[.field] op value`: e.g. bench.motor_dir eq 1, manikin.state field pulse_check eq true."""
+
+    signal: str
+    value: Scalar | tuple[Scalar, ...]
+    op: Op = "eq"
+    field: str | None = None
+
+    def holds(self, v: Value | None) -> bool:
+        if self.field is not None:
+            if not isinstance(v, Mapping):
+                return False
+            v = v.get(self.field)
+        if v is None or isinstance(v, Mapping):
+            return False
+        want = self.value
+        if self.op == "in":
+            return isinstance(want, tuple) and v in want
+        if isinstance(want, tuple):
+            return False
+        if self.op == "eq":
+            return v == want
+        if self.op == "ne":
+            return v != want
+        if isinstance(v, str) or isinstance(want, str):
+            return False
+        fv, fw = float(v), float(want)
+        return {"gt": fv > fw, "ge": fv >= fw, "lt": fv < fw, "le": fv <= fw}[self.op]
+
+    def describe(self) -> str:
+        target = f"{self.signal}.{self.field}" if self.field else self.signal
+        return f"{target} {self.op} {self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One occurrence a deduction or veto is about, with the evidence time range."""
+
+    t_from_ns: int
+    t_to_ns: int
+    detail: str
+    count: int = 1
+    fraction: float | None = None
+    """Set by proportional detectors: deduct this fraction (0..1) of the deduction's points once,
+    instead of its points per occurrence (a share of welding time outside a tolerance band)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One signal's values in time order; `initial` is the value it had when the item started."""
+
+    times: tuple[int, ...]
+    values: tuple[Value, ...]
+    initial: Value | None = None
+
+    def value_at(self, t_ns: int) -> Value | None:
+        i = bisect.bisect_right(self.times, t_ns) - 1
+        return self.values[i] if i >= 0 else self.initial
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """One item's slice of the timeline, as detectors need it."""
+
+    item: str
+    t_start_ns: int
+    t_end_ns: int
+    time_limit_s: int
+    active_ns: int
+    """Time the item's clock ran: start to end minus pauses (device faults, examiner pauses)."""
+    series: Mapping[str, Series]
+    lifecycle: tuple[LifecycleRecord, ...]
+    faults: tuple[FaultRecord, ...]
+    end_reason: str
+
+    def signal(self, name: str) -> Series:
+        return self.series.get(name, Series((), ()))
+
+    def occurrences(self, cond: Condition) -> list[tuple[int, int]]:
+        """(start, end) of every interval in which `cond` holds (end = item end if still holding)."""
+        s = self.signal(cond.signal)
+        out: list[tuple[int, int]] = []
+        since: int | None = self.t_start_ns if cond.holds(s.initial) else None
+        for t, v in zip(s.times, s.values, strict=True):
+            ok = cond.holds(v)
+            if ok and since is None:
+                since = t
+            elif not ok and since is not None:
+                out.append((since, t))
+                since = None
+        if since is not None:
+            out.append((since, self.t_end_ns))
+        return out
+
+    def first(self, cond: Condition) -> int | None:
+        """When `cond` first held during the item (its start if it already held)."""
+        occ = self.occurrences(cond)
+        return occ[0][0] if occ else None
+
+    def events(self, signal: str) -> list[tuple[int, Value]]:
+        """Every value an event signal reported during the item (compressions, breaths)."""
+        s = self.signal(signal)
+        return list(zip(s.times, s.values, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSpec:
+    """A registered detector: its function and the params type the loader validates against."""
+
+    name: str
+    params_type: type[Any]
+    detect: Callable[[Any, ItemView], tuple[Finding, ...]]
+    doc: str = field(default="")
+
+
+REGISTRY: dict[str, DetectorSpec] = {}
+
+
+def detector(name: str, params_type: type[Any]) -> Callable[[Callable[[Any, ItemView], tuple[Finding, ...]]],
+                                                        Callable[[Any, ItemView], tuple[Finding, ...]]]:
+    """Register `fn` under `name`; rubric rows reference detectors by that name."""
+
+    def wrap(fn: Callable[[Any, ItemView], tuple[Finding, ...]]) -> Callable[[Any, ItemView], tuple[Finding, ...]]:
+        if name in REGISTRY:
+            raise ValueError(f"detector {name} registered twice")
+        REGISTRY[name] = DetectorSpec(name, params_type, fn, (fn.__doc__ or "").strip())
+        return fn
+
+    return wrap
+
+
+def seconds(ns: int) -> float:
+    return ns / 1e9

@@ -1,0 +1,14 @@
+"""Report data for the UI, per item kind: QCPR-style CPR data, VRTEX-style welding traces.
+
+Each report is a pure function of the item's view returning JSON-ready data; the engine puts it
+in `ItemScore.report` for items whose rubric names a report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from scoring.detectors.base import ItemView
+
+REPORTS: dict[str, Callable[[ItemView], Mapping[str, Any]]] = {}
