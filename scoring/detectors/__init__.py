@@ -1,5 +1,5 @@
 """The detector library; importing the package registers every detector by name."""
 
-from scoring.detectors import bands, equipment, events
+from scoring.detectors import bands, cpr, equipment, events
 
-__all__ = ["bands", "equipment", "events"]
+__all__ = ["bands", "cpr", "equipment", "events"]

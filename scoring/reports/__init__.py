@@ -12,3 +12,8 @@ from typing import Any
 from scoring.detectors.base import ItemView
 
 REPORTS: dict[str, Callable[[ItemView], Mapping[str, Any]]] = {}
+
+# Reports register last: each imports scoring.detectors, never this package, so there is no cycle.
+from scoring.reports.cpr import cpr_report  # noqa: E402
+
+REPORTS["cpr"] = cpr_report

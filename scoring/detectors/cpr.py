@@ -1,0 +1,398 @@
+"""CPR on a manikin (K41/K42): the compression, breath and assessment rows of the 100-point sheet.
+
+The sheet (STANDARD.md, "CPR as scored with a manikin") deducts per shallow compression, per
+incomplete recoil, per failed breath, per set of 30 that took under 15 s or over 18 s, for an uneven
+rhythm and for a pulse check outside 5-10 s. A manikin reports each compression and each breath as
+one finished event stamped with its own clock (`device_ms`, manikin time at release / at the end of
+the breath), so all timing here is device time: serial and network delays do not shift it. Arrival
+time (t_mono_ns) is only used as evidence (Finding.t_from_ns/t_to_ns, the video offset).
+
+Segmentation (shared by the detectors and the QCPR-style report, `segment`):
+- a SET is a run of compressions in which each compression is released less than `gap_s` device
+  seconds after the previous one and no ventilation falls between them;
+- a CYCLE is a set of at least `per_set` (30) compressions followed by at least
+  `breaths_per_cycle` (2) ventilations before the next set starts (or the item ends).
+Samples without the codec's shape (no finite `device_ms`, a non-numeric depth...) are skipped: the
+codec never produces them and they cannot be timed. The uint32 device clock wraps after ~49.7
+days; a step backwards (the manikin restarted) falls back to arrival time for that one step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from scoring.detectors.base import Finding, ItemView, detector
+from scoring.timeline import Scalar
+
+COMPRESSION = "manikin.compression"
+VENTILATION = "manikin.ventilation"
+STATE = "manikin.state"
+_WRAP_MS = 2.0**32
+
+
+def _num(v: Mapping[str, Scalar], key: str) -> float | None:
+    x = v.get(key)
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        return None
+    return float(x)
+
+
+def _check(params: object) -> None:
+    """Each params type's __post_init__: pydantic runs it when the rubric loads, so a bad number fails
+    the load with what to fix instead of scoring nonsense."""
+    for low, high in (("min_mm", "max_mm"), ("min_s", "max_s"), ("min_per_min", "max_per_min"), ("min_ml", "max_ml")):
+        a, b = getattr(params, low, None), getattr(params, high, None)
+        if a is not None and b is not None and a > b:
+            raise ValueError(f"{low} {a:g} is above {high} {b:g}; swap them")
+    for name, least in (("gap_s", 0.1), ("per_set", 1), ("max_cv", 0), ("expected", 0), ("cycles", 0),
+                        ("breaths_per_cycle", 0)):
+        value = getattr(params, name, least)
+        if value < least:
+            raise ValueError(f"{name} must be at least {least:g}, got {value:g}")
+
+
+def elapsed_ms(device_a: float | None, device_b: float | None, t_a_ns: int, t_b_ns: int) -> float:
+    """Device milliseconds from stamp a to stamp b, across the uint32 wrap; arrival time when a stamp
+    is missing or the clock went backwards (the manikin restarted)."""
+    if device_a is not None and device_b is not None:
+        step = (device_b - device_a) % _WRAP_MS
+        if step <= _WRAP_MS / 2:
+            return step
+    return max(0.0, (t_b_ns - t_a_ns) / 1e6)
+
+
+@dataclass(frozen=True, slots=True)
+class Compression:
+    n: int  # 1-based over the item, as are sets and breaths
+    t_ns: int
+    clock_ms: float
+    """Device time of the release, counted from the item's first manikin event."""
+    depth_mm: float
+    recoil_ok: bool
+    hand_zone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Breath:
+    n: int
+    t_ns: int
+    clock_ms: float
+    volume_ml: float
+    duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class CompressionSet:
+    n: int
+    compressions: tuple[Compression, ...]
+    breaths_after: tuple[Breath, ...]
+    """Ventilations after this set and before the next one."""
+
+    def intervals_ms(self) -> list[float]:
+        return [b.clock_ms - a.clock_ms for a, b in itertools.pairwise(self.compressions)]
+
+    def duration_s(self, limit: int) -> float | None:
+        """How long the set's first `limit` compressions took: k compressions are k periods, so the
+        release-to-release span of k compressions (k-1 intervals) is scaled by k/(k-1). A set of 30
+        at a steady 110/min takes 16.4 s, and 15-18 s for 30 is exactly 100-120/min."""
+        first = self.compressions[:limit]
+        if len(first) < 2:
+            return None
+        return (first[-1].clock_ms - first[0].clock_ms) * len(first) / (len(first) - 1) / 1000
+
+    def mean_rate_per_min(self) -> float | None:
+        """Compressions per minute over the whole set (None for a single compression)."""
+        c = self.compressions
+        span_ms = c[-1].clock_ms - c[0].clock_ms
+        return 60_000 * (len(c) - 1) / span_ms if len(c) > 1 and span_ms > 0 else None
+
+    def cv(self) -> float | None:
+        """Coefficient of variation (population sd / mean) of the intervals: 0 is a metronome."""
+        iv = self.intervals_ms()
+        mean = statistics.fmean(iv) if iv else 0.0
+        return statistics.pstdev(iv) / mean if mean > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class CprSession:
+    compressions: tuple[Compression, ...]
+    breaths: tuple[Breath, ...]
+    sets: tuple[CompressionSet, ...]
+
+    def cycles(self, per_set: int = 30, breaths_per_cycle: int = 2) -> int:
+        """Complete cycles: sets of >= per_set compressions followed by >= breaths_per_cycle breaths."""
+        return sum(len(s.compressions) >= per_set and len(s.breaths_after) >= breaths_per_cycle for s in self.sets)
+
+
+def segment(view: ItemView, gap_s: float = 2.0) -> CprSession:
+    """The item's compressions and breaths in order, grouped into sets (see the module docstring)."""
+    raw: list[tuple[int, float, int, Mapping[str, Scalar]]] = []
+    for kind, signal in enumerate((COMPRESSION, VENTILATION)):
+        for t, value in view.events(signal):
+            device = _num(value, "device_ms") if isinstance(value, Mapping) else None
+            if isinstance(value, Mapping) and device is not None:
+                raw.append((t, device, kind, value))
+    raw.sort(key=lambda r: (r[0], r[1], r[2]))
+    compressions: list[Compression] = []
+    breaths: list[Breath] = []
+    groups: list[tuple[list[Compression], list[Breath]]] = []
+    clock = 0.0
+    prev: tuple[int, float] | None = None
+    last_release: float | None = None  # None after a breath: the next compression starts a set
+    for t, device, kind, v in raw:
+        clock += elapsed_ms(prev[1], device, prev[0], t) if prev else 0.0
+        prev = (t, device)
+        if kind == 0:
+            depth, recoil, zone = _num(v, "depth_mm"), v.get("recoil_ok"), v.get("hand_zone")
+            if depth is None or not isinstance(recoil, bool) or not isinstance(zone, str):
+                continue
+            if last_release is None or clock - last_release >= gap_s * 1000:
+                groups.append(([], []))
+            compressions.append(Compression(len(compressions) + 1, t, clock, depth, recoil, zone))
+            groups[-1][0].append(compressions[-1])
+            last_release = clock
+        else:
+            volume, duration = _num(v, "volume_ml"), _num(v, "duration_ms")
+            if volume is None or duration is None:
+                continue
+            breaths.append(Breath(len(breaths) + 1, t, clock, volume, duration))
+            if groups:
+                groups[-1][1].append(breaths[-1])
+            last_release = None
+    sets = tuple(CompressionSet(i, tuple(cs), tuple(bs)) for i, (cs, bs) in enumerate(groups, 1))
+    return CprSession(tuple(compressions), tuple(breaths), sets)
+
+
+def _per_compression(view: ItemView, problem: Callable[[Compression], str | None]) -> tuple[Finding, ...]:
+    out = []
+    for s in segment(view).sets:
+        for i, c in enumerate(s.compressions, 1):
+            why = problem(c)
+            if why is not None:
+                out.append(Finding(c.t_ns, c.t_ns, f"compression {i} of set {s.n}: {why}"))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class DepthParams:
+    min_mm: float = 50.0
+    max_mm: float | None = None
+    """Guideline 60 mm; the sheets only deduct shallow compressions, so None (not checked)."""
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+@detector("cpr_depth", DepthParams)
+def cpr_depth(p: DepthParams, view: ItemView) -> tuple[Finding, ...]:
+    """One finding per compression shallower than min_mm (or deeper than max_mm, if set)."""
+
+    def problem(c: Compression) -> str | None:
+        if c.depth_mm < p.min_mm:
+            return f"{c.depth_mm:.1f} mm < {p.min_mm:g} mm"
+        if p.max_mm is not None and c.depth_mm > p.max_mm:
+            return f"{c.depth_mm:.1f} mm > {p.max_mm:g} mm"
+        return None
+
+    return _per_compression(view, problem)
+
+
+@dataclass(frozen=True, slots=True)
+class NoParams:
+    """The detector takes no parameters."""
+
+
+@detector("cpr_recoil", NoParams)
+def cpr_recoil(p: NoParams, view: ItemView) -> tuple[Finding, ...]:
+    """One finding per compression without full chest recoil."""
+    return _per_compression(view, lambda c: None if c.recoil_ok else "incomplete recoil")
+
+
+@detector("cpr_hand_position", NoParams)
+def cpr_hand_position(p: NoParams, view: ItemView) -> tuple[Finding, ...]:
+    """One finding per compression with the hands off the lower half of the sternum."""
+    return _per_compression(view, lambda c: None if c.hand_zone == "correct" else f"hands {c.hand_zone}")
+
+
+@dataclass(frozen=True, slots=True)
+class SetDurationParams:
+    min_s: float = 15.0
+    max_s: float = 18.0
+    per_set: int = 30
+    gap_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+@detector("cpr_set_duration", SetDurationParams)
+def cpr_set_duration(p: SetDurationParams, view: ItemView) -> tuple[Finding, ...]:
+    """One finding per set whose first `per_set` compressions took under min_s or over max_s
+    (CompressionSet.duration_s); shorter sets are left to cpr_cycles."""
+    out = []
+    for s in segment(view, p.gap_s).sets:
+        d = s.duration_s(p.per_set)
+        if len(s.compressions) < p.per_set or d is None or p.min_s <= d <= p.max_s:
+            continue
+        out.append(Finding(s.compressions[0].t_ns, s.compressions[p.per_set - 1].t_ns,
+                           f"set {s.n}: {p.per_set} compressions took {d:.1f} s, expected {p.min_s:g}-{p.max_s:g} s"))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class RateParams:
+    min_per_min: float = 100.0
+    max_per_min: float = 120.0
+    gap_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+@detector("cpr_rate", RateParams)
+def cpr_rate(p: RateParams, view: ItemView) -> tuple[Finding, ...]:
+    """One finding per set whose mean compression rate is outside the band."""
+    out = []
+    for s in segment(view, p.gap_s).sets:
+        rate = s.mean_rate_per_min()
+        if rate is not None and not p.min_per_min <= rate <= p.max_per_min:
+            band = f"{p.min_per_min:g}-{p.max_per_min:g}/min"
+            out.append(Finding(s.compressions[0].t_ns, s.compressions[-1].t_ns,
+                               f"set {s.n}: mean rate {rate:.0f}/min, expected {band}"))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class RhythmParams:
+    max_cv: float = 0.15
+    gap_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+@detector("cpr_rhythm", RhythmParams)
+def cpr_rhythm(p: RhythmParams, view: ItemView) -> tuple[Finding, ...]:
+    """One finding per set whose intervals' coefficient of variation exceeds max_cv (uneven rhythm)."""
+    out = []
+    for s in segment(view, p.gap_s).sets:
+        cv = s.cv()
+        if cv is not None and cv > p.max_cv:
+            out.append(Finding(s.compressions[0].t_ns, s.compressions[-1].t_ns,
+                               f"set {s.n}: uneven rhythm, interval CV {cv:.2f} > {p.max_cv:g}"))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class BreathParams:
+    min_ml: float = 500.0
+    max_ml: float = 600.0
+    min_duration_ms: float = 1000.0
+    """A breath must last longer than this (guideline: over 1 s)."""
+    expected: int = 10
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+def breath_ok(b: Breath, p: BreathParams) -> bool:
+    return p.min_ml <= b.volume_ml <= p.max_ml and b.duration_ms > p.min_duration_ms
+
+
+@detector("cpr_breaths", BreathParams)
+def cpr_breaths(p: BreathParams, view: ItemView) -> tuple[Finding, ...]:
+    """One finding per failed breath (volume outside the band, or too short) and one per breath
+    missing below `expected` (a failed breath was given: it is not also missing)."""
+    out = []
+    breaths = segment(view).breaths
+    for b in breaths:
+        problems = []
+        if not p.min_ml <= b.volume_ml <= p.max_ml:
+            problems.append(f"{b.volume_ml:g} ml, expected {p.min_ml:g}-{p.max_ml:g} ml")
+        if b.duration_ms <= p.min_duration_ms:
+            problems.append(f"{b.duration_ms:g} ms, expected over {p.min_duration_ms:g} ms")
+        if problems:
+            out.append(Finding(b.t_ns, b.t_ns, f"breath {b.n}: {'; '.join(problems)}"))
+    for k in range(len(breaths) + 1, p.expected + 1):
+        out.append(Finding(view.t_start_ns, view.t_end_ns,
+                           f"breath {k} of {p.expected} missing ({len(breaths)} given)"))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleParams:
+    cycles: int = 5
+    per_set: int = 30
+    breaths_per_cycle: int = 2
+    gap_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+@detector("cpr_cycles", CycleParams)
+def cpr_cycles(p: CycleParams, view: ItemView) -> tuple[Finding, ...]:
+    """One finding per complete 30:2 cycle missing below `cycles` (3 done of 5: two findings)."""
+    done = segment(view, p.gap_s).cycles(p.per_set, p.breaths_per_cycle)
+    return tuple(Finding(view.t_start_ns, view.t_end_ns,
+                         f"{p.per_set}:{p.breaths_per_cycle} cycle {k} of {p.cycles} missing ({done} complete)")
+                 for k in range(done + 1, p.cycles + 1))
+
+
+def _states(view: ItemView) -> list[tuple[int, Mapping[str, Scalar]]]:
+    """manikin.state as it stood at the item's start, then every sample during the item."""
+    initial = view.signal(STATE).initial
+    out: list[tuple[int, Mapping[str, Scalar]]] = [(view.t_start_ns, initial)] if isinstance(initial, Mapping) else []
+    return out + [(t, v) for t, v in view.events(STATE) if isinstance(v, Mapping)]
+
+
+@dataclass(frozen=True, slots=True)
+class PulseCheckParams:
+    min_s: float = 5.0
+    max_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+@detector("cpr_pulse_check", PulseCheckParams)
+def cpr_pulse_check(p: PulseCheckParams, view: ItemView) -> tuple[Finding, ...]:
+    """One finding per carotid pulse check (pulse_check true -> false, device time) shorter than min_s
+    or longer than max_s; one if there was none. A check already on at the item's start is timed from
+    the last state sample before it; one still on at the end counts as done but is not timed."""
+    checks, out = 0, []
+    started: tuple[int, float | None] | None = None
+    for t, v in _states(view):
+        on = v.get("pulse_check") is True
+        device = _num(v, "device_ms")
+        if on and started is None:
+            started = (t, device)
+            checks += 1
+        elif not on and started is not None:
+            d_s = elapsed_ms(started[1], device, started[0], t) / 1000
+            if not p.min_s <= d_s <= p.max_s:
+                out.append(Finding(started[0], t, f"pulse check lasted {d_s:.1f} s, expected "
+                                                  f"{p.min_s:g}-{p.max_s:g} s"))
+            started = None
+    if checks == 0:
+        return (Finding(view.t_start_ns, view.t_end_ns, "no carotid pulse check"),)
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class StateParams:
+    field: str
+    """A boolean manikin.state field: consciousness_check, airway_open, pulse_check."""
+
+
+@detector("cpr_state_missing", StateParams)
+def cpr_state_missing(p: StateParams, view: ItemView) -> tuple[Finding, ...]:
+    """One finding if the manikin never reported `field` true during the item (shoulders never
+    tapped, airway never opened); a state already true at the item's start counts."""
+    if any(v.get(p.field) is True for _, v in _states(view)):
+        return ()
+    return (Finding(view.t_start_ns, view.t_end_ns, f"{STATE} {p.field} never true"),)
