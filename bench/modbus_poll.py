@@ -13,14 +13,21 @@ What is measured
   this process, client connected straight to the server port (no fault proxy).
 - baseline_tps: a bare `AsyncModbusTcpClient` loop reading the same blocks from the same server.
   ratio = poller_tps / baseline_tps is the share of pymodbus' speed our layers keep.
-- rtu_tps: the same DevicePoller over Modbus RTU, on a `PtyBridge(wire_baudrate=115200)` in front
-  of a `SimModbusServer` with a weld-sim device (the 50 Hz welding simulator, the device that loads
-  an RS-485 bus most). The bridge holds every request and answer for its wire time at 115200 baud
-  (11 bits a character plus the 3.5-character silence after the frame).
+- rtu_tps: the same DevicePoller over Modbus RTU at 115200 baud, against a weld-sim device (the
+  50 Hz welding simulator, the device that loads an RS-485 bus most) on `hardware_sim.wire_line`:
+  a simulated line in its own process that holds every frame for its wire time (11 bits a
+  character) and keeps the 3.5-character silence after each frame, with microsecond timing (a
+  thread on select(); the event loop's epoll timeouts round up to whole milliseconds). The device
+  is the line's ideal responder: it answers the moment a request has arrived, as the wire limit
+  assumes, so the figure measures the master (our poller) and not the simulator's own speed. The
+  link keeps its 3.5-character gap (0.33 ms), measured from the answer's last byte.
 - rtu_limit_tps: what the wire allows for the same frames: transactions per poll divided by the
-  sum of wire_time(request) + wire_time(answer) over the poll's frames (a read request is 8
+  sum of request + 3.5 + answer + 3.5 characters over the poll's frames (a read request is 8
   bytes, an answer 5 + 2 x registers or 5 + ceil(bits / 8) bytes). bus_efficiency = rtu_tps /
   rtu_limit_tps.
+- Beside them: a bare pymodbus serial client on the same line (rtu_bare_*), and our poller
+  against a pymodbus server as the device (bus_efficiency_pymodbus_device), whose own answer time
+  (pymodbus_device_turnaround_ms, ~0.3 ms) a real device would add in its own way.
 
 Why the baseline is fair
 - Same client class and transport (pymodbus' own), same server, same process and event loop,
@@ -34,14 +41,6 @@ Why the baseline is fair
   so a burst of background load hits both; poller_tps and baseline_tps are the medians of their
   slices, and ratio = poller_tps / baseline_tps. Compare ratios, not absolute rates.
 
-The RTU inter-frame gap
-The bridge's wire time already includes the 3.5-character silence after every frame, and it
-hands the answer to the controller only after that silence. `ModbusLink` counts its gap from the
-moment the answer arrived, so any gap_s > 0 would wait the silence a second time. The headline
-rtu_tps therefore runs with gap_s = 0 (the honest setting for this model); the run also measures
-gap_s = 3.5 characters and the `RtuBus` default (1.75 ms above 19200 baud), reported as
-rtu_tps_gap_3_5_chars and rtu_tps_gap_default, and a bare `AsyncModbusSerialClient` over the same
-bridge (rtu_bare_tps), which is the ceiling the simulated line itself allows.
 """
 
 from __future__ import annotations
@@ -55,11 +54,9 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pymodbus import FramerType
@@ -69,14 +66,12 @@ from devices.errors import DeviceError
 from devices.modbus.block_plan import Block, plan_blocks
 from devices.modbus.link import ModbusLink
 from devices.modbus.poller import DevicePoller, PolledDevice
-from devices.modbus.register_codec import Value
 from devices.profile import ModbusProfile, load_profile
 from devices.sample import Sample
 from devices.settings import ModbusRtuDevice, ModbusTcpDevice, RtuBus
 from hardware_sim.modbus_server import SimModbusServer, SimulatedDevice
 from hardware_sim.models.bench import BenchModel
-from hardware_sim.models.welding import WeldSimModel
-from hardware_sim.pty_bridge import BITS_PER_CHAR, PtyBridge, wire_time_s
+from hardware_sim.pty_bridge import BITS_PER_CHAR, wire_time_s
 
 log = logging.getLogger("bench.modbus_poll")
 
@@ -86,8 +81,6 @@ TCP_PROFILE = "lv-bench"
 RTU_PROFILE = "weld-sim"
 GAP_3_5_CHARS_S = 3.5 * BITS_PER_CHAR / WIRE_BAUDRATE
 """3.5 character times at 115200 baud, 11 bits a character: about 0.33 ms."""
-RTU_HEADLINE_GAP_S = 0.0
-"""The link's gap for rtu_tps: the bridge's wire time already charges the silence (module doc)."""
 SLICE_S = 0.5
 """TCP phases alternate in slices of at most this long (see bench_tcp)."""
 RTU_REQUEST_BYTES = 8
@@ -120,30 +113,6 @@ def running_bench() -> BenchModel:
     bench.tick(0.01)
     bench.press("sb2_start", down=False)
     return bench
-
-
-class WeldingHand:
-    """A candidate welding: arc on, torch travelling, with the hand's slow wobble in angle and CTWD.
-
-    It keeps the weld-sim's registers moving so the poller emits samples as it would in an exam.
-    """
-
-    def __init__(self) -> None:
-        self.sim = WeldSimModel("co2")
-        self.sim.trigger = True
-        self.sim.torch.travel_speed_mm_s = 4.0
-        self._t_s = 0.0
-
-    def tick(self, dt_s: float) -> None:
-        self._t_s += dt_s
-        torch = self.sim.torch
-        torch.work_angle_deg = 90.0 + 4.0 * math.sin(2 * math.pi * 0.7 * self._t_s)
-        torch.ctwd_mm = 12.0 + 1.5 * math.sin(2 * math.pi * 0.4 * self._t_s)
-        torch.position_offset_mm = 0.8 * math.sin(2 * math.pi * 1.1 * self._t_s)
-        self.sim.tick(dt_s)
-
-    def values(self) -> dict[str, Value]:
-        return self.sim.values()
 
 
 class SampleCounter:
@@ -271,6 +240,41 @@ def merged(name: str, phases: Sequence[Phase]) -> Phase:
 
 
 # --- Modbus RTU on a simulated 115200-baud line --------------------------------------------------
+@contextlib.asynccontextmanager
+async def wire_line(ideal: bool) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """`python -m hardware_sim.wire_line` in its own process: the precise line and the device.
+
+    Its own process so the line's timing thread and the device never wait for this process' event
+    loop or GIL, as a real device on a real wire would not. Yields the port path and, after the
+    block, the line's own statistics (turnaround times) in the dict.
+    """
+    args = [sys.executable, "-m", "hardware_sim.wire_line", "--profile", RTU_PROFILE, "--unit", str(UNIT),
+            "--baud", str(WIRE_BAUDRATE), *(["--ideal"] if ideal else [])]
+    proc = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    stats: dict[str, Any] = {}
+    try:
+        first = await asyncio.wait_for(proc.stdout.readline(), 20)
+        yield json.loads(first)["path"], stats
+    finally:
+        proc.stdin.close()
+        with contextlib.suppress(TimeoutError, ValueError):
+            stats.update(json.loads(await asyncio.wait_for(proc.stdout.readline(), 10)))
+        await proc.wait()
+
+
+async def poll_rtu(path: str, profile: ModbusProfile, gap_ms: float | None, seconds: float, warmup_s: float,
+                   samples: SampleCounter, name: str) -> Phase:
+    bus = RtuBus(id="rs485", port=path, baudrate=WIRE_BAUDRATE, inter_frame_gap_ms=gap_ms)
+    settings = ModbusRtuDevice(kind="modbus-rtu", name="weldsim", profile=RTU_PROFILE, bus="rs485", unit=UNIT)
+    device = PolledDevice("B01", settings, profile, bus)
+    # One link at a time: pymodbus opens the port exclusively, like a real adapter.
+    async with ModbusLink(device.link_key(), timeout_s=settings.timeout_s) as link:
+        poller = DevicePoller(device, link, samples)
+        await run_poller("warm-up", poller, warmup_s)
+        return report(await run_poller(f"{name} (gap {bus.gap_s() * 1e3:.3f} ms)", poller, seconds))
+
+
 async def bench_rtu(seconds: float, warmup_s: float) -> dict[str, Any]:
     profile = load_profile(RTU_PROFILE)
     assert isinstance(profile, ModbusProfile)
@@ -279,47 +283,34 @@ async def bench_rtu(seconds: float, warmup_s: float) -> dict[str, Any]:
     samples = SampleCounter()
     log.info("RTU %s at %d baud: %d blocks %s; wire limit %.1f transactions/s",
              RTU_PROFILE, WIRE_BAUDRATE, len(blocks), describe(blocks), limit)
-    async with contextlib.AsyncExitStack() as stack:
-        link_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="examstation-bench-")))
-        bridge = await stack.enter_async_context(PtyBridge(link_dir, "rs485", wire_baudrate=WIRE_BAUDRATE))
-        await stack.enter_async_context(SimModbusServer(
-            [SimulatedDevice(UNIT, profile, WeldingHand())], serial_path=bridge.device_path, baudrate=WIRE_BAUDRATE,
-        ))
-
-        async def poll_with_gap(name: str, gap_ms: float | None, run_s: float) -> Phase:
-            bus = RtuBus(id="rs485", port=bridge.path, baudrate=WIRE_BAUDRATE, inter_frame_gap_ms=gap_ms)
-            settings = ModbusRtuDevice(kind="modbus-rtu", name="weldsim", profile=RTU_PROFILE, bus="rs485", unit=UNIT)
-            device = PolledDevice("B01", settings, profile, bus)
-            # One link at a time: pymodbus opens the port exclusively, like a real adapter.
-            async with ModbusLink(device.link_key(), timeout_s=settings.timeout_s) as link:
-                poller = DevicePoller(device, link, samples)
-                await run_poller("warm-up", poller, min(warmup_s, 0.2))
-                return report(await run_poller(f"{name} (gap {bus.gap_s() * 1e3:.3f} ms)", poller, run_s))
-
-        honest = await poll_with_gap("poller", RTU_HEADLINE_GAP_S * 1e3, seconds)
-        gap_35 = await poll_with_gap("poller", GAP_3_5_CHARS_S * 1e3, seconds / 2)
-        gap_default = await poll_with_gap("poller, RtuBus default gap", None, seconds / 2)
+    gap_ms = GAP_3_5_CHARS_S * 1e3
+    async with wire_line(ideal=True) as (path, ideal_stats):
+        ours = await poll_rtu(path, profile, gap_ms, seconds, warmup_s, samples, "poller, ideal device")
         client = AsyncModbusSerialClient(
-            bridge.path, framer=FramerType.RTU, baudrate=WIRE_BAUDRATE, bytesize=8, parity="N", stopbits=1,
+            path, framer=FramerType.RTU, baudrate=WIRE_BAUDRATE, bytesize=8, parity="N", stopbits=1,
             timeout=0.5, retries=0, reconnect_delay=0,
         )
         try:
             if not await client.connect():
-                raise RuntimeError(f"bare RTU client cannot open {bridge.path}")
-            await run_baseline("warm-up", client, blocks, min(warmup_s, 0.2))
-            bare = report(await run_baseline("bare pymodbus (no gap)", client, blocks, seconds / 2))
+                raise RuntimeError(f"bare RTU client cannot open {path}")
+            await run_baseline("warm-up", client, blocks, warmup_s)
+            bare = report(await run_baseline("bare pymodbus, no gap, ideal device", client, blocks, seconds / 2))
         finally:
             client.close()
+    async with wire_line(ideal=False) as (path, server_stats):
+        with_server = await poll_rtu(path, profile, gap_ms, seconds / 2, warmup_s, samples,
+                                     "poller, pymodbus server device")
     return {
-        "rtu_tps": honest.tps,
+        "rtu_tps": ours.tps,
         "rtu_limit_tps": limit,
-        "bus_efficiency": honest.tps / limit,
-        "rtu_gap_s": RTU_HEADLINE_GAP_S,
-        "rtu_tps_gap_3_5_chars": gap_35.tps,
-        "rtu_tps_gap_default": gap_default.tps,
+        "bus_efficiency": ours.tps / limit,
+        "rtu_gap_s": GAP_3_5_CHARS_S,
+        "rtu_master_turnaround_ms": ideal_stats.get("master_turnaround_ms"),
         "rtu_bare_tps": bare.tps,
         "rtu_bare_bus_efficiency": bare.tps / limit,
-        "rtu_stack_ratio": honest.tps / bare.tps,
+        "rtu_tps_pymodbus_device": with_server.tps,
+        "bus_efficiency_pymodbus_device": with_server.tps / limit,
+        "pymodbus_device_turnaround_ms": server_stats.get("device_turnaround_ms"),
         "rtu_samples": samples.count,
     }
 

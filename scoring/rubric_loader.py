@@ -159,8 +159,9 @@ def _build(f: _File, digest: str, path: Path) -> Rubric:
             raise RubricError(f"{where}: subject {it.subject} is not among the subjects {sorted(codes)}")
         total = sum(r.points for r in it.rows)
         if abs(total - 100) > 1e-9:
-            raise RubricError(f"{where}: rows add up to {total:g} points, not 100; every item is scored on a "
-                              "100-point sheet: fix the row points")
+            listing = ", ".join(f"{r.code} {r.points:g}" for r in it.rows)
+            raise RubricError(f"{where}: rows add up to {total:g} points, not 100 ({listing}); every item is "
+                              "scored on a 100-point sheet: fix the row points")
         seen: set[str] = set()
         rows = []
         for r in it.rows:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -102,6 +103,7 @@ class ModbusLink:
         self._next_connect_at = 0.0
         self._last_frame_end = 0.0
         self._rx_bytes = 0
+        self._rx_at = 0.0
         self._late_until = 0.0
         self._late_window_s = max(2.0, 4 * timeout_s)
         """After a silent timeout the device's answers may still come, one after another: bytes that
@@ -129,6 +131,7 @@ class ModbusLink:
         # answer (ProtocolError), no bytes at all mean silence (DeviceTimeout).
         if not sending:
             self._rx_bytes += len(data)
+            self._rx_at = time.monotonic()  # the clock asyncio's loop.time() reads
         return data
 
     def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
@@ -246,7 +249,9 @@ class ModbusLink:
                 what = _what(function_code, start, count)
                 raise ProtocolError(f"{who}: {what}: invalid answer from {self.target.describe()} ({err})") from err
             finally:
-                self._last_frame_end = loop.time()
+                # The silence runs from the answer's last byte, not from when we finished decoding it:
+                # our own processing then overlaps the gap instead of adding to it.
+                self._last_frame_end = self._rx_at if self._rx_bytes else loop.time()
         if rr.isError() or rr.function_code != function_code:
             self._bad_answer(who, rr, function_code, start, count)
         values: Sequence[int] | Sequence[bool] = rr.bits[:count] if function_code in (1, 2) else rr.registers
@@ -284,3 +289,4 @@ async def _keep_silence(loop: asyncio.AbstractEventLoop, until: float) -> None:
     the loop until the deadline (other tasks keep running meanwhile)."""
     while (left := until - loop.time()) > 0:  # noqa: ASYNC110 - a deadline, not an event
         await asyncio.sleep(left - 0.001 if left > 0.0015 else 0)
+

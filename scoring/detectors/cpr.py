@@ -12,15 +12,14 @@ Segmentation (shared by the detectors and the QCPR-style report, `segment`):
   seconds after the previous one and no ventilation falls between them;
 - a CYCLE is a set of at least `per_set` (30) compressions followed by at least
   `breaths_per_cycle` (2) ventilations before the next set starts (or the item ends).
-Samples without the codec's shape (no finite `device_ms`, a non-numeric depth...) are skipped: the
-codec never produces them and they cannot be timed. The uint32 device clock wraps after ~49.7
+Samples without the codec's shape (no `device_ms`, a non-numeric depth...) are skipped: the codec
+never produces them and they cannot be timed. The uint32 device clock wraps after ~49.7
 days; a step backwards (the manikin restarted) falls back to arrival time for that one step.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,8 +34,10 @@ _WRAP_MS = 2.0**32
 
 
 def _num(v: Mapping[str, Scalar], key: str) -> float | None:
+    """A number within the codec's widest field (the uint32 clock), else None: NaN, inf or 1e300 mm
+    is a malformed sample, and keeping it out keeps every sum and mean finite."""
     x = v.get(key)
-    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+    if isinstance(x, bool) or not isinstance(x, int | float) or not -_WRAP_MS <= x <= _WRAP_MS:
         return None
     return float(x)
 

@@ -11,6 +11,7 @@ report, like the sheet it sits in, is byte-stable on replay.
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
@@ -28,7 +29,8 @@ _BREATH = BreathParams(min_ml=VOLUME_ML[0], max_ml=VOLUME_ML[1], min_duration_ms
 
 
 def _round(x: float | None, digits: int = 1) -> float | None:
-    return None if x is None else round(x, digits) + 0.0  # + 0.0: never -0.0
+    """Rounded for a stable report; None when not measurable (no interval, or one of 0 ms)."""
+    return None if x is None or not math.isfinite(x) else round(x, digits) + 0.0  # + 0.0: never -0.0
 
 
 def _pct(k: int, n: int) -> float | None:

@@ -39,9 +39,9 @@ def test_weld_sim_wire_limit_matches_a_hand_count(bench: ModuleType) -> None:
     profile = load_profile("weld-sim")
     assert isinstance(profile, ModbusProfile)
     blocks = plan_blocks(profile)
-    assert [(b.function_code, b.count) for b in blocks] == [(2, 2), (4, 10)]
-    # Two requests of 8 bytes, answers of 6 and 25 bytes, each frame plus 3.5 characters of
-    # silence: 61 characters of 11 bits at 115200 baud carry two transactions.
-    chars = (8 + 3.5) * 2 + (6 + 3.5) + (25 + 3.5)
-    assert bench.rtu_limit_tps(blocks, 115200) == pytest.approx(2 / (chars * 11 / 115200))
-    assert bench.rtu_limit_tps(blocks, 115200) == pytest.approx(343.37, abs=0.01)
+    assert [(b.function_code, b.count) for b in blocks] == [(4, 11)]
+    # One request of 8 bytes and an answer of 5 + 22 bytes, each frame plus 3.5 characters of
+    # silence: 42 characters of 11 bits at 115200 baud carry one transaction.
+    chars = (8 + 3.5) + (27 + 3.5)
+    assert bench.rtu_limit_tps(blocks, 115200) == pytest.approx(1 / (chars * 11 / 115200))
+    assert bench.rtu_limit_tps(blocks, 115200) == pytest.approx(249.35, abs=0.01)
