@@ -20,8 +20,29 @@ class WhenParams:
 
 @detector("reached", WhenParams)
 def reached(p: WhenParams, view: ItemView) -> tuple[Finding, ...]:
-    """One finding each time the condition becomes true (a short-circuit trip, a wrong item taken)."""
-    return tuple(Finding(a, b, f"{p.when.describe()} at {_at(view, a)}") for a, b in view.occurrences(p.when))
+    """One finding each time the condition becomes true during the item (a short-circuit trip, a
+    wrong item taken). A condition already true when the item started is the previous candidate's
+    (a latched trip nobody reset) and is not counted."""
+    start = view.t_start_ns if p.when.holds(view.signal(p.when.signal).initial) else None
+    return tuple(Finding(a, b, f"{p.when.describe()} at {_at(view, a)}")
+                 for a, b in view.occurrences(p.when) if a != start)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalParams:
+    signal: str
+
+
+@detector("no_increase", SignalParams)
+def no_increase(p: SignalParams, view: ItemView) -> tuple[Finding, ...]:
+    """One finding if a counter did not go up during the item (the energy meter never counted);
+    the counter's value at the start is whatever the previous candidate left."""
+    s = view.signal(p.signal)
+    first = s.initial if s.initial is not None else (s.values[0] if s.values else None)
+    last = s.values[-1] if s.values else s.initial
+    if isinstance(first, int | float) and isinstance(last, int | float) and last > first:
+        return ()
+    return (Finding(view.t_start_ns, view.t_end_ns, f"{p.signal} stayed at {last} during the item"),)
 
 
 @detector("never_reached", WhenParams)
