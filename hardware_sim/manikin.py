@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 import tty
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -72,6 +73,7 @@ class ManikinSim:
         battery_pct: int = 90,
         firmware: tuple[int, int, int] = (1, 2, 0),
         link_dir: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.heartbeat_interval_s = heartbeat_interval_s
@@ -91,7 +93,9 @@ class ManikinSim:
         self._tty_name: str | None = None
         self._lock = asyncio.Lock()
         self._heartbeat_task: asyncio.Task[None] | None = None
-        self._t0 = time.monotonic()
+        self._clock = clock
+        """Seconds, for the manikin's own timestamps (device_ms); a rehearsal may run it faster."""
+        self._t0 = clock()
         self._state = StateFrame(0, 0, airway_open=False, head_tilt_deg=0, pulse_check=False,
                                  consciousness_check=False)
 
@@ -172,7 +176,7 @@ class ManikinSim:
     # -- events -------------------------------------------------------------------------------------
 
     def _device_ms(self) -> int:
-        return int((time.monotonic() - self._t0) * 1000) & 0xFFFF_FFFF
+        return int((self._clock() - self._t0) * 1000) & 0xFFFF_FFFF
 
     def _next_seq(self) -> int:
         seq = self.frames_made & 0xFF

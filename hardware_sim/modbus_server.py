@@ -85,13 +85,15 @@ class SimModbusServer:
     """Runs one pymodbus server for `devices` and keeps its registers equal to the models."""
 
     def __init__(self, devices: Sequence[SimulatedDevice], *, tcp_port: int | None = None,
-                 serial_path: str | None = None, baudrate: int = 115200) -> None:
+                 serial_path: str | None = None, baudrate: int = 115200, time_scale: float = 1.0) -> None:
         if (tcp_port is None) == (serial_path is None):
             raise ValueError("give exactly one of tcp_port or serial_path")
         self.devices = list(devices)
         self._tcp_port = tcp_port
         self._serial_path = serial_path
         self._baudrate = baudrate
+        self.time_scale = time_scale
+        """Device seconds per real second: models run on exam time in a rehearsal."""
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._pushed: dict[tuple[int, Table, int], int] = {}
@@ -131,7 +133,7 @@ class SimModbusServer:
         while True:
             await asyncio.sleep(TICK_S)
             now = loop.time()
-            await self.refresh(now - last)
+            await self.refresh((now - last) * self.time_scale)
             last = now
 
     async def refresh(self, dt_s: float) -> None:

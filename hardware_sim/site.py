@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,10 +75,15 @@ def _model_for(profile: str, rig: StationRig) -> DeviceModel:
 class SimSite:
     """Async context manager running every simulated device and camera of `config`."""
 
-    def __init__(self, config: SiteConfig, *, cameras: bool = True, camera_fps: float = 10) -> None:
+    def __init__(self, config: SiteConfig, *, cameras: bool = True, camera_fps: float = 10,
+                 device_clock: Callable[[], float] = time.monotonic, time_scale: float = 1.0) -> None:
         self.config = config
         self.with_cameras = cameras
         self.camera_fps = camera_fps
+        self.device_clock = device_clock
+        self.time_scale = time_scale
+        """Exam seconds per real second for the device models (with a matching `device_clock`)."""
+        """Seconds for devices that keep their own time (the manikin's device_ms)."""
         self.rigs: dict[str, StationRig] = {s.id: StationRig(s.id) for s in config.stations}
         self.tcp: dict[tuple[str, str], FaultyTcpProxy] = {}
         self.buses: dict[str, PtyBridge] = {}
@@ -105,7 +112,8 @@ class SimSite:
             # weld-sim before weld-power: the power source is wired to the torch
             for dev in sorted(st.devices, key=lambda d: d.profile != "weld-sim"):
                 if isinstance(dev, SerialDevice):
-                    sim = ManikinSim(name=f"{st.id}-{dev.name}", link_dir=self._dir)
+                    sim = ManikinSim(name=f"{st.id}-{dev.name}", link_dir=self._dir, clock=self.device_clock,
+                                     heartbeat_interval_s=1.0 / self.time_scale)
                     rig.manikin = await self._stack.enter_async_context(sim)
                     self.manikins[(st.id, dev.name)] = sim
                     continue
@@ -114,7 +122,7 @@ class SimSite:
                 simdev = SimulatedDevice(dev.unit, profile, _model_for(dev.profile, rig))
                 rig.faults[dev.name] = simdev.faults
                 if isinstance(dev, ModbusTcpDevice):
-                    server = await self._stack.enter_async_context(SimModbusServer([simdev], tcp_port=0))
+                    server = await self._stack.enter_async_context(SimModbusServer([simdev], tcp_port=0, time_scale=self.time_scale))
                     proxy = FaultyTcpProxy("127.0.0.1", server.port, simdev.faults)
                     self.tcp[(st.id, dev.name)] = await self._stack.enter_async_context(proxy)
                 else:
@@ -127,7 +135,8 @@ class SimSite:
             bus = self.config.bus(bus_id)
             bridge = await self._stack.enter_async_context(PtyBridge(self._dir, bus_id))
             self.buses[bus_id] = bridge
-            server = SimModbusServer(simdevs, serial_path=bridge.device_path, baudrate=bus.baudrate)
+            server = SimModbusServer(simdevs, serial_path=bridge.device_path, baudrate=bus.baudrate,
+                                     time_scale=self.time_scale)
             await self._stack.enter_async_context(server)
 
     def endpoints(self) -> list[Endpoint]:

@@ -1,0 +1,7 @@
+"""Candidate scenarios; importing the package registers every scenario by name."""
+
+from hardware_sim.scenarios.base import SCENARIOS, Context, Scenario, scenario
+
+__all__ = ["SCENARIOS", "Context", "Scenario", "scenario"]
+
+from hardware_sim.scenarios import electrician  # noqa: E402,F401  - registers the scenarios
