@@ -177,7 +177,7 @@ def _score_item(rubric: Rubric, item: Item, w: _Window, records: Timeline, signa
         item.code, item.subject, item.title_zh, rubric.subject(item.subject).weight, score, auto_score, outcome,
         end_reason, refused, item.time_limit_s, round(view.active_ns / 1e9, 1), w.start.t_utc_ns,
         w.end.t_utc_ns if w.end else w.start.t_utc_ns + (end - start), tuple(rows), tuple(vetoes),
-        report_fn(view) if report_fn else None,
+        report_fn(view, item) if report_fn else None,
     )
 
 

@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--config", type=Path, default=None, help="site config (default examples/site.yaml)")
     d.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     d.add_argument("--status-every", type=float, default=5.0, help="seconds between status lines")
+    sc = sub.add_parser("scenarios", help="list the candidate scenarios with their expected outcome")
+    sc.add_argument("--json", action="store_true", help="print a JSON list")
     return p
 
 
@@ -48,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     # pymodbus logs every timeout as an error; our device layer reports them once, with the fix.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     try:
+        if args.command == "scenarios":
+            from station import demo
+
+            print(demo.describe_scenarios(as_json=args.json))
+            return 0
         config = load_site_config(args.config or _default_config())
         if args.command in ("sim", "demo"):
             # The only place production code reaches the simulator: on request, never in `run`.
@@ -62,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `examstation scenarios | head`
+        return 0
     return 0
 
 

@@ -84,3 +84,19 @@ async def run_demo(config: SiteConfig, duration_s: float | None, status_every_s:
                     break
 
 
+
+
+def describe_scenarios(as_json: bool) -> str:
+    """`examstation scenarios`: every scenario with the item score and outcome it should get."""
+    from hardware_sim.scenarios import SCENARIOS
+
+    rows = [{"name": sc.name, "operation": sc.operation, "item": sc.item,
+             "expected_item_score": sc.expected_item_score, "expected_outcome": sc.expected_outcome}
+            for sc in SCENARIOS.values()]
+    if as_json:
+        return json.dumps(rows, ensure_ascii=False, indent=1)
+    width = max(len(r["name"]) for r in rows)  # type: ignore[arg-type]
+    lines = [f"{'scenario':<{width}}  item  expected  outcome  operation"]
+    lines += [f"{r['name']:<{width}}  {r['item']:<4}  {r['expected_item_score']:>8g}  {r['expected_outcome']:<8} "
+              f"{r['operation']}" for r in rows]
+    return "\n".join(lines)

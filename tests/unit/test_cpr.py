@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from scoring.detectors.base import REGISTRY, Finding, ItemView, Series
 from scoring.detectors.cpr import COMPRESSION, STATE, VENTILATION, segment
 from scoring.engine import score
-from scoring.reports import REPORTS
+from scoring.reports.cpr import cpr_report
 from scoring.rubric import Deduction, DetectorRef, Item, Row, Rubric, Subject
 from scoring.timeline import LifecycleRecord, Record, SampleRecord, Scalar, Value
 
@@ -219,7 +219,7 @@ def test_bad_params_fail_when_the_rubric_loads(name: str, params: dict[str, obje
 
 
 def test_report_perfect_session() -> None:
-    report = REPORTS["cpr"](perfect().view())
+    report = cpr_report(perfect().view())
     json.dumps(report, allow_nan=False)
     s = report["summary"]
     assert s == {"compressions": 150, "depth_ok_pct": 100.0, "recoil_ok_pct": 100.0, "hand_ok_pct": 100.0,
@@ -237,7 +237,7 @@ def test_report_perfect_session() -> None:
 
 
 def test_report_of_an_empty_item() -> None:
-    report = REPORTS["cpr"](Manikin().view())
+    report = cpr_report(Manikin().view())
     assert report["compressions"] == report["breaths"] == report["sets"] == []
     assert report["summary"]["depth_ok_pct"] is None and report["summary"]["cycles"] == 0
 
@@ -327,7 +327,7 @@ def test_detectors_never_raise_and_counts_are_bounded(events: list[tuple[tuple[s
     assert found["cpr_cycles"] <= 5
     assert found["cpr_pulse_check"] <= n_state + 1
     assert len(run("cpr_state_missing", view, field="airway_open")) <= 1
-    json.dumps(REPORTS["cpr"](view), allow_nan=False)
+    json.dumps(cpr_report(view), allow_nan=False)
 
 
 @settings(max_examples=60, deadline=None)
