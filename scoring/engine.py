@@ -40,12 +40,10 @@ def _r(x: float) -> float:
     return round(x + 0.0, 2)
 
 
-def _windows(records: Timeline) -> list[_Window]:
+def _windows(records: list[LifecycleRecord]) -> list[_Window]:
     out: list[_Window] = []
     open_: dict[str, LifecycleRecord] = {}
     for r in records:
-        if not isinstance(r, LifecycleRecord):
-            continue
         if r.kind == "item_start":
             open_[r.item] = r
         elif r.kind == "item_end" and r.item in open_:
@@ -120,25 +118,56 @@ def _lines(row_code: str, d: Deduction, findings: tuple[Finding, ...], marks: in
     return lines
 
 
-def _score_item(rubric: Rubric, item: Item, w: _Window, records: Timeline, signals: _Signals,
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """The timeline split by record type once (a 60-minute timeline holds millions of samples)."""
+
+    lifecycle: list[LifecycleRecord]
+    faults: list[FaultRecord]
+    marks: list[MarkRecord]
+    overrides: list[OverrideRecord]
+    last_t: int
+
+
+def _split(records: Timeline) -> tuple[_Parts, list[SampleRecord]]:
+    lifecycle: list[LifecycleRecord] = []
+    faults: list[FaultRecord] = []
+    marks: list[MarkRecord] = []
+    overrides: list[OverrideRecord] = []
+    samples: list[SampleRecord] = []
+    for r in records:
+        if type(r) is SampleRecord:
+            samples.append(r)
+        elif isinstance(r, LifecycleRecord):
+            lifecycle.append(r)
+        elif isinstance(r, FaultRecord):
+            faults.append(r)
+        elif isinstance(r, MarkRecord):
+            marks.append(r)
+        elif isinstance(r, OverrideRecord):
+            overrides.append(r)
+    return _Parts(lifecycle, faults, marks, overrides, records[-1].t_mono_ns if records else 0), samples
+
+
+def _score_item(rubric: Rubric, item: Item, w: _Window, parts: _Parts, signals: _Signals,
                 origin_ns: int) -> ItemScore:
     start = w.start.t_mono_ns
-    lifecycle = [r for r in records if isinstance(r, LifecycleRecord)]
-    last_t = records[-1].t_mono_ns if records else start
-    end = w.end.t_mono_ns if w.end else last_t
+    lifecycle = parts.lifecycle
+    end = w.end.t_mono_ns if w.end else max(parts.last_t, start)
     end_reason = w.end.detail if w.end else "interrupted"
     view = ItemView(
         item.code, start, end, item.time_limit_s, _active_ns(lifecycle, start, end), signals.window(start, end),
         tuple(r for r in lifecycle if start <= r.t_mono_ns <= end),
-        tuple(r for r in records if isinstance(r, FaultRecord) and start <= r.t_mono_ns <= end), end_reason,
+        tuple(r for r in parts.faults if start <= r.t_mono_ns <= end), end_reason,
     )
     marks: dict[str, int] = {}
     overrides: dict[str, OverrideRecord] = {}
-    for r in records:
-        if isinstance(r, MarkRecord) and r.item == item.code:
-            marks[r.code] = marks.get(r.code, 0) + r.count
-        elif isinstance(r, OverrideRecord) and r.item == item.code:
-            overrides[r.row] = r  # the latest override of a row wins; earlier ones stay in the timeline
+    for m in parts.marks:
+        if m.item == item.code:
+            marks[m.code] = marks.get(m.code, 0) + m.count
+    for o in parts.overrides:
+        if o.item == item.code:
+            overrides[o.row] = o  # the latest override of a row wins; earlier ones stay in the timeline
     vetoes = []
     for v in item.vetoes:
         if v.detector is not None:
@@ -156,10 +185,10 @@ def _score_item(rubric: Rubric, item: Item, w: _Window, records: Timeline, signa
             findings = REGISTRY[d.detector.name].detect(d.detector.params, view) if d.detector else ()
             lines.extend(_lines(row.code, d, findings, marks.get(d.code, 0), origin_ns, view))
         auto = _r(max(0.0, row.points - sum(x.points for x in lines)))
-        o = overrides.get(row.code)
-        points = auto if o is None else _r(min(row.points, max(0.0, o.points)))
+        ov = overrides.get(row.code)
+        points = auto if ov is None else _r(min(row.points, max(0.0, ov.points)))
         rows.append(RowScore(row.code, row.title_zh, row.points, auto, points, tuple(lines),
-                             o.reason if o else "", o.examiner if o else ""))
+                             ov.reason if ov else "", ov.examiner if ov else ""))
     refused = any(r.kind == "signature_refused" and r.item == item.code for r in lifecycle)
     outcome: Outcome
     if vetoes:
@@ -183,17 +212,17 @@ def _score_item(rubric: Rubric, item: Item, w: _Window, records: Timeline, signa
 
 def score(rubric: Rubric, timeline: Timeline) -> ScoreSheet:
     """Score every item the timeline started, and the exam total over the subjects taken."""
-    records = timeline
-    starts = [r for r in records if isinstance(r, LifecycleRecord) and r.kind == "attempt_start"]
-    origin = starts[0].t_mono_ns if starts else (records[0].t_mono_ns if records else 0)
-    signals = _Signals([r for r in records if isinstance(r, SampleRecord)])
+    parts, samples = _split(timeline)
+    starts = [r for r in parts.lifecycle if r.kind == "attempt_start"]
+    origin = starts[0].t_mono_ns if starts else (timeline[0].t_mono_ns if timeline else 0)
+    signals = _Signals(samples)
     items = []
-    for w in _windows(records):
+    for w in _windows(parts.lifecycle):
         try:
             item = rubric.item(w.item)
         except KeyError as err:
             raise ScoringError(f"the timeline starts item {w.item}, which rubric {rubric.id} does not have") from err
-        items.append(_score_item(rubric, item, w, records, signals, origin))
+        items.append(_score_item(rubric, item, w, parts, signals, origin))
     weights = sum(i.weight for i in items)
     total = _r(sum(i.weight * i.score for i in items) / weights) if weights else 0.0
     veto_failed = any(i.outcome == "veto" for i in items)
