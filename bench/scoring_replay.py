@@ -73,17 +73,18 @@ def build_timeline(items: tuple[str, ...]) -> Timeline:
         full: dict[str, bool | int] = {"airway_open": False, "head_tilt_deg": 0, "pulse_check": False,
                                        "consciousness_check": False}
         full.update(state)
-        records.append(SampleRecord("manikin.state", {**full, "device_ms": t_ms}, t_ms * 1_000_000, t_ms * 1_000_000))
+        full["device_ms"] = t_ms
+        records.append(SampleRecord("manikin.state", dict(full), t_ms * 1_000_000, t_ms * 1_000_000))
         t_ms += 7000
     for _ in range(5):
         for _ in range(30):
             t_ms += 545
-            c = {"depth_mm": 54.0, "recoil_ok": True, "hand_zone": "correct", "duration_ms": 270, "peak_force_n": 0,
+            c: dict[str, bool | int | float | str] = {"depth_mm": 54.0, "recoil_ok": True, "hand_zone": "correct", "duration_ms": 270, "peak_force_n": 0,
                  "device_ms": t_ms}
             records.append(SampleRecord("manikin.compression", c, t_ms * 1_000_000, t_ms * 1_000_000))
         for _ in range(2):
             t_ms += 2000
-            b = {"volume_ml": 550, "duration_ms": 1200, "device_ms": t_ms}
+            b: dict[str, bool | int | float | str] = {"volume_ml": 550, "duration_ms": 1200, "device_ms": t_ms}
             records.append(SampleRecord("manikin.ventilation", b, t_ms * 1_000_000, t_ms * 1_000_000))
     return ordered(records)
 
