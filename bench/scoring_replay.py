@@ -79,8 +79,10 @@ def build_timeline(items: tuple[str, ...]) -> Timeline:
     for _ in range(5):
         for _ in range(30):
             t_ms += 545
-            c: dict[str, bool | int | float | str] = {"depth_mm": 54.0, "recoil_ok": True, "hand_zone": "correct", "duration_ms": 270, "peak_force_n": 0,
-                 "device_ms": t_ms}
+            c: dict[str, bool | int | float | str] = {
+                "depth_mm": 54.0, "recoil_ok": True, "hand_zone": "correct", "duration_ms": 270,
+                "peak_force_n": 0, "device_ms": t_ms,
+            }
             records.append(SampleRecord("manikin.compression", c, t_ms * 1_000_000, t_ms * 1_000_000))
         for _ in range(2):
             t_ms += 2000
