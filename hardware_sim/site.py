@@ -122,7 +122,8 @@ class SimSite:
                 simdev = SimulatedDevice(dev.unit, profile, _model_for(dev.profile, rig))
                 rig.faults[dev.name] = simdev.faults
                 if isinstance(dev, ModbusTcpDevice):
-                    server = await self._stack.enter_async_context(SimModbusServer([simdev], tcp_port=0, time_scale=self.time_scale))
+                    server = SimModbusServer([simdev], tcp_port=0, time_scale=self.time_scale)
+                    await self._stack.enter_async_context(server)
                     proxy = FaultyTcpProxy("127.0.0.1", server.port, simdev.faults)
                     self.tcp[(st.id, dev.name)] = await self._stack.enter_async_context(proxy)
                 else:

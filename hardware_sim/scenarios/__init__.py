@@ -4,4 +4,4 @@ from hardware_sim.scenarios.base import SCENARIOS, Context, Scenario, scenario
 
 __all__ = ["SCENARIOS", "Context", "Scenario", "scenario"]
 
-from hardware_sim.scenarios import electrician  # noqa: E402,F401  - registers the scenarios
+from hardware_sim.scenarios import electrician  # noqa: F401  - registers the scenarios
