@@ -35,6 +35,12 @@ def test_scoring_is_pure() -> None:
         assert not roots(names) & {"devices", "station", "hardware_sim", "proctor_ui"}, module
 
 
+def test_session_state_machine_is_pure() -> None:
+    names = imports_of("station")["station/session.py"]
+    assert not roots(names) & IO_MODULES, names
+    assert not roots(names) & {"devices", "hardware_sim", "proctor_ui"}, names
+
+
 def test_devices_never_reach_up() -> None:
     for module, names in imports_of("devices").items():
         assert not roots(names) & {"station", "scoring", "hardware_sim", "proctor_ui"}, module
