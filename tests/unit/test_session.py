@@ -150,7 +150,8 @@ class AttemptMachine(RuleBasedStateMachine):
         assert ended >= self.ended_before
         self.ended_before = ended
         for it in a.items:
-            assert 0 <= it.active_ns(now) <= max(0, now - (it.started_ns or now))
+            elapsed = now - it.started_ns if it.started_ns is not None else 0
+            assert 0 <= it.active_ns(now) <= elapsed
             if it.end_reason == "timeout":
                 assert it.active_ns(now) >= it.time_limit_s * S
         assert len(set(a.examiner_signatures)) == len(a.examiner_signatures) <= a.examiners_required
