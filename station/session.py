@@ -259,7 +259,9 @@ def tick(a: Attempt, now: Now) -> Step:
     """Called often by the controller: ends the running item when its time is up."""
     it = a.running_item
     if a.state == State.RUNNING and it is not None and it.remaining_s(now.mono_ns) <= 0:
-        return end_item(a, "timeout", now)
+        # end at the instant the limit was reached, not at this (possibly late) tick
+        late_ns = int(-it.remaining_s(now.mono_ns) * 1e9)
+        return end_item(a, "timeout", Now(now.mono_ns - late_ns, now.utc_ns - late_ns))
     return a, ()
 
 

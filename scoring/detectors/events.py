@@ -103,7 +103,11 @@ class OvertimeParams:
 
 @detector("overtime", OvertimeParams)
 def overtime(p: OvertimeParams, view: ItemView) -> tuple[Finding, ...]:
-    """Occurrences for time over the limit (the clock excludes pauses): -2 per started 5 min."""
+    """Occurrences for time over the limit (the clock excludes pauses): -2 per started 5 min.
+    An item the controller ended because its time was up is not over time, whatever the last
+    tick's lateness."""
+    if view.end_reason == "timeout":
+        return ()
     over_s = seconds(view.active_ns) - view.time_limit_s
     if over_s <= 0:
         return ()
