@@ -1,0 +1,82 @@
+"""The result document: what the province receives, exports contain, and `demo --once --json` prints.
+
+Built from the score sheet and the attempt's facts; the same shape everywhere (DESIGN.md "The
+result document"). Times are ISO 8601 UTC for people; every deduction also keeps its offset into
+the attempt's video. Signing happens after building (station.signing), over the canonical JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scoring.sheet import DeductionLine, ItemScore, ScoreSheet
+
+SCHEMA = "examstation/result/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateRef:
+    id_number: str
+    name: str
+    batch: str
+
+
+def iso_utc(utc_ns: int) -> str:
+    return dt.datetime.fromtimestamp(utc_ns / 1e9, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _line(d: DeductionLine, origin_mono_ns: int, origin_utc_ns: int) -> dict[str, Any]:
+    return {
+        "row": d.row, "code": d.code, "points": d.points, "count": d.count, "reason": d.reason_zh,
+        "detail": d.detail,
+        "t_from": iso_utc(origin_utc_ns + d.t_from_ns - origin_mono_ns),
+        "t_to": iso_utc(origin_utc_ns + d.t_to_ns - origin_mono_ns),
+        "video_offset_s": d.video_offset_s,
+    }
+
+
+def _item(it: ItemScore, origin_mono_ns: int, origin_utc_ns: int) -> dict[str, Any]:
+    lines = [d for r in it.rows for d in r.deductions]
+    return {
+        "code": it.code, "subject": it.subject, "title_zh": it.title_zh, "weight": it.weight,
+        "score": it.score, "auto_score": it.auto_score, "outcome": it.outcome, "end_reason": it.end_reason,
+        "refused_to_sign": it.refused_to_sign, "active_s": it.active_s, "time_limit_s": it.time_limit_s,
+        "started_at": iso_utc(it.started_utc_ns), "ended_at": iso_utc(it.ended_utc_ns),
+        "deductions": [_line(d, origin_mono_ns, origin_utc_ns) for d in lines if d.by == "auto"],
+        "manual_marks": [_line(d, origin_mono_ns, origin_utc_ns) for d in lines if d.by == "manual"],
+        "overrides": [{"row": r.code, "auto_points": r.auto_points, "points": r.points, "reason": r.override_reason,
+                       "by": r.override_by} for r in it.rows if r.override_reason],
+        "vetoes": [{"code": v.code, "reason": v.reason_zh, "by": v.by, "detail": v.detail,
+                    "video_offset_s": v.video_offset_s} for v in it.vetoes],
+    }
+
+
+def build_result(*, result_id: str, attempt_id: str, seq: int, site: str, station: str, candidate: CandidateRef,
+                 sheet: ScoreSheet, origin_mono_ns: int, origin_utc_ns: int, signed_by: Sequence[str],
+                 signed_at_utc_ns: int, evidence: Sequence[dict[str, Any]] = (),
+                 software: str = "") -> dict[str, Any]:
+    """The unsigned result document (sign it with SiteKey.sign)."""
+    return {
+        "schema": SCHEMA,
+        "result_id": result_id,
+        "attempt_id": attempt_id,
+        "seq": seq,
+        "site": site,
+        "station": station,
+        "operation": sheet.operation,
+        "candidate": {"id_number": candidate.id_number, "name": candidate.name, "batch": candidate.batch},
+        "rubric": {"id": sheet.rubric_id, "hash": sheet.rubric_hash},
+        "items": [_item(it, origin_mono_ns, origin_utc_ns) for it in sheet.items],
+        "total": sheet.total,
+        "pass_total": sheet.pass_total,
+        "passed": sheet.passed,
+        "veto_failed": sheet.veto_failed,
+        "complete": sheet.complete,
+        "signed_by": list(signed_by),
+        "signed_at": iso_utc(signed_at_utc_ns),
+        "evidence": list(evidence),
+        "software": software,
+    }
