@@ -82,9 +82,12 @@ class _Session:
         self._paused_at: int | None = None
         self.started_ns = 0
 
-    def lifecycle(self, kind: LifecycleKind, detail: str = "") -> None:
-        self.records.append(LifecycleRecord(kind, self.clock.mono_ns(), self.clock.utc_ns(),
-                                            self.item if kind != "attempt_start" else "", detail))
+    def lifecycle(self, kind: LifecycleKind, detail: str = "", at_ns: int | None = None) -> None:
+        """Record `kind` now, or at the earlier monotonic instant `at_ns` (its UTC shifted alike)."""
+        mono, utc = self.clock.mono_ns(), self.clock.utc_ns()
+        if at_ns is not None:
+            mono, utc = at_ns, utc - (mono - at_ns)
+        self.records.append(LifecycleRecord(kind, mono, utc, self.item if kind != "attempt_start" else "", detail))
 
     def on_sample(self, s: Sample) -> None:
         value = dict(s.value) if isinstance(s.value, Mapping) else s.value
@@ -109,6 +112,14 @@ class _Session:
         paused = self.paused_ns + (now - self._paused_at if self._paused_at is not None else 0)
         return (now - self.started_ns - paused) / 1e9
 
+    def limit_reached_ns(self, limit_s: int) -> int:
+        """When the item's clock (pauses excluded) reached `limit_s`: the instant a timeout ends it.
+
+        The watch loop notices the limit one check later (10 ms real, seconds of exam time at a
+        high time scale); stamping the end then would score the item as over its time.
+        """
+        return self.started_ns + self.paused_ns + limit_s * 1_000_000_000
+
 
 async def play(scenario: Scenario, config: SiteConfig, rubric: Rubric | None = None) -> ScenarioRun:
     """Play `scenario` on the station of its operation type in `config`, and score it."""
@@ -132,11 +143,13 @@ async def play(scenario: Scenario, config: SiteConfig, rubric: Rubric | None = N
             session.running = True
             session.lifecycle("item_start")
             reason: EndReason = "done"
+            ended_at: int | None = None
             candidate = asyncio.create_task(scenario.play(ctx), name=f"scenario {scenario.name}")
             try:
                 while not candidate.done():
                     if session.active_s() >= item.time_limit_s:
                         reason = "timeout"
+                        ended_at = session.limit_reached_ns(item.time_limit_s)
                         candidate.cancel()
                         break
                     await asyncio.sleep(0.01)
@@ -148,7 +161,7 @@ async def play(scenario: Scenario, config: SiteConfig, rubric: Rubric | None = N
                 if session.offline:
                     reason = "interrupted"
             session.running = False
-            session.lifecycle("item_end", reason)
+            session.lifecycle("item_end", reason, at_ns=ended_at)
     timeline = ordered(session.records)
     return ScenarioRun(scenario, timeline, score(rubric, timeline))
 

@@ -1,0 +1,1 @@
+"""Alembic migrations of the station database; run through `station.db.migrate.upgrade`, not an alembic.ini."""
