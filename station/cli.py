@@ -1,7 +1,7 @@
 """The `examstation` command line: the entry point that configures logging and wires components.
 
-Only the commands that work are here; each later one (run, replay, export, site-check...) is
-added with the issue that builds it. Errors a user can fix (a bad config) end with exit status 2
+Every command shares one data directory (database, keys, evidence): `--data-dir`, else the
+config's storage setting, else ./examstation-data. Errors a user can fix end with exit status 2
 and the message, not a traceback.
 """
 
@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from pathlib import Path
 
-from station.config import ConfigError, load_site_config
+from station.config import ConfigError, SiteConfig, load_site_config
+from station.db import DatabaseError
 
 log = logging.getLogger("examstation")
 
 DEFAULT_CONFIG = Path("examples/site.yaml")
+DEFAULT_DATA_DIR = Path("./examstation-data")
 
 
 def _default_config() -> Path:
@@ -26,20 +29,47 @@ def _default_config() -> Path:
     return Path(__file__).resolve().parents[1] / DEFAULT_CONFIG
 
 
+def _data_dir(args: argparse.Namespace, config: SiteConfig | None) -> Path:
+    if getattr(args, "data_dir", None):
+        return Path(args.data_dir)
+    if config is not None:
+        return Path(config.storage.data_dir)
+    return DEFAULT_DATA_DIR
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="examstation", description="特种作业实操考试点 station controller")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("sim", help="run only the hardware simulators of a site config")
-    s.add_argument("--config", type=Path, required=True, help="site config YAML (examples/site.yaml)")
+
+    def cmd(name: str, text: str, config: bool = True) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=text)
+        if config:
+            c.add_argument("--config", type=Path, default=None, help="site config YAML (default examples/site.yaml)")
+        c.add_argument("--data-dir", type=Path, default=None, help="database, keys and evidence directory")
+        return c
+
+    s = cmd("sim", "run only the hardware simulators of a site config")
     s.add_argument("--print-endpoints", action="store_true", help="print one JSON object per endpoint")
     s.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    d = sub.add_parser("demo", help="the whole site on this machine, against the simulator")
-    d.add_argument("--config", type=Path, default=None, help="site config (default examples/site.yaml)")
+    d = cmd("demo", "the whole site on this machine, against the simulator")
     d.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     d.add_argument("--status-every", type=float, default=5.0, help="seconds between status lines")
+    d.add_argument("--scenario", default=None, help="play this scenario as one attempt (see `examstation scenarios`)")
+    d.add_argument("--exam", default=None, help="S1,S2,S3,S4: a four-subject attempt, one scenario per subject")
+    d.add_argument("--once", action="store_true", help="with --scenario/--exam: run it once, then exit")
+    d.add_argument("--json", action="store_true", help="with --once: print the signed result document")
     sc = sub.add_parser("scenarios", help="list the candidate scenarios with their expected outcome")
     sc.add_argument("--json", action="store_true", help="print a JSON list")
+    r = cmd("replay", "re-score an attempt from its stored timeline")
+    r.add_argument("attempt_id")
+    r.add_argument("--json", action="store_true", help="print the sheet as JSON")
+    db = cmd("db", "database maintenance")
+    db.add_argument("action", choices=["upgrade"], help="upgrade: create or migrate the database")
+    a = cmd("audit", "check the audit hash chain, timelines, score sheets and results")
+    a.add_argument("action", choices=["verify"])
+    k = cmd("keys", "the site's signing key")
+    k.add_argument("action", choices=["init", "export"], help="init: create it; export: print the public key")
     return p
 
 
@@ -49,29 +79,56 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # pymodbus logs every timeout as an error; our device layer reports them once, with the fix.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        if args.command == "scenarios":
-            from station import demo
-
-            print(demo.describe_scenarios(as_json=args.json))
-            return 0
-        config = load_site_config(args.config or _default_config())
-        if args.command in ("sim", "demo"):
-            # The only place production code reaches the simulator: on request, never in `run`.
-            from station import demo
-
-            if args.command == "sim":
-                asyncio.run(demo.run_sim(config, args.print_endpoints, args.duration))
-            else:
-                asyncio.run(demo.run_demo(config, args.duration, args.status_every))
-    except ConfigError as err:
+        return _dispatch(args)
+    except (ConfigError, DatabaseError) as err:
         print(f"examstation: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `examstation scenarios | head`
         return 0
-    return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from station import maintenance
+
+    if args.command == "scenarios":
+        from station import demo
+
+        print(demo.describe_scenarios(as_json=args.json))
+        return 0
+    config = load_site_config(args.config or _default_config())
+    data_dir = _data_dir(args, config)
+    if args.command in ("sim", "demo"):
+        # The only place production code reaches the simulator: on request, never in `run`.
+        from station import demo
+
+        if args.command == "sim":
+            asyncio.run(demo.run_sim(config, args.print_endpoints, args.duration))
+            return 0
+        if args.scenario or args.exam:
+            names = [args.scenario] if args.scenario else args.exam.split(",")
+            document = asyncio.run(demo.run_scenarios(config, data_dir, names))
+            print(json.dumps(document, ensure_ascii=False, indent=None if args.json else 1))
+            return 0
+        asyncio.run(demo.run_demo(config, args.duration, args.status_every))
+        return 0
+    if args.command == "replay":
+        print(maintenance.replay(config, data_dir, args.attempt_id, as_json=args.json))
+        return 0
+    if args.command == "db":
+        print(maintenance.db_upgrade(data_dir))
+        return 0
+    if args.command == "audit":
+        ok, text = maintenance.audit_verify(data_dir)
+        print(text)
+        return 0 if ok else 1
+    if args.command == "keys":
+        print(maintenance.keys(data_dir, args.action))
+        return 0
+    raise AssertionError(args.command)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import json
 import signal
 import sys
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 from devices.sample import Sample
 from hardware_sim.site import SimSite
@@ -100,3 +102,12 @@ def describe_scenarios(as_json: bool) -> str:
     lines += [f"{r['name']:<{width}}  {r['item']:<4}  {r['expected_item_score']:>8g}  {r['expected_outcome']:<8} "
               f"{r['operation']}" for r in rows]
     return "\n".join(lines)
+
+
+async def run_scenarios(config: SiteConfig, data_dir: Path, names: list[str]) -> dict[str, Any]:
+    """`demo --scenario NAME --once` / `--exam S1,S2,S3,S4 --once`: one attempt through the whole
+    controller, stored in `data_dir`; returns the signed result document."""
+    from station.scenario_runner import play_exam, scenario_named
+
+    run = await play_exam([scenario_named(n.strip()) for n in names], config, data_dir)
+    return run.document

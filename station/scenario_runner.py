@@ -1,52 +1,60 @@
-"""Play one candidate scenario on the simulated station and score it with the production stack.
+"""Play candidate scenarios on the simulated station through the real controller and services.
 
-simulator (scenario drives it) -> wire -> DeviceHub (the production clients) -> timeline records
--> scoring.score. The runner plays the examiner's part of a session in its simplest form: start
-the item once every device is online, pause the item's clock while a device is offline, end it at
-the time limit, or when the candidate is done (as interrupted if equipment is still down). The
-full session state machine with persistence is station.session's job; this is the rehearsal.
+simulator (the scenario drives it) -> wire -> DeviceHub (production clients) -> StationServices
+(session state machine, persisted timeline, scoring, signatures, signed result). The runner plays
+the examiner's part the simplest way: check the demo candidate in, assign the scenario's items,
+start each item once every device is online, end it when the candidate is done (interrupted if
+equipment is still down; the session itself ends it at the time limit), score, sign.
 
-Like station.demo, this module may import hardware_sim (it exists to drive the simulator).
+`examstation demo --scenario NAME --once --json` and `--exam S1,S2,S3,S4` are this module. Like
+station.demo, it may import hardware_sim: it exists to drive the simulator.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from devices.clock import ScaledClock
 from devices.sample import Sample
 from hardware_sim.scenarios import SCENARIOS, Context, Scenario
 from hardware_sim.site import SimSite
-from scoring.engine import score
-from scoring.rubric import Rubric
-from scoring.rubric_loader import rubric_for
 from scoring.sheet import ItemScore, ScoreSheet
-from scoring.timeline import (
-    EndReason,
-    FaultRecord,
-    LifecycleKind,
-    LifecycleRecord,
-    Record,
-    SampleRecord,
-    Timeline,
-    ordered,
-)
+from scoring.timeline import EndReason, Timeline
+from station import session as sm
 from station.config import SiteConfig, Station
+from station.db import open_database
 from station.device_hub import DeviceHub
+from station.services import StationServices, ensure_database
+from station.signing import SiteKey
+from station.timeline_store import load_timeline
 
 SETTLE_REAL_S = 0.4
-"""Real time for the first polls to report every device's state before the item starts, and for
-the last change of the candidate to be polled before it ends (several 100 ms poll intervals)."""
+"""Real time for the first polls to report every device before an item starts, and for the last
+change of the candidate to be polled before it ends (several 100 ms poll intervals)."""
+TICK_REAL_S = 0.02
+DEMO_CANDIDATE = ("110101199001010011", "演示考生", "DEMO-2026-11")
+DEMO_EXAMINERS = ("演示考评员甲", "演示考评员乙")
+DEMO_INVIGILATOR = "演示监考员"
 
 
 @dataclass(frozen=True, slots=True)
 class ScenarioRun:
-    scenario: Scenario
+    scenarios: tuple[Scenario, ...]
+    attempt_id: str
     timeline: Timeline
     sheet: ScoreSheet
+    document: dict[str, Any]
+    data_dir: Path
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.scenarios[0]
 
     @property
     def item(self) -> ItemScore:
@@ -69,105 +77,96 @@ def one_station(config: SiteConfig, station: Station) -> SiteConfig:
     return SiteConfig.model_validate(data)
 
 
-class _Session:
-    """The rehearsal's record keeper: timeline records and the item clock's pauses."""
-
-    def __init__(self, clock: ScaledClock, item: str) -> None:
-        self.clock = clock
-        self.item = item
-        self.records: list[Record] = []
-        self.offline: set[str] = set()
-        self.running = False
-        self.paused_ns = 0
-        self._paused_at: int | None = None
-        self.started_ns = 0
-
-    def lifecycle(self, kind: LifecycleKind, detail: str = "", at_ns: int | None = None) -> None:
-        """Record `kind` now, or at the earlier monotonic instant `at_ns` (its UTC shifted alike)."""
-        mono, utc = self.clock.mono_ns(), self.clock.utc_ns()
-        if at_ns is not None:
-            mono, utc = at_ns, utc - (mono - at_ns)
-        self.records.append(LifecycleRecord(kind, mono, utc, self.item if kind != "attempt_start" else "", detail))
-
-    def on_sample(self, s: Sample) -> None:
-        value = dict(s.value) if isinstance(s.value, Mapping) else s.value
-        self.records.append(SampleRecord(s.signal, value, s.t_mono_ns, s.t_utc_ns, s.device))
-
-    def on_status(self, device: str, online: bool, reason: str) -> None:
-        self.records.append(FaultRecord(device, online, reason, self.clock.mono_ns(), self.clock.utc_ns()))
-        was_down = bool(self.offline)
-        (self.offline.discard if online else self.offline.add)(device)
-        if not self.running:
-            return
-        if self.offline and not was_down:
-            self._paused_at = self.clock.mono_ns()
-            self.lifecycle("pause", f"device {device} offline")
-        elif was_down and not self.offline and self._paused_at is not None:
-            self.paused_ns += self.clock.mono_ns() - self._paused_at
-            self._paused_at = None
-            self.lifecycle("resume", f"device {device} back")
-
-    def active_s(self) -> float:
-        now = self.clock.mono_ns()
-        paused = self.paused_ns + (now - self._paused_at if self._paused_at is not None else 0)
-        return (now - self.started_ns - paused) / 1e9
-
-    def limit_reached_ns(self, limit_s: int) -> int:
-        """When the item's clock (pauses excluded) reached `limit_s`: the instant a timeout ends it.
-
-        The watch loop notices the limit one check later (10 ms real, seconds of exam time at a
-        high time scale); stamping the end then would score the item as over its time.
-        """
-        return self.started_ns + self.paused_ns + limit_s * 1_000_000_000
-
-
-async def play(scenario: Scenario, config: SiteConfig, rubric: Rubric | None = None) -> ScenarioRun:
-    """Play `scenario` on the station of its operation type in `config`, and score it."""
-    rubric = rubric or rubric_for(scenario.operation)
-    item = rubric.item(scenario.item)
-    station = station_for(config, scenario.operation)
-    clock = ScaledClock(scenario.time_scale)
-    session = _Session(clock, scenario.item)
-    async with SimSite(one_station(config, station), cameras=False, device_clock=clock.seconds,
-                       time_scale=scenario.time_scale) as site:
-        ctx = Context(site, station.id, scenario.time_scale)
-        if scenario.setup:
-            scenario.setup(ctx)
-        async with DeviceHub(site.resolved_config(), session.on_sample, session.on_status, clock) as hub:
-            async with asyncio.timeout(10):
-                while not all(s.online for s in hub.status()):  # noqa: ASYNC110 - polling device health
-                    await asyncio.sleep(0.02)
-            await asyncio.sleep(SETTLE_REAL_S)
-            session.lifecycle("attempt_start")
-            session.started_ns = clock.mono_ns()
-            session.running = True
-            session.lifecycle("item_start")
-            reason: EndReason = "done"
-            ended_at: int | None = None
-            candidate = asyncio.create_task(scenario.play(ctx), name=f"scenario {scenario.name}")
-            try:
-                while not candidate.done():
-                    if session.active_s() >= item.time_limit_s:
-                        reason = "timeout"
-                        ended_at = session.limit_reached_ns(item.time_limit_s)
-                        candidate.cancel()
-                        break
-                    await asyncio.sleep(0.01)
-            finally:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await candidate
-            if reason == "done":
-                await asyncio.sleep(SETTLE_REAL_S)
-                if session.offline:
-                    reason = "interrupted"
-            session.running = False
-            session.lifecycle("item_end", reason, at_ns=ended_at)
-    timeline = ordered(session.records)
-    return ScenarioRun(scenario, timeline, score(rubric, timeline))
-
-
 def scenario_named(name: str) -> Scenario:
     try:
         return SCENARIOS[name]
     except KeyError:
         raise LookupError(f"no scenario named {name!r}; `examstation scenarios` lists them") from None
+
+
+async def _play_item(sc: Scenario, ctx: Context, services: StationServices, attempt_id: str,
+                     site: SimSite, clock: ScaledClock) -> None:
+    clock.set_scale(sc.time_scale)
+    site.set_time_scale(sc.time_scale)
+    ctx.scale = sc.time_scale
+    if sc.setup:
+        sc.setup(ctx)
+    await asyncio.sleep(SETTLE_REAL_S)
+    await asyncio.to_thread(services.start_item, attempt_id, sc.item, DEMO_EXAMINERS[0])
+    candidate = asyncio.create_task(sc.play(ctx), name=f"scenario {sc.name}")
+    try:
+        while not candidate.done():
+            await asyncio.to_thread(services.tick)
+            if services.attempt(attempt_id).state not in (sm.State.RUNNING, sm.State.PAUSED):
+                candidate.cancel()  # the session ended the item: its time was up
+                break
+            await asyncio.sleep(TICK_REAL_S)
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):
+            await candidate
+    if services.attempt(attempt_id).state in (sm.State.RUNNING, sm.State.PAUSED):
+        await asyncio.sleep(SETTLE_REAL_S)
+        a = services.attempt(attempt_id)
+        down = a.running_item is not None and any(r.startswith("device ") for r in a.running_item.pause_reasons)
+        reason: EndReason = "interrupted" if down else "done"
+        await asyncio.to_thread(services.end_item, attempt_id, reason, DEMO_EXAMINERS[0])
+
+
+async def play_exam(scenarios: Sequence[Scenario], config: SiteConfig, data_dir: Path | None = None) -> ScenarioRun:
+    """One attempt made of `scenarios` (one item each, all of one operation type), signed and stored."""
+    operation = scenarios[0].operation
+    if any(sc.operation != operation for sc in scenarios):
+        raise ValueError("all scenarios of one attempt must be of one operation type")
+    station = station_for(config, operation)
+    site_config = one_station(config, station)
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="examstation-rehearsal-")))
+        db = stack.enter_context(open_database(ensure_database(data_dir)))
+        clock = ScaledClock(scenarios[0].time_scale)
+        services = StationServices(site_config, db, SiteKey.load_or_create(data_dir), clock, software="examstation")
+        stack.callback(services.close)
+        pending: set[asyncio.Task[None]] = set()
+
+        def on_status(device: str, online: bool, reason: str) -> None:
+            task = asyncio.create_task(asyncio.to_thread(services.device_status, device, online, reason))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        def on_sample(sample: Sample) -> None:
+            services.record_sample(sample)
+
+        async with SimSite(site_config, cameras=False, device_clock=clock.seconds,
+                           time_scale=scenarios[0].time_scale) as site:
+            ctx = Context(site, station.id, scenarios[0].time_scale)
+            async with DeviceHub(site.resolved_config(), on_sample, on_status, clock) as hub:
+                async with asyncio.timeout(10):
+                    while not all(s.online for s in hub.status()):  # noqa: ASYNC110 - polling device health
+                        await asyncio.sleep(0.02)
+                services.register_candidate(*DEMO_CANDIDATE[:2], operation, DEMO_CANDIDATE[2])
+                attempt_id = await asyncio.to_thread(services.check_in, DEMO_CANDIDATE[0], station.id,
+                                                     DEMO_INVIGILATOR, "manual")
+                rubric = services.rubric(operation)
+                items = {rubric.item(sc.item).subject: sc.item for sc in scenarios}
+                if len(items) != len(scenarios):
+                    raise ValueError("one scenario per subject: these scenarios repeat a subject")
+                await asyncio.to_thread(services.assign, attempt_id, items, "rehearsal")
+                for sc in scenarios:
+                    await _play_item(sc, ctx, services, attempt_id, site, clock)
+                if pending:
+                    await asyncio.gather(*pending)
+        sheet = await asyncio.to_thread(services.score, attempt_id)
+        services.review(attempt_id, DEMO_EXAMINERS[0])
+        for code in items.values():
+            services.candidate_decision(attempt_id, code, signed=True)
+        document: dict[str, Any] | None = None
+        for examiner in DEMO_EXAMINERS[: config.exam.examiners_required]:
+            document = services.examiner_sign(attempt_id, examiner) or document
+        assert document is not None
+        timeline = load_timeline(db, attempt_id)
+        return ScenarioRun(tuple(scenarios), attempt_id, timeline, sheet, document, data_dir)
+
+
+async def play(scenario: Scenario, config: SiteConfig, data_dir: Path | None = None) -> ScenarioRun:
+    """One scenario as a one-item attempt."""
+    return await play_exam([scenario], config, data_dir)

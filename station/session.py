@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from scoring.timeline import EndReason, LifecycleKind
 
@@ -311,3 +312,17 @@ def queued(a: Attempt, now: Now) -> Step:
 def delivered(a: Attempt, receipt: str, now: Now) -> Step:
     _need(a, "mark delivered", State.QUEUED)
     return replace(a, state=State.DELIVERED), (Event("delivered", "", receipt, now),)
+
+
+def to_dict(a: Attempt) -> dict[str, Any]:
+    """The attempt as plain JSON data (stored with every step)."""
+    return asdict(a)
+
+
+def from_dict(data: Mapping[str, Any]) -> Attempt:
+    """Inverse of `to_dict`."""
+    fields = dict(data)
+    fields["state"] = State(fields["state"])
+    fields["items"] = tuple(ItemClock(**{**i, "pause_reasons": tuple(i["pause_reasons"])}) for i in fields["items"])
+    fields["examiner_signatures"] = tuple(fields["examiner_signatures"])
+    return Attempt(**fields)

@@ -54,6 +54,7 @@ def upgrade() -> None:
         _text("state"),
         _ns("seed", nullable=True),
         _text("drawn_items"),
+        _text("snapshot"),
         _ns("created_utc_ns"),
         _ns("updated_utc_ns"),
         sa.ForeignKeyConstraint(["candidate_id_number"], ["candidates.id_number"],

@@ -1,0 +1,421 @@
+"""The station's service layer: every exam action, used alike by the CLI, the controller and the UI.
+
+Each action loads the attempt, applies the pure state machine (station.session), and commits the
+new state, its timeline records and its audit entries in ONE transaction through the timeline
+writer (after every sample appended before it), so a kill -9 leaves all of it or none. Calls are
+synchronous (a commit waits for fsync): async code calls them with `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from devices.clock import Clock
+from devices.sample import Sample
+from scoring.engine import score
+from scoring.rubric import Rubric
+from scoring.rubric_loader import rubric_for
+from scoring.sheet import ScoreSheet, canonical_json
+from scoring.timeline import (
+    EndReason,
+    LifecycleRecord,
+    MarkRecord,
+    OverrideRecord,
+    Record,
+    SampleRecord,
+    record_from_dict,
+)
+from station import audit
+from station import session as sm
+from station.config import SiteConfig
+from station.db import Database, database_path, upgrade
+from station.db.digest import sha256_hex
+from station.db.models import Attempt as AttemptRow
+from station.db.models import (
+    AttemptItem,
+    Candidate,
+    CheckIn,
+    OutboxRow,
+    ResultRow,
+    ScoreSheetRow,
+    Signature,
+    TimelineRow,
+)
+from station.ids import uuid7
+from station.result_document import CandidateRef, build_result
+from station.signing import SiteKey
+from station.timeline_store import TimelineWriter, load_timeline, seal_timeline
+
+log = logging.getLogger(__name__)
+ACTIVE = (sm.State.ITEM_DRAWN, sm.State.RUNNING, sm.State.PAUSED)
+
+
+class ServiceError(Exception):
+    """An exam action cannot be done; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    attempt: sm.Attempt
+    events: tuple[sm.Event, ...]
+
+
+class StationServices:
+    def __init__(self, config: SiteConfig, db: Database, key: SiteKey, clock: Clock, software: str = "") -> None:
+        self.config = config
+        self.db = db
+        self.key = key
+        self.clock = clock
+        self.software = software
+        self.writer = TimelineWriter(db)
+        self.rubrics: dict[str, Rubric] = {}
+        self._attempts: dict[str, sm.Attempt] = {}
+        self._active: dict[str, str] = {}
+        self._latest: dict[str, dict[str, Sample]] = {}
+        self._lock = threading.RLock()
+        self._load_open_attempts()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def now(self) -> sm.Now:
+        return sm.Now(self.clock.mono_ns(), self.clock.utc_ns())
+
+    def rubric(self, operation: str) -> Rubric:
+        if operation not in self.rubrics:
+            self.rubrics[operation] = rubric_for(operation)
+        return self.rubrics[operation]
+
+    def attempt(self, attempt_id: str) -> sm.Attempt:
+        with self._lock:
+            if attempt_id not in self._attempts:
+                with self.db.read() as s:
+                    row = s.get(AttemptRow, attempt_id)
+                    if row is None:
+                        raise ServiceError(f"no attempt {attempt_id} in {self.db.path}")
+                    self._attempts[attempt_id] = sm.from_dict(json.loads(row.snapshot))
+            return self._attempts[attempt_id]
+
+    def active_attempt(self, station: str) -> str | None:
+        return self._active.get(station)
+
+    def _load_open_attempts(self) -> None:
+        with self.db.read() as s:
+            rows = s.execute(select(AttemptRow).where(AttemptRow.state.in_([st.value for st in ACTIVE]))).scalars()
+            for row in rows:
+                a = sm.from_dict(json.loads(row.snapshot))
+                self._attempts[a.attempt_id] = a
+                self._active[a.station] = a.attempt_id
+
+    def _step(self, attempt_id: str, actor: str, fn: Callable[..., sm.Step], *args: Any,
+              extra: Callable[[Session, sm.Attempt, sm.Now], None] | None = None,
+              records: list[Record] | None = None) -> Stored:
+        """Apply one state-machine step and commit it with its records and audit entries."""
+        with self._lock:
+            before = self.attempt(attempt_id)
+            now = self.now()
+            try:
+                after, events = fn(before, *args, now)
+            except sm.SessionError as err:
+                raise ServiceError(str(err)) from err
+            if after is before and not events:
+                return Stored(after, ())
+            lifecycle: list[Record] = [
+                LifecycleRecord(k, e.at.mono_ns, e.at.utc_ns, e.item, e.detail)
+                for e in events if (k := e.lifecycle) is not None
+            ]
+            recs = [(attempt_id, r) for r in [*(records or []), *lifecycle]]
+
+            def change(tx: Session) -> None:
+                tx.execute(update(AttemptRow).where(AttemptRow.attempt_id == attempt_id).values(
+                    state=after.state.value, snapshot=json.dumps(sm.to_dict(after), ensure_ascii=False),
+                    seed=after.seed, drawn_items=json.dumps([i.code for i in after.items]), updated_utc_ns=now.utc_ns))
+                for it in after.items:
+                    tx.merge(AttemptItem(attempt_id=attempt_id, code=it.code, subject=it.subject,
+                                         state="ended" if it.ended_ns else ("running" if it.started_ns else "pending"),
+                                         started_mono_ns=it.started_ns, ended_mono_ns=it.ended_ns,
+                                         end_reason=it.end_reason or None))
+                for e in events:
+                    audit.append(tx, actor, f"session.{e.kind}", f"attempt:{attempt_id}",
+                                 {"item": e.item, "detail": e.detail, "state": after.state.value}, e.at.utc_ns)
+                if extra:
+                    extra(tx, after, now)
+
+            self.writer.commit_with(recs, change)
+            self._attempts[attempt_id] = after
+            if after.state in ACTIVE:
+                self._active[after.station] = attempt_id
+            elif self._active.get(after.station) == attempt_id:
+                del self._active[after.station]
+            return Stored(after, events)
+
+    # -- candidates and check-in ----------------------------------------------------------------
+    def register_candidate(self, id_number: str, name: str, operation: str, batch: str,
+                           photo_ref: str | None = None, attempt_number: int = 1) -> None:
+        if attempt_number not in (1, 2):
+            raise ServiceError(f"candidate {id_number}: attempt {attempt_number}; one re-sit (补考) is allowed: 1 or 2")
+        with self.db.write() as tx:
+            tx.merge(Candidate(id_number=id_number, name=name, photo_ref=photo_ref, operation=operation, batch=batch,
+                               attempt_number=attempt_number, passed_at_utc_ns=None))
+            audit.append(tx, "registration", "candidate.registered", f"candidate:{id_number}",
+                         {"name": name, "operation": operation, "batch": batch, "attempt_number": attempt_number},
+                         self.clock.utc_ns())
+
+    def check_in(self, id_number: str, station: str, verified_by: str, method: str = "manual") -> str:
+        """The invigilator verified the candidate's ID: opens an attempt at `station`."""
+        with self._lock:
+            st = self.config.station(station)
+            if station in self._active:
+                raise ServiceError(f"station {station} already has attempt {self._active[station]} in progress; "
+                                   "end it before checking in the next candidate")
+            with self.db.read() as s:
+                cand = s.get(Candidate, id_number)
+                if cand is None:
+                    raise ServiceError(f"candidate {id_number} is not registered; import the batch first")
+                if cand.operation != st.operation:
+                    raise ServiceError(f"candidate {id_number} is registered for {cand.operation}, station {station} "
+                                       f"is a {st.operation} station")
+            rubric = self.rubric(st.operation)
+            attempt_id = uuid7()
+            a = sm.Attempt(attempt_id, id_number, station, st.operation, self.config.exam.examiners_required)
+            now = self.now()
+            with self.db.write() as tx:
+                tx.add(AttemptRow(attempt_id=attempt_id, candidate_id_number=id_number, station=station,
+                                  operation=st.operation, rubric_id=rubric.id, rubric_hash=rubric.hash,
+                                  state=a.state.value, seed=None, drawn_items="[]",
+                                  snapshot=json.dumps(sm.to_dict(a), ensure_ascii=False),
+                                  created_utc_ns=now.utc_ns, updated_utc_ns=now.utc_ns))
+                audit.append(tx, verified_by, "attempt.created", f"attempt:{attempt_id}",
+                             {"candidate": id_number, "station": station, "rubric_hash": rubric.hash}, now.utc_ns)
+            self._attempts[attempt_id] = a
+
+            def record_check_in(tx: Session, _a: sm.Attempt, n: sm.Now) -> None:
+                tx.add(CheckIn(candidate_id_number=id_number, attempt_id=attempt_id, verified_by=verified_by,
+                               method=method, utc_ns=n.utc_ns))
+
+            self._step(attempt_id, verified_by, sm.check_in, verified_by, method, extra=record_check_in)
+            return attempt_id
+
+    # -- the exam ----------------------------------------------------------------------------
+    def draw(self, attempt_id: str, seed: int, chosen: Mapping[str, str] | None = None) -> sm.Attempt:
+        a = self.attempt(attempt_id)
+        rubric = self.rubric(a.operation)
+        subjects = [sm.ItemChoice(s.code, tuple((i.code, i.time_limit_s, i.candidate_may_choose)
+                                                for i in rubric.items if i.subject == s.code))
+                    for s in rubric.subjects]
+        return self._step(attempt_id, "exam-system", lambda at, n: sm.draw(at, subjects, n, seed, chosen)).attempt
+
+    def assign(self, attempt_id: str, items: Mapping[str, str], by: str) -> sm.Attempt:
+        """The exam system assigns the items (a rehearsal or a re-test of one subject): no draw."""
+        a = self.attempt(attempt_id)
+        rubric = self.rubric(a.operation)
+        subjects = []
+        for subject, code in items.items():
+            it = rubric.item(code)
+            subjects.append(sm.ItemChoice(subject, ((it.code, it.time_limit_s, True),)))
+        return self._step(attempt_id, by, lambda at, n: sm.draw(at, subjects, n, 0, dict(items))).attempt
+
+    def start_item(self, attempt_id: str, code: str, examiner: str) -> None:
+        station = self.attempt(attempt_id).station
+        latest = self._latest.get(station, {})
+        start_ns = self.clock.mono_ns()
+        # The station's state when the item starts, just before it: the timeline then holds every
+        # signal's initial value (devices report on change only).
+        initial: list[Record] = [SampleRecord(s.signal, dict(s.value) if isinstance(s.value, Mapping) else s.value,
+                                              start_ns - 1, self.clock.utc_ns(), s.device)
+                                 for s in sorted(latest.values(), key=lambda x: x.signal)]
+        self._step(attempt_id, examiner, sm.start_item, code, records=initial)
+
+    def pause(self, attempt_id: str, reason: str, by: str) -> None:
+        self._step(attempt_id, by, sm.pause, reason)
+
+    def resume(self, attempt_id: str, reason: str, by: str) -> None:
+        self._step(attempt_id, by, sm.resume, reason)
+
+    def end_item(self, attempt_id: str, reason: EndReason, by: str) -> None:
+        self._step(attempt_id, by, sm.end_item, reason)
+
+    def tick(self) -> None:
+        """End items whose time is up (call it a few times a second)."""
+        for attempt_id in list(self._active.values()):
+            self._step(attempt_id, "exam-system", sm.tick)
+
+    def record_sample(self, sample: Sample) -> None:
+        """A device reported a change: keep it as the station's latest state, and in the timeline
+        of the item running there."""
+        station = sample.device.split("/", 1)[0]
+        self._latest.setdefault(station, {})[sample.signal] = sample
+        attempt_id = self._active.get(station)
+        if attempt_id is None:
+            return
+        a = self._attempts[attempt_id]
+        if a.state in (sm.State.RUNNING, sm.State.PAUSED):
+            value = dict(sample.value) if isinstance(sample.value, Mapping) else sample.value
+            self.writer.append(attempt_id, SampleRecord(sample.signal, value, sample.t_mono_ns, sample.t_utc_ns,
+                                                        sample.device))
+
+    def device_status(self, device: str, online: bool, reason: str) -> None:
+        station = device.split("/", 1)[0]
+        attempt_id = self._active.get(station)
+        if attempt_id is not None:
+            self._step(attempt_id, "device-monitor", sm.device_status, device, online)
+
+    # -- scoring, review, signatures -------------------------------------------------------------
+    def score(self, attempt_id: str) -> ScoreSheet:
+        """Score the ended attempt from its stored timeline and keep the sheet (version 1, 2... after marks)."""
+        self.writer.flush()
+        a = self.attempt(attempt_id)
+        sheet = score(self.rubric(a.operation), load_timeline(self.db, attempt_id))
+        text = canonical_json(sheet)
+
+        def keep(tx: Session, _a: sm.Attempt, n: sm.Now) -> None:
+            version = (tx.execute(select(func.max(ScoreSheetRow.version)).where(
+                ScoreSheetRow.attempt_id == attempt_id)).scalar() or 0) + 1
+            tx.add(ScoreSheetRow(attempt_id=attempt_id, version=version, sheet=text, rubric_id=sheet.rubric_id,
+                                 rubric_hash=sheet.rubric_hash, created_utc_ns=n.utc_ns, sheet_sha256=sha256_hex(text)))
+            audit.append(tx, "exam-system", "sheet.scored", f"attempt:{attempt_id}",
+                         {"version": version, "sheet_sha256": sha256_hex(text), "total": sheet.total}, n.utc_ns)
+            if version == 1:
+                seal_timeline(tx, "exam-system", attempt_id, n.utc_ns)
+
+        if a.state == sm.State.ENDED:
+            self._step(attempt_id, "exam-system", sm.scored, extra=keep)
+        elif a.state in (sm.State.SCORED, sm.State.REVIEWED):
+            with self.db.write() as tx:
+                keep(tx, a, self.now())
+        else:
+            raise ServiceError(f"attempt {attempt_id} is {a.state.value}; it can be scored once every item has ended")
+        return sheet
+
+    def mark(self, attempt_id: str, item: str, code: str, count: int, examiner: str, note: str = "") -> None:
+        """A manual deduction or veto (考评员扣分); the sheet is scored again afterwards."""
+        self._amend(attempt_id, MarkRecord(item, code, count, examiner, note, *self._stamp()), examiner)
+
+    def override(self, attempt_id: str, item: str, row: str, points: float, reason: str, examiner: str) -> None:
+        if not reason.strip():
+            raise ServiceError("an override needs a reason; the automatic value stays beside it")
+        self._amend(attempt_id, OverrideRecord(item, row, points, reason, examiner, *self._stamp()), examiner)
+
+    def _stamp(self) -> tuple[int, int]:
+        return self.clock.mono_ns(), self.clock.utc_ns()
+
+    def _amend(self, attempt_id: str, record: MarkRecord | OverrideRecord, examiner: str) -> None:
+        a = self.attempt(attempt_id)
+        if a.state not in (sm.State.SCORED, sm.State.REVIEWED):
+            raise ServiceError(f"attempt {attempt_id} is {a.state.value}: marks and overrides are made after scoring "
+                               "and before the examiners sign")
+
+        def log_it(tx: Session) -> None:
+            audit.append(tx, examiner, f"sheet.{type(record).__name__.removesuffix('Record').lower()}",
+                         f"attempt:{attempt_id}", {k: getattr(record, k) for k in record.__slots__}, record.t_utc_ns)
+
+        self.writer.commit_with([(attempt_id, record)], log_it)
+        self.score(attempt_id)
+
+    def review(self, attempt_id: str, examiner: str) -> None:
+        self._step(attempt_id, examiner, sm.reviewed, examiner)
+
+    def candidate_decision(self, attempt_id: str, item: str, signed: bool) -> None:
+        def keep(tx: Session, a: sm.Attempt, n: sm.Now) -> None:
+            tx.add(Signature(attempt_id=attempt_id, item_code=item, role="candidate", who=a.candidate,
+                             decision="signed" if signed else "refused", utc_ns=n.utc_ns))
+
+        self._step(attempt_id, "candidate", sm.candidate_decision, item, signed, extra=keep)
+        if not signed:
+            self.score(attempt_id)  # a refused item scores 0
+
+    def examiner_sign(self, attempt_id: str, examiner: str) -> dict[str, Any] | None:
+        """An examiner signs; the last required signature stores the signed result and queues it,
+        in the same transaction. Returns the result document then."""
+        stored: dict[str, Any] = {}
+
+        def keep(tx: Session, a: sm.Attempt, n: sm.Now) -> None:
+            tx.add(Signature(attempt_id=attempt_id, item_code=None, role="examiner", who=examiner, decision="signed",
+                             utc_ns=n.utc_ns))
+            if a.state == sm.State.SIGNED:
+                stored.update(self._store_result(tx, a, n))
+
+        self._step(attempt_id, examiner, sm.examiner_signs, examiner, extra=keep)
+        if stored:
+            self._step(attempt_id, "exam-system", sm.queued)
+            return stored
+        return None
+
+    def _store_result(self, tx: Session, a: sm.Attempt, now: sm.Now) -> dict[str, Any]:
+        row = tx.execute(select(ScoreSheetRow).where(ScoreSheetRow.attempt_id == a.attempt_id)
+                         .order_by(ScoreSheetRow.version.desc()).limit(1)).scalar_one()
+        cand = tx.get(Candidate, a.candidate)
+        assert cand is not None
+        seq = (tx.execute(select(func.max(ResultRow.site_seq))).scalar() or 0) + 1
+        result_id = uuid7(now.utc_ns // 1_000_000)
+        timeline = load_timeline_in(tx, a.attempt_id)
+        sheet = score(self.rubric(a.operation), timeline)
+        if canonical_json(sheet) != row.sheet:
+            raise ServiceError(f"attempt {a.attempt_id}: the stored sheet differs from a fresh score of the stored "
+                               "timeline; run `examstation audit verify` before signing")
+        origin = next(r for r in timeline if isinstance(r, LifecycleRecord) and r.kind == "attempt_start")
+        doc = build_result(result_id=result_id, attempt_id=a.attempt_id, seq=seq, site=self.config.site.id,
+                           station=a.station, candidate=CandidateRef(cand.id_number, cand.name, cand.batch),
+                           sheet=sheet, origin_mono_ns=origin.t_mono_ns, origin_utc_ns=origin.t_utc_ns,
+                           signed_by=a.examiner_signatures, signed_at_utc_ns=now.utc_ns, software=self.software)
+        signed = self.key.sign(doc)
+        text = json.dumps(signed, ensure_ascii=False, sort_keys=True)
+        digest = sha256_hex(text)
+        tx.add(ResultRow(result_id=result_id, attempt_id=a.attempt_id, site_seq=seq, document=text,
+                         document_sha256=digest, created_utc_ns=now.utc_ns))
+        tx.flush()  # the result row first: the outbox row refers to it
+        tx.add(OutboxRow(result_id=result_id, state="queued", attempts=0, next_try_utc_ns=now.utc_ns,
+                         last_error=None, delivered_utc_ns=None))
+        audit.append_result(tx, a.examiner_signatures[-1], result_id=result_id, attempt_id=a.attempt_id,
+                            site_seq=seq, document_sha256=digest, utc_ns=now.utc_ns)
+        return signed
+
+    # -- replay and recovery ---------------------------------------------------------------------
+    def replay(self, attempt_id: str) -> ScoreSheet:
+        """Score the stored timeline again with the rubric that scored it (the hash must match)."""
+        a = self.attempt(attempt_id)
+        with self.db.read() as s:
+            row = s.get(AttemptRow, attempt_id)
+            assert row is not None
+            rubric_hash = row.rubric_hash
+        rubric = self.rubric(a.operation)
+        if rubric.hash != rubric_hash:
+            raise ServiceError(f"attempt {attempt_id} was scored with rubric {rubric_hash}; the rubric file now is "
+                               f"{rubric.hash}; replay needs the same rubric file (restore it from the export)")
+        return score(rubric, load_timeline(self.db, attempt_id))
+
+    def recover(self) -> list[str]:
+        """After a restart: every item that was running is paused ('controller restarted') so its
+        clock does not count the outage; the examiner resumes or closes it."""
+        resumed = []
+        for attempt_id in list(self._active.values()):
+            if self._attempts[attempt_id].state == sm.State.RUNNING:
+                self._step(attempt_id, "exam-system", sm.pause, "controller restarted")
+                resumed.append(attempt_id)
+        return resumed
+
+
+def load_timeline_in(tx: Session, attempt_id: str) -> tuple[Record, ...]:
+    """The stored timeline read inside an open transaction (what the signature will cover)."""
+    rows = tx.execute(select(TimelineRow.record).where(TimelineRow.attempt_id == attempt_id)
+                      .order_by(TimelineRow.seq)).scalars()
+    records = [record_from_dict(json.loads(r)) for r in rows]
+    return tuple(sorted(records, key=lambda r: r.t_mono_ns))
+
+
+def ensure_database(data_dir: Path) -> Path:
+    """The data directory's database, created (or upgraded) when missing — for demo and tests."""
+    path = database_path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(path)
+    return path
