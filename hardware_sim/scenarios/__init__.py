@@ -4,4 +4,4 @@ from hardware_sim.scenarios.base import SCENARIOS, Context, Scenario, scenario
 
 __all__ = ["SCENARIOS", "Context", "Scenario", "scenario"]
 
-from hardware_sim.scenarios import cpr, electrician, extinguisher, welding  # noqa: F401  - registers the scenarios
+from hardware_sim.scenarios import cpr, electrician, exam, extinguisher, welding  # noqa: F401  - registers them

@@ -1,7 +1,9 @@
-"""Every candidate scenario end to end: the simulator played like a candidate, the production
-device layer recording the timeline over real sockets and ptys, the scoring engine grading it; the
-item score and outcome must be what the scenario worked out by hand from the rubric. The stored
-timeline, serialised and read back, must score to the same bytes (what `replay` relies on)."""
+"""Every candidate scenario end to end through the whole controller: the simulator played like a
+candidate, the production device layer over real sockets and ptys, the session and services
+persisting the timeline, the scoring engine, the examiners' signatures and the signed result.
+The item score and outcome must be what the scenario worked out by hand from the rubric; the
+stored timeline must re-score to the same bytes (what `replay` relies on); the signed document
+must verify with the site's public key."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from scoring.sheet import canonical_json
 from scoring.timeline import record_from_dict, record_to_dict
 from station.config import load_site_config
 from station.scenario_runner import play
+from station.signing import SiteKey, verify
 
 CONFIG = load_site_config("examples/site.yaml")
 
@@ -36,6 +39,12 @@ async def test_scenario_scores_as_declared(name: str) -> None:
     stored = json.dumps([record_to_dict(r) for r in run.timeline], ensure_ascii=False)
     replayed = tuple(record_from_dict(d) for d in json.loads(stored))
     assert canonical_json(score(rubric_for(scenario.operation), replayed)) == canonical_json(run.sheet)
+    doc = run.document
+    assert [(i["code"], i["score"], i["outcome"]) for i in doc["items"]] == [
+        (scenario.item, scenario.expected_item_score, scenario.expected_outcome)]
+    assert verify(doc, SiteKey.load_or_create(run.data_dir).public_pem())
+    tampered = {**doc, "total": 100.0 if doc["total"] != 100.0 else 0.0}
+    assert not verify(tampered, SiteKey.load_or_create(run.data_dir).public_pem())
 
 
 def test_scenarios_cli_lists_them_with_expectations() -> None:
@@ -43,6 +52,7 @@ def test_scenarios_cli_lists_them_with_expectations() -> None:
                          text=True, check=True).stdout
     listed = json.loads(out)
     assert {e["name"] for e in listed} == set(SCENARIOS)
+    assert len(listed) >= 20
     for entry in listed:
         assert set(entry) == {"name", "operation", "item", "expected_item_score", "expected_outcome"}
         assert entry["expected_outcome"] in ("scored", "veto", "timeout", "interrupted")
