@@ -40,18 +40,49 @@ class ScaledClock:
             raise ValueError(f"clock scale must be > 0, got {scale}")
         self.scale = scale
         self._base = base or SystemClock()
-        self._mono0 = self._base.mono_ns()
-        self._utc0 = self._base.utc_ns()
+        self._out_mono0 = self._base.mono_ns()
+        self._out_utc0 = self._base.utc_ns()
+        self._seg_start = self._out_mono0
+        """Real monotonic time the current scale took effect."""
+        self._seg_elapsed_ns = 0
+        """Exam time elapsed before the current scale took effect."""
 
     def _elapsed_ns(self) -> int:
-        return int((self._base.mono_ns() - self._mono0) * self.scale)
+        return self._seg_elapsed_ns + int((self._base.mono_ns() - self._seg_start) * self.scale)
+
+    def set_scale(self, scale: float) -> None:
+        """Run at `scale` from now on; exam time stays continuous."""
+        if scale <= 0:
+            raise ValueError(f"clock scale must be > 0, got {scale}")
+        self._seg_elapsed_ns = self._elapsed_ns()
+        self._seg_start = self._base.mono_ns()
+        self.scale = scale
 
     def mono_ns(self) -> int:
-        return self._mono0 + self._elapsed_ns()
+        return self._out_mono0 + self._elapsed_ns()
 
     def utc_ns(self) -> int:
-        return self._utc0 + self._elapsed_ns()
+        return self._out_utc0 + self._elapsed_ns()
 
     def seconds(self) -> float:
         """Exam seconds since the clock was made (for a simulated device's own clock)."""
         return self._elapsed_ns() / 1e9
+
+
+class ContinuousClock:
+    """`base` moved forward so its monotonic time never goes below `floor_ns`.
+
+    A restart of the controller (or a reboot, which restarts the system's monotonic clock) must
+    not make an attempt's timeline run backwards: the service layer builds its clock with the
+    latest time already stored as the floor.
+    """
+
+    def __init__(self, base: Clock, floor_ns: int) -> None:
+        self.base = base
+        self.offset_ns = max(0, floor_ns + 1 - base.mono_ns())
+
+    def mono_ns(self) -> int:
+        return self.base.mono_ns() + self.offset_ns
+
+    def utc_ns(self) -> int:
+        return self.base.utc_ns()

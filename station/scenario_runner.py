@@ -139,7 +139,7 @@ async def play_exam(scenarios: Sequence[Scenario], config: SiteConfig, data_dir:
         async with SimSite(site_config, cameras=False, device_clock=clock.seconds,
                            time_scale=scenarios[0].time_scale) as site:
             ctx = Context(site, station.id, scenarios[0].time_scale)
-            async with DeviceHub(site.resolved_config(), on_sample, on_status, clock) as hub:
+            async with DeviceHub(site.resolved_config(), on_sample, on_status, services.clock) as hub:
                 async with asyncio.timeout(10):
                     while not all(s.online for s in hub.status()):  # noqa: ASYNC110 - polling device health
                         await asyncio.sleep(0.02)

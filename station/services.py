@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from devices.clock import Clock
+from devices.clock import Clock, ContinuousClock
 from devices.sample import Sample
 from scoring.engine import score
 from scoring.rubric import Rubric
@@ -32,6 +32,7 @@ from scoring.timeline import (
     OverrideRecord,
     Record,
     SampleRecord,
+    ordered,
     record_from_dict,
 )
 from station import audit
@@ -74,7 +75,8 @@ class StationServices:
         self.config = config
         self.db = db
         self.key = key
-        self.clock = clock
+        self.clock: Clock = ContinuousClock(clock, _latest_stored_mono_ns(db))
+        """Give this clock to the device layer too: samples and lifecycle share one time line."""
         self.software = software
         self.writer = TimelineWriter(db)
         self.rubrics: dict[str, Rubric] = {}
@@ -275,7 +277,7 @@ class StationServices:
         """Score the ended attempt from its stored timeline and keep the sheet (version 1, 2... after marks)."""
         self.writer.flush()
         a = self.attempt(attempt_id)
-        sheet = score(self.rubric(a.operation), load_timeline(self.db, attempt_id))
+        sheet = score(self.rubric(a.operation), stored_timeline(self.db, attempt_id))
         text = canonical_json(sheet)
 
         def keep(tx: Session, _a: sm.Attempt, n: sm.Now) -> None:
@@ -392,7 +394,7 @@ class StationServices:
         if rubric.hash != rubric_hash:
             raise ServiceError(f"attempt {attempt_id} was scored with rubric {rubric_hash}; the rubric file now is "
                                f"{rubric.hash}; replay needs the same rubric file (restore it from the export)")
-        return score(rubric, load_timeline(self.db, attempt_id))
+        return score(rubric, stored_timeline(self.db, attempt_id))
 
     def recover(self) -> list[str]:
         """After a restart: every item that was running is paused ('controller restarted') so its
@@ -405,12 +407,30 @@ class StationServices:
         return resumed
 
 
+def _latest_stored_mono_ns(db: Database) -> int:
+    """The latest monotonic time in any stored timeline (0 for a new database)."""
+    with db.read() as s:
+        last = s.execute(select(TimelineRow.attempt_id, func.max(TimelineRow.seq)).group_by(TimelineRow.attempt_id))
+        pairs = list(last)
+        latest = 0
+        for attempt_id, seq in pairs:
+            text = s.execute(select(TimelineRow.record).where(TimelineRow.attempt_id == attempt_id,
+                                                              TimelineRow.seq == seq)).scalar_one()
+            latest = max(latest, int(json.loads(text).get("t_mono_ns", 0)))
+    return latest
+
+
+def stored_timeline(db: Database, attempt_id: str) -> tuple[Record, ...]:
+    """The stored timeline in time order: records reach the writer from several threads, so their
+    row order can differ from their time order by a few milliseconds; scoring wants time order."""
+    return ordered(load_timeline(db, attempt_id))
+
+
 def load_timeline_in(tx: Session, attempt_id: str) -> tuple[Record, ...]:
     """The stored timeline read inside an open transaction (what the signature will cover)."""
     rows = tx.execute(select(TimelineRow.record).where(TimelineRow.attempt_id == attempt_id)
                       .order_by(TimelineRow.seq)).scalars()
-    records = [record_from_dict(json.loads(r)) for r in rows]
-    return tuple(sorted(records, key=lambda r: r.t_mono_ns))
+    return ordered([record_from_dict(json.loads(r)) for r in rows])
 
 
 def ensure_database(data_dir: Path) -> Path:

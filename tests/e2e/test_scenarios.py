@@ -17,7 +17,7 @@ from hardware_sim.scenarios import SCENARIOS
 from scoring.engine import score
 from scoring.rubric_loader import rubric_for
 from scoring.sheet import canonical_json
-from scoring.timeline import record_from_dict, record_to_dict
+from scoring.timeline import ordered, record_from_dict, record_to_dict
 from station.config import load_site_config
 from station.scenario_runner import play
 from station.signing import SiteKey, verify
@@ -37,7 +37,7 @@ async def test_scenario_scores_as_declared(name: str) -> None:
         f"expected because: {scenario.arithmetic}"
     )
     stored = json.dumps([record_to_dict(r) for r in run.timeline], ensure_ascii=False)
-    replayed = tuple(record_from_dict(d) for d in json.loads(stored))
+    replayed = ordered([record_from_dict(d) for d in json.loads(stored)])
     assert canonical_json(score(rubric_for(scenario.operation), replayed)) == canonical_json(run.sheet)
     doc = run.document
     assert [(i["code"], i["score"], i["outcome"]) for i in doc["items"]] == [
