@@ -189,23 +189,27 @@ class StationServices:
                                        f"is a {st.operation} station")
             rubric = self.rubric(st.operation)
             attempt_id = uuid7()
-            a = sm.Attempt(attempt_id, id_number, station, st.operation, self.config.exam.examiners_required)
-            now = self.now()
-            with self.db.write() as tx:
+            self._attempts[attempt_id] = sm.Attempt(attempt_id, id_number, station, st.operation,
+                                                    self.config.exam.examiners_required)
+
+            def create(tx: Session, a: sm.Attempt, n: sm.Now) -> None:
+                # the attempt row is born checked in: one transaction, no half-made attempt after a crash
                 tx.add(AttemptRow(attempt_id=attempt_id, candidate_id_number=id_number, station=station,
                                   operation=st.operation, rubric_id=rubric.id, rubric_hash=rubric.hash,
                                   state=a.state.value, seed=None, drawn_items="[]",
                                   snapshot=json.dumps(sm.to_dict(a), ensure_ascii=False),
-                                  created_utc_ns=now.utc_ns, updated_utc_ns=now.utc_ns))
-                audit.append(tx, verified_by, "attempt.created", f"attempt:{attempt_id}",
-                             {"candidate": id_number, "station": station, "rubric_hash": rubric.hash}, now.utc_ns)
-            self._attempts[attempt_id] = a
-
-            def record_check_in(tx: Session, _a: sm.Attempt, n: sm.Now) -> None:
+                                  created_utc_ns=n.utc_ns, updated_utc_ns=n.utc_ns))
+                tx.flush()
                 tx.add(CheckIn(candidate_id_number=id_number, attempt_id=attempt_id, verified_by=verified_by,
                                method=method, utc_ns=n.utc_ns))
+                audit.append(tx, verified_by, "attempt.created", f"attempt:{attempt_id}",
+                             {"candidate": id_number, "station": station, "rubric_hash": rubric.hash}, n.utc_ns)
 
-            self._step(attempt_id, verified_by, sm.check_in, verified_by, method, extra=record_check_in)
+            try:
+                self._step(attempt_id, verified_by, sm.check_in, verified_by, method, extra=create)
+            except BaseException:
+                self._attempts.pop(attempt_id, None)
+                raise
             return attempt_id
 
     # -- the exam ----------------------------------------------------------------------------

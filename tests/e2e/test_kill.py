@@ -41,9 +41,6 @@ EXAMINERS = ("考评员甲", "考评员乙")
 def settle(services: StationServices, attempt_id: str, rng: random.Random) -> None:
     """What an examiner does with an attempt the crash left open: resume or close, then sign."""
     a = services.attempt(attempt_id)
-    if a.state == sm.State.REGISTERED:
-        services._step(attempt_id, "监考员", sm.check_in, "监考员", "manual")  # noqa: SLF001
-        a = services.attempt(attempt_id)
     if a.state == sm.State.CHECKED_IN:
         services.draw(attempt_id, seed=1)
         a = services.attempt(attempt_id)
