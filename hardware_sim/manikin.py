@@ -175,6 +175,10 @@ class ManikinSim:
 
     # -- events -------------------------------------------------------------------------------------
 
+    def device_ms(self) -> int:
+        """The manikin's clock now (ms, wraps at 2**32)."""
+        return self._device_ms()
+
     def _device_ms(self) -> int:
         return int((self._clock() - self._t0) * 1000) & 0xFFFF_FFFF
 
@@ -191,12 +195,16 @@ class ManikinSim:
         hand_zone: HandZone | str = HandZone.CORRECT,
         duration_ms: int = 300,
         peak_force_n: int = 0,
+        device_ms: int | None = None,
     ) -> CompressionFrame:
-        """One chest compression of `depth_mm` (0.1 mm resolution)."""
+        """One chest compression of `depth_mm` (0.1 mm resolution), stamped `device_ms` (the
+        manikin's own clock; default now). A scenario on a busy host passes its schedule: a real
+        manikin stamps the moment of the press on its own processor, whatever the PC is doing."""
         zone = hand_zone if isinstance(hand_zone, HandZone) else HandZone.from_label(hand_zone)
         async with self._lock:
+            stamp = self._device_ms() if device_ms is None else device_ms & 0xFFFF_FFFF
             frame = CompressionFrame(
-                self._next_seq(), self._device_ms(), round(depth_mm * 10), duration_ms, peak_force_n,
+                self._next_seq(), stamp, round(depth_mm * 10), duration_ms, peak_force_n,
                 recoil_ok, zone,
             )
             await self._transmit(frame)

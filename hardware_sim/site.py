@@ -91,6 +91,15 @@ class SimSite:
         self.cameras: dict[tuple[str, str], SimCamera] = {}
         self._stack = contextlib.AsyncExitStack()
         self._dir: Path | None = None
+        self._servers: list[SimModbusServer] = []
+
+    def set_time_scale(self, scale: float) -> None:
+        """Change how fast device models run (exam seconds per real second), from now on."""
+        self.time_scale = scale
+        for server in self._servers:
+            server.time_scale = scale
+        for manikin in self.manikins.values():
+            manikin.heartbeat_interval_s = 1.0 / scale
 
     async def __aenter__(self) -> SimSite:
         try:
@@ -124,6 +133,7 @@ class SimSite:
                 if isinstance(dev, ModbusTcpDevice):
                     server = SimModbusServer([simdev], tcp_port=0, time_scale=self.time_scale)
                     await self._stack.enter_async_context(server)
+                    self._servers.append(server)
                     proxy = FaultyTcpProxy("127.0.0.1", server.port, simdev.faults)
                     self.tcp[(st.id, dev.name)] = await self._stack.enter_async_context(proxy)
                 else:
@@ -139,6 +149,7 @@ class SimSite:
             server = SimModbusServer(simdevs, serial_path=bridge.device_path, baudrate=bus.baudrate,
                                      time_scale=self.time_scale)
             await self._stack.enter_async_context(server)
+            self._servers.append(server)
 
     def endpoints(self) -> list[Endpoint]:
         """One record per device and camera, in config order (the `--print-endpoints` contract)."""

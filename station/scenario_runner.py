@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,8 @@ class ScenarioRun:
     sheet: ScoreSheet
     document: dict[str, Any]
     data_dir: Path
+    public_pem: str
+    """The site key that signed `document` (the data dir may be a temporary one, gone by now)."""
 
     @property
     def scenario(self) -> Scenario:
@@ -124,7 +126,8 @@ async def play_exam(scenarios: Sequence[Scenario], config: SiteConfig, data_dir:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="examstation-rehearsal-")))
         db = stack.enter_context(open_database(ensure_database(data_dir)))
         clock = ScaledClock(scenarios[0].time_scale)
-        services = StationServices(site_config, db, SiteKey.load_or_create(data_dir), clock, software="examstation")
+        key = SiteKey.load_or_create(data_dir)
+        services = StationServices(site_config, db, key, clock, software="examstation")
         stack.callback(services.close)
         pending: set[asyncio.Task[None]] = set()
 
@@ -164,9 +167,93 @@ async def play_exam(scenarios: Sequence[Scenario], config: SiteConfig, data_dir:
             document = services.examiner_sign(attempt_id, examiner) or document
         assert document is not None
         timeline = load_timeline(db, attempt_id)
-        return ScenarioRun(tuple(scenarios), attempt_id, timeline, sheet, document, data_dir)
+        return ScenarioRun(tuple(scenarios), attempt_id, timeline, sheet, document, data_dir, key.public_pem())
 
 
 async def play(scenario: Scenario, config: SiteConfig, data_dir: Path | None = None) -> ScenarioRun:
     """One scenario as a one-item attempt."""
     return await play_exam([scenario], config, data_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class HallResult:
+    station: str
+    scenario: str
+    attempt_id: str
+    expected: tuple[float, str]
+    got: tuple[float, str]
+
+
+async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale: float,
+                    pick: Callable[[Station], Sequence[Scenario]]) -> list[HallResult]:
+    """Every station of the site at once, one controller: each station plays its scenarios in turn
+    (one candidate after another) until `duration_s` of real time has passed."""
+    clock = ScaledClock(scale)
+    results: list[HallResult] = []
+    with open_database(ensure_database(data_dir)) as db:
+        services = StationServices(config, db, SiteKey.load_or_create(data_dir), clock, software="examstation")
+        pending: set[asyncio.Task[None]] = set()
+
+        def on_status(device: str, online: bool, reason: str) -> None:
+            task = asyncio.create_task(asyncio.to_thread(services.device_status, device, online, reason))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                site = await stack.enter_async_context(
+                    SimSite(config, cameras=False, device_clock=clock.seconds, time_scale=scale))
+                hub = await stack.enter_async_context(
+                    DeviceHub(site.resolved_config(), services.record_sample, on_status, services.clock))
+                async with asyncio.timeout(15):
+                    while not all(s.online for s in hub.status()):  # noqa: ASYNC110 - polling device health
+                        await asyncio.sleep(0.05)
+                end = asyncio.get_running_loop().time() + duration_s
+                async with asyncio.TaskGroup() as group:
+                    for station in config.stations:
+                        group.create_task(_station_loop(station, pick(station), site, services, scale, end, results),
+                                          name=f"hall {station.id}")
+                if pending:
+                    await asyncio.gather(*pending)
+        finally:
+            services.close()
+    return results
+
+
+async def _station_loop(station: Station, scenarios: Sequence[Scenario], site: SimSite, services: StationServices,
+                        scale: float, end: float, results: list[HallResult]) -> None:
+    loop = asyncio.get_running_loop()
+    n = 0
+    while loop.time() < end:
+        sc = scenarios[n % len(scenarios)]
+        n += 1
+        id_number = f"{station.id}{n:04d}".ljust(18, "0")
+        await asyncio.to_thread(services.register_candidate, id_number, f"考生{station.id}-{n}", sc.operation,
+                                "HALL-2026-11")
+        attempt_id = await asyncio.to_thread(services.check_in, id_number, station.id, DEMO_INVIGILATOR)
+        subject = services.rubric(sc.operation).item(sc.item).subject
+        await asyncio.to_thread(services.assign, attempt_id, {subject: sc.item}, "rehearsal")
+        ctx = Context(site, station.id, scale)
+        if ctx.rig.cabinet is not None:  # the examiner restocks the cabinet between candidates
+            for slot in ctx.rig.cabinet.present:
+                ctx.cabinet.put_back(slot)
+        if sc.setup:
+            sc.setup(ctx)
+        await asyncio.sleep(SETTLE_REAL_S)
+        await asyncio.to_thread(services.start_item, attempt_id, sc.item, DEMO_EXAMINERS[0])
+        candidate = asyncio.create_task(sc.play(ctx), name=f"{station.id} {sc.name}")
+        while not candidate.done():
+            await asyncio.to_thread(services.tick)
+            await asyncio.sleep(TICK_REAL_S)
+        await candidate
+        await asyncio.sleep(SETTLE_REAL_S)
+        if services.attempt(attempt_id).state in (sm.State.RUNNING, sm.State.PAUSED):
+            await asyncio.to_thread(services.end_item, attempt_id, "done", DEMO_EXAMINERS[0])
+        sheet = await asyncio.to_thread(services.score, attempt_id)
+        item = sheet.item(sc.item)
+        results.append(HallResult(station.id, sc.name, attempt_id, (sc.expected_item_score, sc.expected_outcome),
+                                  (item.score, item.outcome)))
+        await asyncio.to_thread(services.review, attempt_id, DEMO_EXAMINERS[0])
+        await asyncio.to_thread(services.candidate_decision, attempt_id, sc.item, True)
+        for examiner in DEMO_EXAMINERS:
+            await asyncio.to_thread(services.examiner_sign, attempt_id, examiner)

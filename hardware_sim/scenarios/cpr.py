@@ -51,12 +51,14 @@ async def compressions(ctx: Context, count: int = 30, rate_per_min: float = GOOD
     loop = asyncio.get_running_loop()
     period_real_s = 60.0 / rate_per_min / ctx.scale
     start = loop.time()
+    start_device_ms = ctx.manikin.device_ms()
     for k in range(count):
         delay = start + k * period_real_s - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        await ctx.manikin.compress(depth_mm(k), recoil_ok=recoil_ok(k),
-                                   duration_ms=round(30_000 / rate_per_min))
+        # stamped by the schedule, as the manikin's own processor would: host jitter stays out
+        await ctx.manikin.compress(depth_mm(k), recoil_ok=recoil_ok(k), duration_ms=round(30_000 / rate_per_min),
+                                   device_ms=start_device_ms + round(k * 60_000 / rate_per_min))
 
 
 async def breaths(ctx: Context, count: int = 2, volume_ml: int = GOOD_BREATH_ML) -> None:

@@ -112,6 +112,14 @@ class ItemView:
             out.append((since, self.t_end_ns))
         return out
 
+    def transitions(self, cond: Condition) -> list[tuple[int, int]]:
+        """Like `occurrences`, without one that was already holding when the item started: what
+        the candidate did, not what the previous candidate left (a latched trip, an empty slot)."""
+        occ = self.occurrences(cond)
+        if occ and occ[0][0] == self.t_start_ns and cond.holds(self.signal(cond.signal).initial):
+            return occ[1:]
+        return occ
+
     def first(self, cond: Condition) -> int | None:
         """When `cond` first held during the item (its start if it already held)."""
         occ = self.occurrences(cond)

@@ -19,14 +19,17 @@ class PpeParams:
 
 @detector("ppe_missing", PpeParams)
 def ppe_missing(p: PpeParams, view: ItemView) -> tuple[Finding, ...]:
-    """One finding per required item never taken out of its slot, and per wrong item taken."""
+    """One finding per required item the candidate did not take out of its slot during the item, and
+    per wrong item taken. A slot already empty at the start (not restocked after the previous
+    candidate) is not this candidate's taking."""
     out = []
     for item in p.required:
-        if view.first(Condition(p.prefix + item, False)) is None:
+        if not view.transitions(Condition(p.prefix + item, False)):
             out.append(Finding(view.t_start_ns, view.t_end_ns, f"{item} not taken"))
     for item in p.wrong:
-        t = view.first(Condition(p.prefix + item, False))
-        if t is not None:
+        taken = view.transitions(Condition(p.prefix + item, False))
+        if taken:
+            t = taken[0][0]
             out.append(Finding(t, t, f"{item} taken, which does not protect this job"))
     return tuple(out)
 

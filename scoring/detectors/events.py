@@ -23,9 +23,7 @@ def reached(p: WhenParams, view: ItemView) -> tuple[Finding, ...]:
     """One finding each time the condition becomes true during the item (a short-circuit trip, a
     wrong item taken). A condition already true when the item started is the previous candidate's
     (a latched trip nobody reset) and is not counted."""
-    start = view.t_start_ns if p.when.holds(view.signal(p.when.signal).initial) else None
-    return tuple(Finding(a, b, f"{p.when.describe()} at {_at(view, a)}")
-                 for a, b in view.occurrences(p.when) if a != start)
+    return tuple(Finding(a, b, f"{p.when.describe()} at {_at(view, a)}") for a, b in view.transitions(p.when))
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,7 +95,7 @@ class Attempt(Base):
     """Seed of the item draw (抽题), so the draw can be shown to be reproducible."""
     drawn_items: Mapped[str] = mapped_column(Text)
     """JSON list of the drawn item codes, in exam order."""
-    snapshot: Mapped[str] = mapped_column(Text)
+    snapshot: Mapped[str] = mapped_column(Text, server_default="{}")
     """The session state machine's whole state (station.session.Attempt) as JSON: item clocks,
     pause reasons, signatures. Written in the transaction of every step, so a restart resumes it."""
     created_utc_ns: Mapped[int] = mapped_column(BigInteger)

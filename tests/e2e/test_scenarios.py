@@ -20,7 +20,7 @@ from scoring.sheet import canonical_json
 from scoring.timeline import ordered, record_from_dict, record_to_dict
 from station.config import load_site_config
 from station.scenario_runner import play
-from station.signing import SiteKey, verify
+from station.signing import verify
 
 CONFIG = load_site_config("examples/site.yaml")
 
@@ -42,9 +42,9 @@ async def test_scenario_scores_as_declared(name: str) -> None:
     doc = run.document
     assert [(i["code"], i["score"], i["outcome"]) for i in doc["items"]] == [
         (scenario.item, scenario.expected_item_score, scenario.expected_outcome)]
-    assert verify(doc, SiteKey.load_or_create(run.data_dir).public_pem())
+    assert verify(doc, run.public_pem)
     tampered = {**doc, "total": 100.0 if doc["total"] != 100.0 else 0.0}
-    assert not verify(tampered, SiteKey.load_or_create(run.data_dir).public_pem())
+    assert not verify(tampered, run.public_pem)
 
 
 def test_scenarios_cli_lists_them_with_expectations() -> None:

@@ -54,7 +54,7 @@ def upgrade() -> None:
         _text("state"),
         _ns("seed", nullable=True),
         _text("drawn_items"),
-        _text("snapshot"),
+        sa.Column("snapshot", sa.Text(), nullable=False, server_default="{}"),
         _ns("created_utc_ns"),
         _ns("updated_utc_ns"),
         sa.ForeignKeyConstraint(["candidate_id_number"], ["candidates.id_number"],
