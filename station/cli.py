@@ -16,6 +16,7 @@ from pathlib import Path
 
 from station.config import ConfigError, SiteConfig, load_site_config
 from station.db import DatabaseError
+from station.services import ServiceError
 
 log = logging.getLogger("examstation")
 
@@ -61,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="with --once: print the signed result document")
     sc = sub.add_parser("scenarios", help="list the candidate scenarios with their expected outcome")
     sc.add_argument("--json", action="store_true", help="print a JSON list")
+    run = cmd("run", "the controller against the hardware of the site config")
+    run.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    ci = cmd("candidates", "the candidate register")
+    ci.add_argument("action", choices=["import"])
+    ci.add_argument("file", type=Path, help="CSV: id_number,name,operation,batch[,photo_ref,attempt_number]")
     r = cmd("replay", "re-score an attempt from its stored timeline")
     r.add_argument("attempt_id")
     r.add_argument("--json", action="store_true", help="print the sheet as JSON")
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return _dispatch(args)
-    except (ConfigError, DatabaseError) as err:
+    except (ConfigError, DatabaseError, ServiceError) as err:
         print(f"examstation: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -114,6 +120,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(json.dumps(document, ensure_ascii=False, indent=None if args.json else 1))
             return 0
         asyncio.run(demo.run_demo(config, args.duration, args.status_every))
+        return 0
+    if args.command == "run":
+        from station.controller import run_controller
+
+        asyncio.run(run_controller(config, data_dir, args.duration))
+        return 0
+    if args.command == "candidates":
+        print(maintenance.import_candidates(config, data_dir, args.file))
         return 0
     if args.command == "replay":
         print(maintenance.replay(config, data_dir, args.attempt_id, as_json=args.json))

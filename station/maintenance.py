@@ -10,6 +10,7 @@ from sqlalchemy import select
 from devices.clock import SystemClock
 from scoring.sheet import canonical_json
 from station import audit
+from station.candidates import import_candidates_csv
 from station.config import SiteConfig
 from station.db import database_path, open_database, upgrade
 from station.db.models import ScoreSheetRow
@@ -54,3 +55,13 @@ def replay(config: SiteConfig, data_dir: Path, attempt_id: str, as_json: bool) -
     items = ", ".join(f"{i.code} {i.score:g} ({i.outcome})" for i in sheet.items)
     verdict = "identical to the stored sheet" if identical else "DIFFERENT from the stored sheet"
     return f"attempt {attempt_id}: {items}; total {sheet.total:g}, passed {sheet.passed}; {verdict}"
+
+
+def import_candidates(config: SiteConfig, data_dir: Path, path: Path) -> str:
+    with open_database(database_path(data_dir)) as db:
+        services = StationServices(config, db, SiteKey.load_or_create(data_dir), SystemClock())
+        try:
+            count = import_candidates_csv(services, path)
+        finally:
+            services.close()
+    return f"registered {count} candidates from {path}"

@@ -30,8 +30,9 @@ from station import session as sm
 from station.config import SiteConfig, Station
 from station.db import open_database
 from station.device_hub import DeviceHub
-from station.services import StationServices, ensure_database
+from station.services import StationServices
 from station.signing import SiteKey
+from station.stored import ensure_database
 from station.timeline_store import load_timeline
 
 SETTLE_REAL_S = 0.4

@@ -13,7 +13,6 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -32,13 +31,11 @@ from scoring.timeline import (
     OverrideRecord,
     Record,
     SampleRecord,
-    ordered,
-    record_from_dict,
 )
 from station import audit
 from station import session as sm
 from station.config import SiteConfig
-from station.db import Database, database_path, upgrade
+from station.db import Database
 from station.db.digest import sha256_hex
 from station.db.models import Attempt as AttemptRow
 from station.db.models import (
@@ -49,15 +46,16 @@ from station.db.models import (
     ResultRow,
     ScoreSheetRow,
     Signature,
-    TimelineRow,
 )
 from station.ids import uuid7
 from station.result_document import CandidateRef, build_result
 from station.signing import SiteKey
-from station.timeline_store import TimelineWriter, load_timeline, seal_timeline
+from station.stored import latest_stored_mono_ns, load_timeline_in, stored_timeline
+from station.timeline_store import TimelineWriter, seal_timeline
 
 log = logging.getLogger(__name__)
-ACTIVE = (sm.State.ITEM_DRAWN, sm.State.RUNNING, sm.State.PAUSED)
+ACTIVE = (sm.State.CHECKED_IN, sm.State.ITEM_DRAWN, sm.State.RUNNING, sm.State.PAUSED)
+"""States in which an attempt holds its station: the next candidate waits."""
 
 
 class ServiceError(Exception):
@@ -75,7 +73,7 @@ class StationServices:
         self.config = config
         self.db = db
         self.key = key
-        self.clock: Clock = ContinuousClock(clock, _latest_stored_mono_ns(db))
+        self.clock: Clock = ContinuousClock(clock, latest_stored_mono_ns(db))
         """Give this clock to the device layer too: samples and lifecycle share one time line."""
         self.software = software
         self.writer = TimelineWriter(db)
@@ -83,6 +81,7 @@ class StationServices:
         self._attempts: dict[str, sm.Attempt] = {}
         self._active: dict[str, str] = {}
         self._latest: dict[str, dict[str, Sample]] = {}
+        self._vetoed: dict[str, str] = {}
         self._lock = threading.RLock()
         self._load_open_attempts()
 
@@ -110,6 +109,10 @@ class StationServices:
 
     def active_attempt(self, station: str) -> str | None:
         return self._active.get(station)
+
+    def active_attempts(self) -> dict[str, str]:
+        """station -> attempt in progress there."""
+        return dict(self._active)
 
     def _load_open_attempts(self) -> None:
         with self.db.read() as s:
@@ -252,8 +255,11 @@ class StationServices:
         self._step(attempt_id, by, sm.end_item, reason)
 
     def tick(self) -> None:
-        """End items whose time is up (call it a few times a second)."""
+        """End items whose time is up or that met a veto (call it a few times a second, off the loop)."""
         for attempt_id in list(self._active.values()):
+            if self._vetoed.pop(attempt_id, None) and self.attempt(attempt_id).state in (sm.State.RUNNING,
+                                                                                       sm.State.PAUSED):
+                self._step(attempt_id, "exam-system", sm.end_item, "veto_stop")
             self._step(attempt_id, "exam-system", sm.tick)
 
     def record_sample(self, sample: Sample) -> None:
@@ -269,6 +275,34 @@ class StationServices:
             value = dict(sample.value) if isinstance(sample.value, Mapping) else sample.value
             self.writer.append(attempt_id, SampleRecord(sample.signal, value, sample.t_mono_ns, sample.t_utc_ns,
                                                         sample.device))
+            code = self._live_veto(attempt_id, sample)
+            if code is not None:  # stopped by the next tick (this runs on the event loop: no commit here)
+                log.warning("attempt %s: veto %s (%s = %s): the item stops", attempt_id, code, sample.signal,
+                            sample.value)
+                self._vetoed[attempt_id] = code
+
+    def _live_veto(self, attempt_id: str, sample: Sample) -> str | None:
+        """A veto row whose condition this sample meets, for the running item (checked live so the
+        item stops at once; the full veto detectors run again when the sheet is scored)."""
+        a = self._attempts[attempt_id]
+        it = a.running_item
+        if it is None:
+            return None
+        for veto in self.rubric(a.operation).item(it.code).vetoes:
+            det = veto.detector
+            if det is not None and det.name == "reached":
+                cond = det.params.when  # type: ignore[attr-defined]
+                if cond.signal == sample.signal and cond.holds(sample.value):
+                    return veto.code
+        return None
+
+    def veto(self, attempt_id: str, item: str, code: str, examiner: str, note: str = "") -> None:
+        """The examiner stops the item for a 否决项 (unsafe act, damaged equipment): marked and ended."""
+        a = self.attempt(attempt_id)
+        if self.rubric(a.operation).item(item).veto(code) is None:
+            raise ServiceError(f"item {item} has no veto {code}")
+        mark = MarkRecord(item, code, 1, examiner, note, *self._stamp())
+        self._step(attempt_id, examiner, sm.end_item, "veto_stop", records=[mark])
 
     def device_status(self, device: str, online: bool, reason: str) -> None:
         station = device.split("/", 1)[0]
@@ -384,6 +418,8 @@ class StationServices:
                          last_error=None, delivered_utc_ns=None))
         audit.append_result(tx, a.examiner_signatures[-1], result_id=result_id, attempt_id=a.attempt_id,
                             site_seq=seq, document_sha256=digest, utc_ns=now.utc_ns)
+        if sheet.passed and sheet.complete:
+            cand.passed_at_utc_ns = now.utc_ns  # the certificate's 12 months run from here
         return signed
 
     # -- replay and recovery ---------------------------------------------------------------------
@@ -409,37 +445,3 @@ class StationServices:
                 self._step(attempt_id, "exam-system", sm.pause, "controller restarted")
                 resumed.append(attempt_id)
         return resumed
-
-
-def _latest_stored_mono_ns(db: Database) -> int:
-    """The latest monotonic time in any stored timeline (0 for a new database)."""
-    with db.read() as s:
-        last = s.execute(select(TimelineRow.attempt_id, func.max(TimelineRow.seq)).group_by(TimelineRow.attempt_id))
-        pairs = list(last)
-        latest = 0
-        for attempt_id, seq in pairs:
-            text = s.execute(select(TimelineRow.record).where(TimelineRow.attempt_id == attempt_id,
-                                                              TimelineRow.seq == seq)).scalar_one()
-            latest = max(latest, int(json.loads(text).get("t_mono_ns", 0)))
-    return latest
-
-
-def stored_timeline(db: Database, attempt_id: str) -> tuple[Record, ...]:
-    """The stored timeline in time order: records reach the writer from several threads, so their
-    row order can differ from their time order by a few milliseconds; scoring wants time order."""
-    return ordered(load_timeline(db, attempt_id))
-
-
-def load_timeline_in(tx: Session, attempt_id: str) -> tuple[Record, ...]:
-    """The stored timeline read inside an open transaction (what the signature will cover)."""
-    rows = tx.execute(select(TimelineRow.record).where(TimelineRow.attempt_id == attempt_id)
-                      .order_by(TimelineRow.seq)).scalars()
-    return ordered([record_from_dict(json.loads(r)) for r in rows])
-
-
-def ensure_database(data_dir: Path) -> Path:
-    """The data directory's database, created (or upgraded) when missing — for demo and tests."""
-    path = database_path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(path)
-    return path

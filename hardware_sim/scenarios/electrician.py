@@ -240,3 +240,18 @@ async def k21_bench_dies(ctx: Context) -> None:
     await ctx.tap("sb3_jog", 2)
     await ctx.power_off("bench")
     await ctx.wait(20)
+
+
+@scenario("k21-motor-overload", ELECTRICIAN, "K21", 0, "veto",
+          "The candidate runs the motor with the load brake on (overload): after 3 s the thermal relay "
+          "FR trips, which the rubric treats as damaging the motor, 否决项 K21-V1: the controller stops "
+          "the item at once (veto_stop) and it scores 0, whatever the rows say; the exam is failed.",
+          setup=task(21))
+async def k21_motor_overload(ctx: Context) -> None:
+    await meter_check(ctx)
+    await self_check(ctx)
+    await power_on(ctx)
+    ctx.bench.overload = True
+    await ctx.tap("sb2_start", 1)
+    await ctx.hold(60)  # the item is stopped by the veto long before this ends
+    await ctx.tap("sb1_stop", 1)
