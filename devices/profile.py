@@ -117,7 +117,10 @@ class FramePoint(_Model):
 class SerialProfile(_Model):
     """Frame map of a device that streams framed records over a serial line."""
 
-    protocol: Literal["manikin-frame-v1"] = Field(description="manikin-frame-v1 (docs/devices/manikin-protocol.md)")
+    protocol: Literal["manikin-frame-v1", "idcard-line-v1"] = Field(
+        description="manikin-frame-v1 (docs/devices/manikin-protocol.md) "
+        "or idcard-line-v1 (docs/devices/id-card-reader.md)"
+    )
     profile: str = Field(description="profile name, equal to the file name without .yaml")
     title_zh: str = Field(description="device name as the site knows it, e.g. 心肺复苏模拟人")
     vendor: str = Field(description="whose protocol this is")
@@ -160,7 +163,7 @@ def load_profile_file(path: Path) -> ModbusProfile | SerialProfile:
 
 def _with_signal(raw: dict[str, object], loc: tuple[int | str, ...]) -> str:
     """Render `points[3].address (bench.km1)` so an error names the signal, not just an index."""
-    parts = [p for p in loc if p not in ("modbus", "manikin-frame-v1")]
+    parts = [p for p in loc if p not in ("modbus", "manikin-frame-v1", "idcard-line-v1")]
     text = ""
     for p in parts:
         text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))

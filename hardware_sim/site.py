@@ -2,8 +2,8 @@
 
 For every configured device it starts what a real site would have on the wire: a Modbus TCP
 server (behind a fault-injecting relay) per Ethernet rig, one Modbus RTU server per RS-485 bus on
-a pty pair (every unit id of that bus on it), a manikin streaming frames on a pty, and an MJPEG
-camera per configured camera. `endpoints()` says where each one is (`examstation sim
+a pty pair (every unit id of that bus on it), a manikin streaming frames on a pty, an ID-card
+reader on a pty, and an MJPEG camera per configured camera. `endpoints()` says where each one is (`examstation sim
 --print-endpoints`) and `resolved_config()` rewrites the site config to point at them, so the
 controller under test is configured exactly as on a real site.
 """
@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devices.profile import ModbusProfile, load_profile
+from devices.profile import ModbusProfile, SerialProfile, load_profile
 from devices.settings import ModbusRtuDevice, ModbusTcpDevice, SerialDevice
 from hardware_sim.camera import SimCamera
 from hardware_sim.fault import FaultPlan
+from hardware_sim.id_card_reader import IdCardReaderSim
 from hardware_sim.manikin import ManikinSim
 from hardware_sim.modbus_server import SimModbusServer, SimulatedDevice
 from hardware_sim.models.base import DeviceModel
@@ -48,6 +49,7 @@ class StationRig:
     weldsim: WeldSimModel | None = None
     power: WeldPowerModel | None = None
     manikin: ManikinSim | None = None
+    id_reader: IdCardReaderSim | None = None
     faults: dict[str, FaultPlan] = field(default_factory=dict)
     """Per device name: the fault plan of its endpoint (for RTU devices, the device's own plan)."""
 
@@ -72,6 +74,11 @@ def _model_for(profile: str, rig: StationRig) -> DeviceModel:
     raise ValueError(f"hardware_sim has no model for profile {profile!r}; add one under hardware_sim/models/")
 
 
+def _is_id_card_reader(profile: str) -> bool:
+    loaded = load_profile(profile)
+    return isinstance(loaded, SerialProfile) and loaded.protocol == "idcard-line-v1"
+
+
 class SimSite:
     """Async context manager running every simulated device and camera of `config`."""
 
@@ -88,6 +95,7 @@ class SimSite:
         self.tcp: dict[tuple[str, str], FaultyTcpProxy] = {}
         self.buses: dict[str, PtyBridge] = {}
         self.manikins: dict[tuple[str, str], ManikinSim] = {}
+        self.id_readers: dict[tuple[str, str], IdCardReaderSim] = {}
         self.cameras: dict[tuple[str, str], SimCamera] = {}
         self._stack = contextlib.AsyncExitStack()
         self._dir: Path | None = None
@@ -120,6 +128,11 @@ class SimSite:
             rig = self.rigs[st.id]
             # weld-sim before weld-power: the power source is wired to the torch
             for dev in sorted(st.devices, key=lambda d: d.profile != "weld-sim"):
+                if isinstance(dev, SerialDevice) and _is_id_card_reader(dev.profile):
+                    reader = IdCardReaderSim(name=f"{st.id}-{dev.name}", link_dir=self._dir)
+                    rig.id_reader = await self._stack.enter_async_context(reader)
+                    self.id_readers[(st.id, dev.name)] = reader
+                    continue
                 if isinstance(dev, SerialDevice):
                     sim = ManikinSim(name=f"{st.id}-{dev.name}", link_dir=self._dir, clock=self.device_clock,
                                      heartbeat_interval_s=1.0 / self.time_scale)
@@ -165,11 +178,14 @@ class SimSite:
                                 "path": self.buses[dev.bus].path, "unit": dev.unit})
                 else:
                     out.append({"station": st.id, "device": dev.name, "kind": "serial",
-                                "path": self.manikins[(st.id, dev.name)].path})
+                                "path": self._serial_path((st.id, dev.name))})
             for cam in st.cameras:
                 if (st.id, cam.id) in self.cameras:
                     out.append({"station": st.id, "camera": cam.id, "url": self.cameras[(st.id, cam.id)].url})
         return out
+
+    def _serial_path(self, key: tuple[str, str]) -> str:
+        return self.id_readers[key].path if key in self.id_readers else self.manikins[key].path
 
     def resolved_config(self) -> SiteConfig:
         """The site config with every host, port, serial path and camera URL pointing at the simulator."""
@@ -186,7 +202,7 @@ class SimSite:
                 if dev["kind"] == "modbus-tcp":
                     dev["host"], dev["port"] = self.tcp[key].host, self.tcp[key].port
                 elif dev["kind"] == "serial":
-                    dev["port"] = self.manikins[key].path
+                    dev["port"] = self._serial_path(key)
             for cam in st["cameras"]:
                 sc = self.cameras.get((st["id"], cam["id"]))
                 if sc is not None:

@@ -1,4 +1,4 @@
-"""All devices of a site, started from the site config: Modbus pollers and manikin readers.
+"""All devices of a site, started from the site config: Modbus pollers, manikin and ID-card readers.
 
 The one place where the application turns configuration into running device clients. It hands
 every Sample to a single callback (the session layer routes them to stations) and reports each
@@ -15,6 +15,7 @@ from devices.clock import Clock, SystemClock
 from devices.modbus.poller import ModbusPoller, PolledDevice
 from devices.profile import ModbusProfile, SerialProfile, load_profile
 from devices.sample import Sample
+from devices.serial.id_card_reader import IdCardHealth, IdCardReader
 from devices.serial.manikin_reader import ManikinHealth, ManikinReader
 from devices.settings import ModbusRtuDevice, SerialDevice
 from station.config import SiteConfig
@@ -42,14 +43,18 @@ class DeviceHub:
         self._clock = clock or SystemClock()
         self._on_status = on_status
         polled: list[PolledDevice] = []
-        self.readers: list[ManikinReader] = []
+        self.readers: list[ManikinReader | IdCardReader] = []
         for st in config.stations:
             for dev in st.devices:
                 profile = load_profile(dev.profile)
                 if isinstance(dev, SerialDevice):
                     assert isinstance(profile, SerialProfile)
+                    if profile.protocol == "idcard-line-v1":
+                        self.readers.append(IdCardReader(st.id, dev, profile, on_sample, self._clock,
+                                                         on_health=self._serial_health))
+                        continue
                     self.readers.append(ManikinReader(st.id, dev, profile, on_sample, self._clock,
-                                                      on_health=self._manikin_health))
+                                                      on_health=self._serial_health))
                 else:
                     assert isinstance(profile, ModbusProfile)
                     bus = config.bus(dev.bus) if isinstance(dev, ModbusRtuDevice) else None
@@ -57,7 +62,7 @@ class DeviceHub:
         self.poller = ModbusPoller(polled, on_sample, on_status, self._clock)
         self._stack = contextlib.AsyncExitStack()
 
-    def _manikin_health(self, health: ManikinHealth) -> None:
+    def _serial_health(self, health: ManikinHealth | IdCardHealth) -> None:
         if self._on_status:
             self._on_status(health.device, health.online, health.problem)
 
@@ -78,6 +83,9 @@ class DeviceHub:
             out.append(DeviceStatus(device, "modbus", h.online, detail))
         for r in self.readers:
             m = r.health
-            detail = f"{m.frames_ok} frames, {m.crc_errors} CRC errors" + (f"; {m.problem}" if not m.online else "")
-            out.append(DeviceStatus(m.device, "serial", m.online, detail))
+            if isinstance(m, IdCardHealth):
+                detail = f"{m.cards_ok} cards, {m.bad_lines + m.overlong_lines} rejected lines"
+            else:
+                detail = f"{m.frames_ok} frames, {m.crc_errors} CRC errors"
+            out.append(DeviceStatus(m.device, "serial", m.online, detail + (f"; {m.problem}" if not m.online else "")))
         return out

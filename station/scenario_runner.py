@@ -87,6 +87,26 @@ def scenario_named(name: str) -> Scenario:
         raise LookupError(f"no scenario named {name!r}; `examstation scenarios` lists them") from None
 
 
+async def _watch(candidate: asyncio.Task[None], sc: Scenario, services: StationServices, attempt_id: str) -> None:
+    """Tick the item clock while the candidate plays; stop the candidate when the session ends the
+    item (time up, veto). A script that outlives its item's time limit by a minute is a bug: fail."""
+    limit_real_s = services.rubric(sc.operation).item(sc.item).time_limit_s / sc.time_scale + 60
+    try:
+        async with asyncio.timeout(limit_real_s):
+            while not candidate.done():
+                await asyncio.to_thread(services.tick)
+                if services.attempt(attempt_id).state not in (sm.State.RUNNING, sm.State.PAUSED):
+                    candidate.cancel()  # the session ended the item: its time was up, or a veto
+                    break
+                await asyncio.sleep(TICK_REAL_S)
+    except TimeoutError:
+        candidate.cancel()
+        raise RuntimeError(f"scenario {sc.name} ({attempt_id}) did not finish within {limit_real_s:.0f} s") from None
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):
+            await candidate
+
+
 async def _play_item(sc: Scenario, ctx: Context, services: StationServices, attempt_id: str,
                      site: SimSite, clock: ScaledClock) -> None:
     clock.set_scale(sc.time_scale)
@@ -97,16 +117,7 @@ async def _play_item(sc: Scenario, ctx: Context, services: StationServices, atte
     await asyncio.sleep(SETTLE_REAL_S)
     await asyncio.to_thread(services.start_item, attempt_id, sc.item, DEMO_EXAMINERS[0])
     candidate = asyncio.create_task(sc.play(ctx), name=f"scenario {sc.name}")
-    try:
-        while not candidate.done():
-            await asyncio.to_thread(services.tick)
-            if services.attempt(attempt_id).state not in (sm.State.RUNNING, sm.State.PAUSED):
-                candidate.cancel()  # the session ended the item: its time was up
-                break
-            await asyncio.sleep(TICK_REAL_S)
-    finally:
-        with contextlib.suppress(asyncio.CancelledError):
-            await candidate
+    await _watch(candidate, sc, services, attempt_id)
     if services.attempt(attempt_id).state in (sm.State.RUNNING, sm.State.PAUSED):
         await asyncio.sleep(SETTLE_REAL_S)
         a = services.attempt(attempt_id)
@@ -243,10 +254,7 @@ async def _station_loop(station: Station, scenarios: Sequence[Scenario], site: S
         await asyncio.sleep(SETTLE_REAL_S)
         await asyncio.to_thread(services.start_item, attempt_id, sc.item, DEMO_EXAMINERS[0])
         candidate = asyncio.create_task(sc.play(ctx), name=f"{station.id} {sc.name}")
-        while not candidate.done():
-            await asyncio.to_thread(services.tick)
-            await asyncio.sleep(TICK_REAL_S)
-        await candidate
+        await _watch(candidate, sc, services, attempt_id)
         await asyncio.sleep(SETTLE_REAL_S)
         if services.attempt(attempt_id).state in (sm.State.RUNNING, sm.State.PAUSED):
             await asyncio.to_thread(services.end_item, attempt_id, "done", DEMO_EXAMINERS[0])

@@ -8,6 +8,7 @@ synchronous (a commit waits for fsync): async code calls them with `asyncio.to_t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -54,6 +55,8 @@ from station.stored import latest_stored_mono_ns, load_timeline_in, stored_timel
 from station.timeline_store import TimelineWriter, seal_timeline
 
 log = logging.getLogger(__name__)
+CARD_MAX_AGE_S = 120
+"""A check-in by ID card reader needs a card read at the station at most this long ago."""
 ACTIVE = (sm.State.CHECKED_IN, sm.State.ITEM_DRAWN, sm.State.RUNNING, sm.State.PAUSED)
 """States in which an attempt holds its station: the next candidate waits."""
 
@@ -190,6 +193,7 @@ class StationServices:
                 if cand.operation != st.operation:
                     raise ServiceError(f"candidate {id_number} is registered for {cand.operation}, station {station} "
                                        f"is a {st.operation} station")
+            card_name = self._card_name(id_number, station) if method == "id_card_reader" else None
             rubric = self.rubric(st.operation)
             attempt_id = uuid7()
             self._attempts[attempt_id] = sm.Attempt(attempt_id, id_number, station, st.operation,
@@ -205,8 +209,10 @@ class StationServices:
                 tx.flush()
                 tx.add(CheckIn(candidate_id_number=id_number, attempt_id=attempt_id, verified_by=verified_by,
                                method=method, utc_ns=n.utc_ns))
-                audit.append(tx, verified_by, "attempt.created", f"attempt:{attempt_id}",
-                             {"candidate": id_number, "station": station, "rubric_hash": rubric.hash}, n.utc_ns)
+                payload: dict[str, Any] = {"candidate": id_number, "station": station, "rubric_hash": rubric.hash}
+                if card_name is not None:
+                    payload["card_name"] = card_name
+                audit.append(tx, verified_by, "attempt.created", f"attempt:{attempt_id}", payload, n.utc_ns)
 
             try:
                 self._step(attempt_id, verified_by, sm.check_in, verified_by, method, extra=create)
@@ -214,6 +220,23 @@ class StationServices:
                 self._attempts.pop(attempt_id, None)
                 raise
             return attempt_id
+
+    def _card_name(self, id_number: str, station: str) -> str:
+        """The name on the card the station's ID card reader read for this candidate, or why not."""
+        card = self._latest.get(station, {}).get("idcard.read")
+        where = f"check-in of {id_number} at {station} by ID card reader"
+        if card is None or not isinstance(card.value, Mapping):
+            raise ServiceError(f"{where}: no card has been read there; place the candidate's card on the "
+                               f"reader at {station}, or check in manually")
+        age_s = max(0, self.clock.mono_ns() - card.t_mono_ns) / 1e9
+        if age_s > CARD_MAX_AGE_S:
+            raise ServiceError(f"{where}: the last card was read {age_s:.0f} s ago (at most {CARD_MAX_AGE_S} s "
+                               f"allowed); place the candidate's card on the reader at {station} again")
+        shown = str(card.value.get("id_number", ""))
+        if shown.upper() != id_number.upper():
+            raise ServiceError(f"{where}: the card shows {shown} but the registration is {id_number}: "
+                               "check the candidate's identity")
+        return str(card.value.get("name", ""))
 
     # -- the exam ----------------------------------------------------------------------------
     def draw(self, attempt_id: str, seed: int, chosen: Mapping[str, str] | None = None) -> sm.Attempt:
@@ -305,7 +328,13 @@ class StationServices:
         self._step(attempt_id, examiner, sm.end_item, "veto_stop", records=[mark])
 
     def device_status(self, device: str, online: bool, reason: str) -> None:
-        station = device.split("/", 1)[0]
+        """A device fault pauses the item running at its station, unless the device plays no part in
+        items (the ID-card reader at check-in)."""
+        station, _, name = device.partition("/")
+        with contextlib.suppress(KeyError):
+            settings = next((d for d in self.config.station(station).devices if d.name == name), None)
+            if settings is not None and settings.profile == "id-card-reader":
+                return
         attempt_id = self._active.get(station)
         if attempt_id is not None:
             self._step(attempt_id, "device-monitor", sm.device_status, device, online)

@@ -61,6 +61,8 @@ class Context:
             await self.site.tcp[key].power_off()
         elif key in self.site.manikins:
             await self.site.manikins[key].unplug()
+        elif key in self.site.id_readers:
+            await self.site.id_readers[key].unplug()
         else:
             raise ValueError(f"{self.station} has no device {device} that can be switched off here")
 
@@ -70,6 +72,8 @@ class Context:
             await self.site.tcp[key].power_on()
         elif key in self.site.manikins:
             await self.site.manikins[key].plug()
+        elif key in self.site.id_readers:
+            await self.site.id_readers[key].plug()
         else:
             raise ValueError(f"{self.station} has no device {device} that can be switched on here")
 

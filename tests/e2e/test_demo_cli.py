@@ -16,6 +16,7 @@ import pytest
 from station.signing import verify
 
 EXAM = "k12-insulating-ppe,k21-short-circuit,k31-hazard-oral,cpr-too-shallow"
+pytestmark = pytest.mark.xdist_group("demo-cli")  # one worker runs the module fixture's exam once
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

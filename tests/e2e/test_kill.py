@@ -93,7 +93,7 @@ def test_twenty_kills_lose_nothing(tmp_path: Path) -> None:
              "--data-dir", str(data), "--config", "examples/site.yaml"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )
-        time.sleep(rng.uniform(1.0, 9.0))
+        time.sleep(rng.uniform(1.0, 6.5))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             killed_mid_run += 1

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from devices.sample import Sample
 from station import audit
@@ -15,6 +16,7 @@ from station import session as sm
 from station.candidates import import_candidates_csv
 from station.config import load_site_config
 from station.db import database_path, open_database
+from station.db.models import AuditRow
 from station.services import ServiceError, StationServices
 from station.signing import SiteKey, verify
 from station.stored import ensure_database
@@ -72,6 +74,8 @@ def run_item(services: StationServices, clock: ManualClock, aid: str, code: str)
 def test_examiner_veto_refusal_overrides_and_two_signatures(svc: tuple[StationServices, ManualClock]) -> None:
     services, clock = svc
     services.register_candidate("110101199001010011", "张三", "低压电工作业", "B1")
+    services.record_sample(Sample("idcard.read", {"id_number": "110101199001010011", "name": "张三"}, clock.t,
+                                  clock.utc_ns(), "A01/idreader"))  # check-in by reader needs the card read
     aid = services.check_in("110101199001010011", "A01", "监考员王", "id_card_reader")
     with pytest.raises(ServiceError, match="A01 already has attempt"):
         services.check_in("110101199001010011", "A01", "监考员王")
@@ -105,3 +109,34 @@ def test_examiner_veto_refusal_overrides_and_two_signatures(svc: tuple[StationSe
     report = audit.verify(services.db)
     assert report.ok, str(report)
     assert json.loads(json.dumps(doc, ensure_ascii=False)) == doc
+
+
+def test_check_in_by_id_card_reader_needs_the_candidates_card(svc: tuple[StationServices, ManualClock]) -> None:
+    services, clock = svc
+    card_id, other_id = "11010519491231002X", "110101199001010011"
+    services.register_candidate(card_id, "张三", "低压电工作业", "B1")
+
+    def card(id_number: str, name: str) -> None:
+        services.record_sample(Sample("idcard.read", {"id_number": id_number, "name": name}, clock.t, clock.utc_ns(),
+                                      "A01/idreader"))
+
+    with pytest.raises(ServiceError, match="no card has been read there; place the candidate's card on the reader "
+                                           "at A01"):
+        services.check_in(card_id, "A01", "监考员王", "id_card_reader")
+    card(other_id, "李四")
+    with pytest.raises(ServiceError, match=f"the card shows {other_id} but the registration is {card_id}: "
+                                           "check the candidate's identity"):
+        services.check_in(card_id, "A01", "监考员王", "id_card_reader")
+    card(card_id, "张三")
+    clock.t += 121 * S
+    with pytest.raises(ServiceError, match=r"read 121 s ago.*place the candidate's card on the reader at A01 again"):
+        services.check_in(card_id, "A01", "监考员王", "id_card_reader")
+    assert services.active_attempt("A01") is None  # nothing of the refused check-ins was kept
+    card(card_id, "张三")
+    clock.t += 120 * S
+    aid = services.check_in(card_id, "A01", "监考员王", "id_card_reader")
+    assert services.attempt(aid).state == sm.State.CHECKED_IN
+    with services.db.read() as s:
+        payloads = [e.payload for e in s.scalars(select(AuditRow).where(AuditRow.action == "attempt.created"))]
+    assert len(payloads) == 1 and json.loads(payloads[0])["card_name"] == "张三"
+    assert audit.verify(services.db).ok

@@ -58,7 +58,8 @@ def test_production_code_never_imports_the_simulator() -> None:
 
 
 def test_simulator_uses_codecs_not_clients() -> None:
-    clients = {"devices.modbus.link", "devices.modbus.poller", "devices.serial.manikin_reader", "station.device_hub"}
+    clients = {"devices.modbus.link", "devices.modbus.poller", "devices.serial.manikin_reader",
+               "devices.serial.id_card_reader", "station.device_hub"}
     for module, names in imports_of("hardware_sim").items():
         assert not names & clients, f"{module} imports a production client: {names & clients}"
         assert not {n for n in names if n.startswith("station.")} - {"station.config"}, module
