@@ -4,9 +4,9 @@
 raises at the call site) and puts it in a bounded in-memory queue; a dedicated writer thread
 commits what is queued in one transaction at the latest `flush_interval_s` (default 0.05 s, at
 most 0.2 s) after the oldest queued record was appended, in batches of at most 1,000 rows so one
-commit stays short (record on disk within 200 ms of `append`, the commit's fsync included), each row hash-chained to the previous row
-of its attempt (see `station.db.digest.timeline_row_hash`). The thread writes through
-`Database.write()`, i.e. the single writer connection and its lock.
+commit stays short (record on disk within 200 ms of `append`, the commit's fsync included), each
+row hash-chained to the previous row of its attempt (see `station.db.digest.timeline_row_hash`).
+The thread writes through `Database.write()`, i.e. the single writer connection and its lock.
 
 Backpressure, by choice: when the queue is full (the disk has stalled for a while),
 `append` blocks the caller for at most `append_block_s` (default 0.5 s) waiting for room, and
