@@ -12,8 +12,6 @@ the device's health, logging once when it goes offline and once when it is back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import logging
 import random
 from collections.abc import Callable
@@ -21,10 +19,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
-import serial
-
 from devices.clock import Clock
-from devices.errors import DeviceConfigError, DeviceDisconnected, DeviceError, DeviceUnreachable
+from devices.errors import DeviceConfigError, DeviceError
 from devices.profile import FramePoint, SerialProfile
 from devices.sample import Sample
 from devices.serial.manikin_codec import (
@@ -34,9 +30,12 @@ from devices.serial.manikin_codec import (
     HeartbeatFrame,
     frame_fields,
 )
+from devices.serial.port import open_port, reopen_delay_s, translate
 from devices.settings import SerialDevice
 
 logger = logging.getLogger(__name__)
+DEVICE = "the manikin"
+"""How error messages name the device in their fix."""
 
 _READ_SIZE = 4096
 HEARTBEAT_INTERVAL_S = 1.0
@@ -63,27 +62,6 @@ class ManikinHealth:
     firmware: str | None
     problem: str
     """Why it is offline (the logged text), empty while online."""
-
-
-def _translate(err: OSError, who: str, doing: Literal["open", "read"]) -> DeviceError:
-    """The one place pyserial and OS errors become device errors, with the fix in the message."""
-    code = err.errno
-    if doing == "open" and code in (errno.EACCES, errno.EPERM):
-        return DeviceConfigError(
-            f"{who}: permission denied opening the serial port ({err}); "
-            "add the controller's user to the dialout group"
-        )
-    if doing == "open" and code in (errno.EAGAIN, errno.EWOULDBLOCK):
-        return DeviceConfigError(
-            f"{who}: the serial port is locked by another program ({err}); "
-            "stop the other program or fix a duplicated port in the site config"
-        )
-    if doing == "open":
-        return DeviceUnreachable(
-            f"{who}: cannot open the serial port ({err}); check that the manikin is plugged in "
-            "and switched on and that the port in the site config is right"
-        )
-    return DeviceDisconnected(f"{who}: serial port lost ({err}); check the USB cable and the manikin's power")
 
 
 class ManikinReader:
@@ -224,32 +202,10 @@ class ManikinReader:
             await asyncio.sleep(self._backoff_s())
 
     def _backoff_s(self) -> float:
-        exponent = min(max(self._failures - 1, 0), 16)
-        delay: float = min(self._reopen_max_s, self._reopen_min_s * float(2**exponent))
-        return delay * self._rng.uniform(0.5, 1.0)
+        return reopen_delay_s(self._failures, self._reopen_min_s, self._reopen_max_s, self._rng)
 
     async def _open(self) -> Any:
-        loop = asyncio.get_running_loop()
-        opening = loop.run_in_executor(None, self._open_blocking)
-        try:
-            return await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            # Let the thread finish and close what it opened: a cancelled open must not leak an fd.
-            with contextlib.suppress(Exception):
-                (await opening).close()
-            raise
-
-    def _open_blocking(self) -> Any:
-        try:
-            return serial.serial_for_url(
-                self._settings.port, baudrate=self._settings.baudrate, timeout=0, exclusive=True
-            )
-        except OSError as err:  # serial.SerialException is an OSError
-            raise _translate(err, self._who, "open") from err
-        except ValueError as err:
-            raise DeviceConfigError(
-                f"{self._who}: invalid serial port or URL ({err}); fix the port in the site config"
-            ) from err
+        return await open_port(self._settings.port, self._settings.baudrate, self._who, DEVICE)
 
     async def _pump(self, port: Any) -> None:
         """Read until the port fails (raises the translated error); go offline on silence."""
@@ -306,7 +262,7 @@ class ManikinReader:
         try:
             data: bytes = port.read(_READ_SIZE)
         except OSError as err:  # serial.SerialException is an OSError
-            self._port_error = _translate(err, self._who, "read")
+            self._port_error = translate(err, self._who, "read", DEVICE)
             self._port_failed.set()
             asyncio.get_running_loop().remove_reader(port.fileno())
             return
