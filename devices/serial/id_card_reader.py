@@ -24,7 +24,7 @@ from devices.errors import DeviceConfigError, DeviceError
 from devices.profile import FramePoint, SerialProfile
 from devices.sample import Sample
 from devices.serial.id_card_codec import FRAME_FIELDS, CardRead, LineDecoder, card_fields
-from devices.serial.port import open_port, reopen_delay_s, translate
+from devices.serial.port import keep_open, open_port, reopen_delay_s, translate
 from devices.settings import SerialDevice
 
 logger = logging.getLogger(__name__)
@@ -164,24 +164,13 @@ class IdCardReader:
             raise
 
     async def _read_forever(self) -> None:
-        while True:
-            try:
-                port = await self._open()
-            except DeviceError as err:
-                self._failures += 1
-                self._go_offline(f"{err}; retrying every {self._reopen_max_s:.1f} s at most")
-                await asyncio.sleep(self._backoff_s())
-                continue
-            try:
-                await self._pump(port)
-            except DeviceError as err:
-                self._failures += 1
-                self._go_offline(f"{err}; reconnecting")
-            finally:
-                self._close(port)
-            await asyncio.sleep(self._backoff_s())
+        await keep_open(self._open, self._pump, self._close, self._failed,
+                        f"retrying every {self._reopen_max_s:.1f} s at most")
 
-    def _backoff_s(self) -> float:
+    def _failed(self, problem: str) -> float:
+        """Count a failed open or a lost port, go offline, and say how long to wait."""
+        self._failures += 1
+        self._go_offline(problem)
         return reopen_delay_s(self._failures, self._reopen_min_s, self._reopen_max_s, self._rng)
 
     async def _open(self) -> Any:

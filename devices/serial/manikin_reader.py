@@ -30,7 +30,7 @@ from devices.serial.manikin_codec import (
     HeartbeatFrame,
     frame_fields,
 )
-from devices.serial.port import open_port, reopen_delay_s, translate
+from devices.serial.port import keep_open, open_port, reopen_delay_s, translate
 from devices.settings import SerialDevice
 
 logger = logging.getLogger(__name__)
@@ -184,24 +184,13 @@ class ManikinReader:
             raise
 
     async def _read_forever(self) -> None:
-        while True:
-            try:
-                port = await self._open()
-            except DeviceError as err:
-                self._failures += 1
-                self._go_offline(f"{err}; retrying every {self._reopen_max_s:.1f} s at most")
-                await asyncio.sleep(self._backoff_s())
-                continue
-            try:
-                await self._pump(port)
-            except DeviceError as err:
-                self._failures += 1
-                self._go_offline(f"{err}; reconnecting")
-            finally:
-                self._close(port)
-            await asyncio.sleep(self._backoff_s())
+        await keep_open(self._open, self._pump, self._close, self._failed,
+                        f"retrying every {self._reopen_max_s:.1f} s at most")
 
-    def _backoff_s(self) -> float:
+    def _failed(self, problem: str) -> float:
+        """Count a failed open or a lost port, go offline, and say how long to wait."""
+        self._failures += 1
+        self._go_offline(problem)
         return reopen_delay_s(self._failures, self._reopen_min_s, self._reopen_max_s, self._rng)
 
     async def _open(self) -> Any:

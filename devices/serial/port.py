@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import errno
 import random
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, NoReturn
 
 import serial
 
@@ -57,3 +58,30 @@ def reopen_delay_s(failures: int, min_s: float, max_s: float, rng: random.Random
     """Capped exponential backoff with jitter, so a hall of readers does not retry in step."""
     exponent = min(max(failures - 1, 0), 16)
     return float(min(max_s, min_s * 2.0**exponent)) * rng.uniform(0.5, 1.0)
+
+
+async def keep_open(
+    open_: Callable[[], Awaitable[Any]],
+    pump: Callable[[Any], Awaitable[None]],
+    close: Callable[[Any], None],
+    failed: Callable[[str], float],
+    retry_note: str,
+) -> NoReturn:
+    """Open the port, read it until it fails, close it, wait, and again, for as long as the caller's
+    task lives. `failed(problem)` records a failure and returns the seconds to wait before the next
+    open; a port that cannot be opened and one that was lost say so differently."""
+    while True:
+        try:
+            port = await open_()
+        except DeviceError as err:
+            await asyncio.sleep(failed(f"{err}; {retry_note}"))
+            continue
+        try:
+            await pump(port)
+        except DeviceError as err:
+            delay = failed(f"{err}; reconnecting")
+        else:
+            delay = 0.0
+        finally:
+            close(port)
+        await asyncio.sleep(delay)
