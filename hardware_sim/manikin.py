@@ -36,9 +36,7 @@ from devices.serial.manikin_codec import (
     VentilationFrame,
     encode,
 )
-
-_WRITE_WAIT_S = 1.0
-"""How long a write waits for room in the pty before the bytes are dropped (nobody reading)."""
+from hardware_sim.pty_write import write_all
 
 
 @dataclass
@@ -283,34 +281,4 @@ class ManikinSim:
             await self._write_all(data[start : start + size])
 
     async def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            master = self._master
-            if master is None:
-                self.bytes_dropped += len(view)
-                return
-            try:
-                written = os.write(master, view)
-            except BlockingIOError:
-                if not await self._writable(master):
-                    self.bytes_dropped += len(view)
-                    return
-                continue
-            view = view[written:]
-
-    async def _writable(self, fd: int) -> bool:
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
-        def wake() -> None:
-            if not ready.done():
-                ready.set_result(None)
-
-        loop.add_writer(fd, wake)
-        try:
-            async with asyncio.timeout(_WRITE_WAIT_S):
-                await ready
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            loop.remove_writer(fd)
+        self.bytes_dropped += await write_all(lambda: self._master, data)
