@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # command=package pairs the test suite needs (mbpoll: a Modbus client nobody here wrote)
-SYSTEM_PACKAGES := mbpoll=mbpoll
+SYSTEM_PACKAGES := mbpoll=mbpoll mosquitto=mosquitto mosquitto_sub=mosquitto-clients
 
 .PHONY: setup system-deps test lint typecheck unit demo sim bench clean
 

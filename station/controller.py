@@ -27,7 +27,7 @@ TICK_S = 0.1
 async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float | None = None,
                          status_every_s: float = 30.0) -> None:
     with open_database(database_path(data_dir)) as db:
-        services = StationServices(config, db, SiteKey.load_or_create(data_dir), SystemClock(), software="examstation")
+        services = StationServices(config, db, SiteKey.load_or_create(data_dir), SystemClock())
         try:
             for attempt_id in await asyncio.to_thread(services.recover):
                 print(f"examstation run: attempt {attempt_id} was running when the controller stopped; "

@@ -139,7 +139,7 @@ async def play_exam(scenarios: Sequence[Scenario], config: SiteConfig, data_dir:
         db = stack.enter_context(open_database(ensure_database(data_dir)))
         clock = ScaledClock(scenarios[0].time_scale)
         key = SiteKey.load_or_create(data_dir)
-        services = StationServices(site_config, db, key, clock, software="examstation")
+        services = StationServices(site_config, db, key, clock)
         stack.callback(services.close)
         pending: set[asyncio.Task[None]] = set()
 
@@ -203,7 +203,7 @@ async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale
     clock = ScaledClock(scale)
     results: list[HallResult] = []
     with open_database(ensure_database(data_dir)) as db:
-        services = StationServices(config, db, SiteKey.load_or_create(data_dir), clock, software="examstation")
+        services = StationServices(config, db, SiteKey.load_or_create(data_dir), clock)
         pending: set[asyncio.Task[None]] = set()
 
         def on_status(device: str, online: bool, reason: str) -> None:

@@ -43,8 +43,6 @@ from station.db.models import (
     AttemptItem,
     Candidate,
     CheckIn,
-    OutboxRow,
-    ResultRow,
     ScoreSheetRow,
     Signature,
 )
@@ -53,6 +51,7 @@ from station.result_document import CandidateRef, build_result
 from station.signing import SiteKey
 from station.stored import latest_stored_mono_ns, load_timeline_in, stored_timeline
 from station.timeline_store import TimelineWriter, seal_timeline
+from station.uplink import manifest, outbox
 
 log = logging.getLogger(__name__)
 CARD_MAX_AGE_S = 120
@@ -72,13 +71,15 @@ class Stored:
 
 
 class StationServices:
-    def __init__(self, config: SiteConfig, db: Database, key: SiteKey, clock: Clock, software: str = "") -> None:
+    def __init__(self, config: SiteConfig, db: Database, key: SiteKey, clock: Clock,
+                 software: str | None = None) -> None:
         self.config = config
         self.db = db
         self.key = key
         self.clock: Clock = ContinuousClock(clock, latest_stored_mono_ns(db))
         """Give this clock to the device layer too: samples and lifecycle share one time line."""
-        self.software = software
+        self.software = software or manifest.software()
+        """The producer named in result documents: `examstation <version>`."""
         self.writer = TimelineWriter(db)
         self.rubrics: dict[str, Rubric] = {}
         self._attempts: dict[str, sm.Attempt] = {}
@@ -86,6 +87,9 @@ class StationServices:
         self._latest: dict[str, dict[str, Sample]] = {}
         self._vetoed: dict[str, str] = {}
         self._lock = threading.RLock()
+        self.result_listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Called (in the signing thread) with each signed result once it is committed: the uplink
+        relay wakes on it instead of waiting for its next poll."""
         self._load_open_attempts()
 
     def close(self) -> None:
@@ -109,6 +113,13 @@ class StationServices:
                         raise ServiceError(f"no attempt {attempt_id} in {self.db.path}")
                     self._attempts[attempt_id] = sm.from_dict(json.loads(row.snapshot))
             return self._attempts[attempt_id]
+
+    def forget(self, attempt_id: str) -> None:
+        """Drop the cached state of a settled attempt that another component changed in the database
+        (the uplink marks attempts delivered); the next `attempt()` reads it again."""
+        with self._lock:
+            if attempt_id not in self._active.values():
+                self._attempts.pop(attempt_id, None)
 
     def active_attempt(self, station: str) -> str | None:
         return self._active.get(station)
@@ -417,6 +428,8 @@ class StationServices:
         self._step(attempt_id, examiner, sm.examiner_signs, examiner, extra=keep)
         if stored:
             self._step(attempt_id, "exam-system", sm.queued)
+            for listener in self.result_listeners:
+                listener(stored)
             return stored
         return None
 
@@ -425,7 +438,7 @@ class StationServices:
                          .order_by(ScoreSheetRow.version.desc()).limit(1)).scalar_one()
         cand = tx.get(Candidate, a.candidate)
         assert cand is not None
-        seq = (tx.execute(select(func.max(ResultRow.site_seq))).scalar() or 0) + 1
+        seq = outbox.next_seq(tx)
         result_id = uuid7(now.utc_ns // 1_000_000)
         timeline = load_timeline_in(tx, a.attempt_id)
         sheet = score(self.rubric(a.operation), timeline)
@@ -438,15 +451,7 @@ class StationServices:
                            sheet=sheet, origin_mono_ns=origin.t_mono_ns, origin_utc_ns=origin.t_utc_ns,
                            signed_by=a.examiner_signatures, signed_at_utc_ns=now.utc_ns, software=self.software)
         signed = self.key.sign(doc)
-        text = json.dumps(signed, ensure_ascii=False, sort_keys=True)
-        digest = sha256_hex(text)
-        tx.add(ResultRow(result_id=result_id, attempt_id=a.attempt_id, site_seq=seq, document=text,
-                         document_sha256=digest, created_utc_ns=now.utc_ns))
-        tx.flush()  # the result row first: the outbox row refers to it
-        tx.add(OutboxRow(result_id=result_id, state="queued", attempts=0, next_try_utc_ns=now.utc_ns,
-                         last_error=None, delivered_utc_ns=None))
-        audit.append_result(tx, a.examiner_signatures[-1], result_id=result_id, attempt_id=a.attempt_id,
-                            site_seq=seq, document_sha256=digest, utc_ns=now.utc_ns)
+        outbox.store_result(tx, signed, actor=a.examiner_signatures[-1], attempt_id=a.attempt_id, utc_ns=now.utc_ns)
         if sheet.passed and sheet.complete:
             cand.passed_at_utc_ns = now.utc_ns  # the certificate's 12 months run from here
         return signed

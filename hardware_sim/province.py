@@ -1,0 +1,427 @@
+"""A simulated provincial exam server: the receiving end of the uplink, for tests and the demo.
+
+It does what the contract asks of a real one (docs/uplink.md): subscribe to every station's
+results, check each against the result schema, verify its Ed25519 signature against the key
+the site registered, store it (any SQLAlchemy URL; SQLite by default), deduplicate on result_id,
+watch the per-site seq for gaps, and answer each result with a receipt. Storing comes before
+the receipt, always: a receipt is the station's licence to forget.
+
+It verifies signatures with its own few lines (rfc8785 + cryptography), not the station's
+signing module, so a canonicalisation bug on either side shows up as a rejected result.
+
+Faults, for tests: drop the next N receipts, send every receipt twice, delay receipts, or reject
+chosen results with a reason.
+
+Run alone: `python -m hardware_sim.province --broker mqtt://127.0.0.1:1883 --key SITE=public.pem`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import BigInteger, Integer, Text, create_engine, event, insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.pool import StaticPool
+
+import station.uplink.contract as contract
+
+log = logging.getLogger(__name__)
+RECEIPT_SCHEMA = "examstation/receipt/v1"
+RECEIPT_BATCH = 200
+RECEIPTS_IN_FLIGHT = 64
+"""Receipts awaiting their PUBACK at once. aiomqtt scans every pending call on each publish, so
+thousands in flight cost more than they gain."""
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class StoredResult(_Base):
+    __tablename__ = "province_results"
+
+    result_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    site: Mapped[str] = mapped_column(Text, index=True)
+    station: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Integer)
+    attempt_id: Mapped[str] = mapped_column(Text)
+    document: Mapped[str] = mapped_column(Text)
+    stored_utc_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class Rejection(_Base):
+    __tablename__ = "province_rejections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    result_id: Mapped[str] = mapped_column(Text, index=True)
+    site: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    utc_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+@dataclass(slots=True)
+class ProvinceFaults:
+    """What the province does wrong right now; tests flip these while results flow."""
+
+    drop_receipts: int = 0
+    """Send no receipt for the next N results (they are stored all the same)."""
+    duplicate_receipts: bool = False
+    """Send every receipt twice."""
+    delay_receipts_s: float = 0.0
+    """Hold each batch of receipts this long."""
+    reject: dict[str, str] = field(default_factory=dict)
+    """result_id -> reason: refuse these results with that reason."""
+    reject_when: Callable[[Mapping[str, Any]], str | None] | None = None
+    """Refuse any result for which this returns a reason."""
+
+
+@dataclass(slots=True)
+class ProvinceStats:
+    messages: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    malformed: int = 0
+    receipts_sent: int = 0
+    receipts_dropped: int = 0
+    gaps_seen: int = 0
+    """How often a seq arrived beyond the next expected one (a gap, maybe filled later)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    site: str
+    receipt: dict[str, Any]
+
+
+def _iso(utc_ns: int) -> str:
+    return dt.datetime.fromtimestamp(utc_ns / 1e9, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _engine(url: str) -> Engine:
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi_connection: Any, _record: Any) -> None:
+            cur = dbapi_connection.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.close()
+    return engine
+
+
+class ProvinceServer:
+    """`async with ProvinceServer(broker_url, keys={site: public_pem}) as province:` receives until the block ends."""
+
+    def __init__(self, broker_url: str, *, keys: Mapping[str, str] | None = None, db_url: str = "sqlite://",
+                 client_id: str = "province-sim", faults: ProvinceFaults | None = None,
+                 batch_receipts: bool = True) -> None:
+        self.address = contract.parse_broker_url(broker_url)
+        self.client_id = client_id
+        self.batch_receipts = batch_receipts
+        self.faults = faults or ProvinceFaults()
+        self.stats = ProvinceStats()
+        self.connected = asyncio.Event()
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        for site, pem in (keys or {}).items():
+            self.register_key(site, pem)
+        self._engine = _engine(db_url)
+        _Base.metadata.create_all(self._engine)
+        self._seqs: dict[str, set[int]] = {}
+        self._max_seq: dict[str, int] = {}
+        self._by_id: dict[str, tuple[str, int, int]] = {}
+        """result_id -> (site, seq, stored_utc_ns), for dedup without a query."""
+        self._load()
+        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[list[_Verdict]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._changed = asyncio.Event()
+
+    def register_key(self, site: str, public_pem: str) -> None:
+        """The site's public key, as `examstation keys export` prints it."""
+        key = serialization.load_pem_public_key(public_pem.encode())
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError(f"the key registered for site {site} is not an Ed25519 public key")
+        self._keys[site] = key
+
+    def _load(self) -> None:
+        with Session(self._engine) as s:
+            for rid, site, seq, at in s.execute(select(StoredResult.result_id, StoredResult.site, StoredResult.seq,
+                                                       StoredResult.stored_utc_ns)):
+                self._by_id[rid] = (site, seq, at)
+                self._seqs.setdefault(site, set()).add(seq)
+                self._max_seq[site] = max(self._max_seq.get(site, 0), seq)
+
+    # -- what tests ask ------------------------------------------------------------------------
+    def stored(self, site: str) -> int:
+        return len(self._seqs.get(site, ()))
+
+    def seqs(self, site: str) -> set[int]:
+        return set(self._seqs.get(site, ()))
+
+    def missing(self, site: str) -> list[int]:
+        """Seqs below the highest one received that were never stored: the gaps right now."""
+        got = self._seqs.get(site, set())
+        return [] if not got else [n for n in range(1, max(got) + 1) if n not in got]
+
+    def document(self, result_id: str) -> dict[str, Any] | None:
+        with Session(self._engine) as s:
+            row = s.get(StoredResult, result_id)
+            return None if row is None else dict(json.loads(row.document))
+
+    def rejections(self) -> list[tuple[str, str]]:
+        with Session(self._engine) as s:
+            return [(r.result_id, r.reason) for r in s.execute(select(Rejection).order_by(Rejection.id)).scalars()]
+
+    async def wait_stored(self, site: str, count: int, timeout_s: float) -> None:
+        """Until `count` distinct results of `site` are stored (TimeoutError otherwise)."""
+        async with asyncio.timeout(timeout_s):
+            while self.stored(site) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+    # -- running -------------------------------------------------------------------------------
+    async def __aenter__(self) -> ProvinceServer:
+        self._tasks = [asyncio.create_task(self._connection_loop(), name="province-connection"),
+                       asyncio.create_task(self._work(), name="province-worker")]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._engine.dispose()
+
+    async def _connection_loop(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                async with aiomqtt.Client(self.address.host, self.address.port, identifier=self.client_id,
+                                          clean_session=False, keepalive=15, max_inflight_messages=200,
+                                          max_queued_incoming_messages=0,
+                                          socket_options=contract.NO_DELAY) as client:
+                    client.pending_calls_threshold = RECEIPTS_IN_FLIGHT * 2
+                    await client.subscribe(contract.RESULT_FILTER, qos=1)
+                    self.connected.set()
+                    delay = 0.2
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._receive(client))
+                        tg.create_task(self._send_receipts(client))
+            except* (aiomqtt.MqttError, OSError) as group:
+                log.info("province: broker connection lost (%s); reconnecting", group.exceptions[0])
+            self.connected.clear()
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            self._inbox.put_nowait((message.topic.value, payload))
+
+    async def _send_receipts(self, client: aiomqtt.Client) -> None:
+        window = asyncio.Semaphore(RECEIPTS_IN_FLIGHT)
+
+        async def send(body: bytes, topic: str) -> None:
+            try:
+                await client.publish(topic, body, qos=1)
+                self.stats.receipts_sent += 1
+            finally:
+                window.release()
+
+        while True:
+            verdicts = await self._outbox.get()
+            if self.faults.delay_receipts_s:
+                await asyncio.sleep(self.faults.delay_receipts_s)
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    for site, body in self._receipt_messages(verdicts):
+                        for _ in range(2 if self.faults.duplicate_receipts else 1):
+                            await window.acquire()
+                            tg.create_task(send(body, contract.receipt_topic(site)))
+            except BaseException:
+                self._outbox.put_nowait(verdicts)  # maybe not all sent: send them after the reconnect
+                raise
+
+    def _receipt_messages(self, verdicts: list[_Verdict]) -> list[tuple[str, bytes]]:
+        """One message per receipt, or with `batch_receipts` one per up to RECEIPT_BATCH receipts of a
+        site (the contract allows both; a batch costs the station one message instead of hundreds)."""
+        by_site: dict[str, list[dict[str, Any]]] = {}
+        for v in verdicts:
+            by_site.setdefault(v.site, []).append(v.receipt)
+        out = []
+        for site, receipts in by_site.items():
+            size = RECEIPT_BATCH if self.batch_receipts else 1
+            for i in range(0, len(receipts), size):
+                chunk = receipts[i:i + size]
+                entries = [{k: v for k, v in r.items() if k != "schema"} for r in chunk]
+                doc = chunk[0] if len(chunk) == 1 else {"schema": RECEIPT_SCHEMA, "receipts": entries}
+                out.append((site, json.dumps(doc, ensure_ascii=False).encode()))
+        return out
+
+    async def _work(self) -> None:
+        while True:
+            batch = [await self._inbox.get()]
+            while len(batch) < 1000 and not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            verdicts = await asyncio.to_thread(self._process, batch)
+            self._changed.set()
+            kept = []
+            for v in verdicts:
+                if self.faults.drop_receipts > 0:
+                    self.faults.drop_receipts -= 1
+                    self.stats.receipts_dropped += 1
+                    continue
+                kept.append(v)
+            if kept:
+                self._outbox.put_nowait(kept)
+
+    # -- judging -------------------------------------------------------------------------------
+    def _process(self, batch: list[tuple[str, bytes]]) -> list[_Verdict]:
+        """Judge a batch and store it in ONE transaction, before any receipt goes out."""
+        verdicts: list[_Verdict] = []
+        now = time.time_ns()
+        rows: list[dict[str, Any]] = []
+        rejections: list[dict[str, Any]] = []
+        fresh: dict[str, tuple[str, int, int]] = {}
+        for topic, payload in batch:
+            self.stats.messages += 1
+            v = self._judge(topic, payload, now, fresh, rows, rejections)
+            if v is not None:
+                verdicts.append(v)
+        try:
+            with Session(self._engine) as s, s.begin():
+                if rows:
+                    s.execute(insert(StoredResult), rows)
+                if rejections:
+                    s.execute(insert(Rejection), rejections)
+        except SQLAlchemyError as err:  # nothing stored, so no receipt: the stations send them again
+            log.error("province: cannot store %d results (%s); no receipts sent", len(rows), err)
+            for row in rows:
+                self._seqs[row["site"]].discard(row["seq"])
+            return []
+        for rid, (site, seq, at) in fresh.items():
+            self._by_id[rid] = (site, seq, at)
+        return verdicts
+
+    def _judge(self, topic: str, payload: bytes, now: int, fresh: dict[str, tuple[str, int, int]],
+               rows: list[dict[str, Any]], rejections: list[dict[str, Any]]) -> _Verdict | None:
+        try:
+            doc = json.loads(payload)
+            site, station = contract.parse_result_topic(topic)
+        except (ValueError, contract.ContractError) as err:
+            self.stats.malformed += 1
+            log.warning("province: message on %s ignored: %s", topic, err)
+            return None
+        rid, seq = (doc.get("result_id"), doc.get("seq")) if isinstance(doc, dict) else (None, None)
+        if not isinstance(rid, str) or not isinstance(seq, int):
+            self.stats.malformed += 1
+            log.warning("province: message on %s has no result_id/seq; no receipt can name it", topic)
+            return None
+        known = self._by_id.get(rid) or fresh.get(rid)
+        if known is not None:
+            self.stats.duplicates += 1
+            return _Verdict(site, {"schema": RECEIPT_SCHEMA, "result_id": rid, "seq": known[1],
+                                   "status": "duplicate", "stored_at": _iso(known[2])})
+        reason = self._reason_to_reject(doc, site, station, seq)
+        if reason is not None:
+            self.stats.rejected += 1
+            rejections.append({"result_id": rid, "site": site, "seq": seq, "reason": reason, "utc_ns": now})
+            log.warning("province: result %s of %s rejected: %s", rid, site, reason)
+            return _Verdict(site, {"schema": RECEIPT_SCHEMA, "result_id": rid, "seq": seq,
+                                   "status": "rejected", "reason": reason})
+        top = self._max_seq.get(site, 0)
+        if top and seq > top + 1:
+            self.stats.gaps_seen += 1
+        self._max_seq[site] = max(top, seq)
+        self._seqs.setdefault(site, set()).add(seq)
+        rows.append({"result_id": rid, "site": site, "station": station, "seq": seq, "attempt_id": doc["attempt_id"],
+                     "document": payload.decode(), "stored_utc_ns": now})
+        fresh[rid] = (site, seq, now)
+        self.stats.stored += 1
+        return _Verdict(site, {"schema": RECEIPT_SCHEMA, "result_id": rid, "seq": seq, "status": "stored",
+                               "stored_at": _iso(now)})
+
+    def _reason_to_reject(self, doc: dict[str, Any], site: str, station: str, seq: int) -> str | None:
+        found = contract.problems("result", doc)
+        if found:
+            return "schema: " + "; ".join(found[:3])
+        if doc["site"] != site or doc["station"] != station:
+            return f"published on the topic of {site}/{station} but names {doc['site']}/{doc['station']}"
+        key = self._keys.get(site)
+        if key is None:
+            return f"no public key is registered for site {site}; register the output of `examstation keys export`"
+        if not _signature_ok(doc, key):
+            return "signature does not verify against the key registered for this site"
+        if seq in self._seqs.get(site, set()):
+            return f"seq {seq} of site {site} was already used by another result"
+        reason = self.faults.reject.get(doc["result_id"])
+        if reason is None and self.faults.reject_when is not None:
+            reason = self.faults.reject_when(doc)
+        return reason
+
+
+def _signature_ok(doc: Mapping[str, Any], key: Ed25519PublicKey) -> bool:
+    sig = doc.get("signature")
+    if not isinstance(sig, Mapping):
+        return False
+    body = {k: v for k, v in doc.items() if k != "signature"}
+    try:
+        key.verify(base64.b64decode(str(sig.get("value", "")), validate=True), rfc8785.dumps(body))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+async def _main(args: argparse.Namespace, keys: dict[str, str]) -> None:
+    async with ProvinceServer(args.broker, keys=keys, db_url=args.db, client_id=args.client_id) as province:
+        await province.connected.wait()
+        print(f"province: receiving on {args.broker}", flush=True)
+        while True:
+            await asyncio.sleep(args.report_every)
+            print(json.dumps({"stats": dataclasses.asdict(province.stats),
+                              "missing": {s: province.missing(s)[:20] for s in keys}}), flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m hardware_sim.province", description=__doc__.splitlines()[0])
+    p.add_argument("--broker", required=True, help="mqtt://HOST:PORT")
+    p.add_argument("--key", action="append", default=[], help="SITE=PEM_FILE: a site's registered public key")
+    p.add_argument("--db", default="sqlite://", help="SQLAlchemy URL where results are stored")
+    p.add_argument("--client-id", default="province-sim")
+    p.add_argument("--report-every", type=float, default=5.0)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    keys = {}
+    for item in args.key:
+        site, _, path = item.partition("=")
+        keys[site] = Path(path).read_text(encoding="utf-8")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(args, keys))
+
+
+if __name__ == "__main__":
+    main()

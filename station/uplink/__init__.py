@@ -1,0 +1,1 @@
+"""Results to the provincial exam server over MQTT: outbox, relay, contract, status manifest."""

@@ -1,0 +1,354 @@
+"""The uplink relay: publishes queued results to the province's broker until receipts settle them.
+
+Why it is built this way (DESIGN.md "Durability and delivery", LIBRARY-NOTES.md "MQTT"):
+- aiomqtt does not reconnect by itself: one loop connects, works, and on any MQTT error waits a
+  capped, jittered backoff and connects again, forever.
+- A PUBACK is not delivery: a row leaves the outbox only through a receipt (station.uplink.outbox).
+  Each claim of a row writes its next try before the publish, so a kill -9 after publishing
+  still resends; the receiver absorbs duplicates on result_id.
+- When the link comes back every queued result is due at once: whatever was in flight may have
+  died with the broker's memory (mosquitto's default is no persistence), and waiting out each
+  row's backoff would leave a site's backlog stuck for minutes after an outage.
+- Sends are pipelined (many QoS 1 publishes in flight) and receipts are settled in batches, one
+  database transaction each, so draining a backlog costs a few fsyncs, not one per result.
+- Time comes from an injected clock and waits from an injected `sleep`, so tests run a
+  30-minute outage in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from devices.clock import Clock
+from scoring.rubric import Rubric
+from station import session as sm
+from station.config import SiteConfig
+from station.db import Database
+from station.uplink import contract, manifest, outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    resend_first_s: float = outbox.RESEND_FIRST_S
+    resend_cap_s: float = outbox.RESEND_CAP_S
+    reconnect_first_s: float = 0.5
+    reconnect_cap_s: float = 10.0
+    """Short enough that results flow within seconds of the network's return."""
+    batch: int = 500
+    """Results claimed per database transaction."""
+    max_inflight: int = 64
+    """QoS 1 publishes awaiting PUBACK at once (paho's default is 20, too few to fill a loopback link)."""
+    idle_poll_s: float = 1.0
+    """With nothing due, look again this often (a result signed in another process wakes nobody)."""
+    keepalive_s: int = 15
+    publish_timeout_s: float = 15.0
+    status_every_s: float = 60.0
+    """Re-publish the retained status this often so the province sees the backlog change."""
+    live_every_s: float | None = None
+    """Publish live station state this often (QoS 0); None: no live topic."""
+
+
+@dataclass(slots=True)
+class RelayStats:
+    connects: int = 0
+    published: int = 0
+    receipts: int = 0
+    delivered: int = 0
+    rejected: int = 0
+    ignored_receipts: int = 0
+    malformed_receipts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkHealth:
+    """What the controller's status line, `examstation outbox` and the birth manifest show."""
+
+    broker: str
+    connected: bool
+    last_error: str | None
+    backlog: outbox.Backlog
+    oldest_queued_age_s: float | None
+    stats: RelayStats = field(default_factory=RelayStats)
+
+    def line(self) -> str:
+        link = "connected" if self.connected else f"NOT CONNECTED ({self.last_error or 'connecting'})"
+        age = "" if self.oldest_queued_age_s is None else f", oldest {self.oldest_queued_age_s:.0f} s"
+        failed = f", {self.backlog.failed} REJECTED" if self.backlog.failed else ""
+        b = self.backlog
+        return f"uplink {self.broker} {link}: {b.queued} queued{age}{failed}, {b.delivered} delivered"
+
+
+Sleep = Callable[[float], Awaitable[None]]
+LiveSource = Callable[[], list[dict[str, Any]]]
+
+
+class UplinkRelay:
+    """Run it as `async with UplinkRelay(...) as relay:`; it delivers until the block ends."""
+
+    def __init__(self, config: SiteConfig, db: Database, *, key_id: str, rubrics: list[Rubric], clock: Clock,
+                 broker_url: str | None = None, settings: RelaySettings | None = None, sleep: Sleep = asyncio.sleep,
+                 client_id: str | None = None, live: LiveSource | None = None,
+                 on_settled: Callable[[outbox.Applied], None] | None = None) -> None:
+        self.config = config
+        self.db = db
+        self.key_id = key_id
+        self.rubrics = rubrics
+        self.clock = clock
+        self.address = contract.parse_broker_url(broker_url or config.uplink.broker_url)
+        self.settings = settings or RelaySettings()
+        self._sleep = sleep
+        self.client_id = client_id or f"examstation-{config.site.id}"
+        self._live = live
+        self._on_settled = on_settled
+        self.stats = RelayStats()
+        self.connected = False
+        self.last_error: str | None = None
+        self._site = config.site.id
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._receipts: asyncio.Queue[outbox.Receipt] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: aiomqtt.Client | None = None
+        self._rng = random.Random()
+        self.first_connect = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def __aenter__(self) -> UplinkRelay:
+        self._loop = asyncio.get_running_loop()
+        self._tasks = [asyncio.create_task(self._connection_loop(), name="uplink-connection"),
+                       asyncio.create_task(self._settle_loop(), name="uplink-receipts")]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        client = self._client
+        if client is not None and self.connected:
+            goodbye = manifest.offline(self._site, "shutdown", self.clock.utc_ns())
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                await client.publish(contract.status_topic(self._site), _dumps(goodbye), qos=1, retain=True,
+                                     timeout=1.0)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # receipts that arrived but were not settled yet are settled now: they cost a resend otherwise
+        await self._settle_pending()
+        self.connected = False
+
+    def wake(self) -> None:
+        """A result was stored: look at the outbox now. Safe to call from any thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._wake.set)
+
+    def health(self) -> UplinkHealth:
+        """Synchronous (reads the database): call it in a thread from async code."""
+        backlog = outbox.backlog(self.db)
+        return UplinkHealth(self.address.url, self.connected, self.last_error, backlog,
+                            backlog.oldest_age_s(self.clock.utc_ns()), self.stats)
+
+    # -- connection ----------------------------------------------------------------------------
+    def _client_for(self) -> aiomqtt.Client:
+        up = self.config.uplink
+        password = None
+        if up.password_file:
+            try:
+                password = Path(up.password_file).read_text(encoding="utf-8").strip()
+            except OSError as err:
+                raise UplinkConfigError(f"uplink.password_file {up.password_file}: cannot read it ({err.strerror}); "
+                                        "create it (one line, the MQTT password) or fix the path") from err
+        tls: dict[str, Any] = {}
+        if self.address.tls:
+            if up.ca_file:
+                tls["tls_params"] = aiomqtt.TLSParameters(ca_certs=up.ca_file)
+            else:
+                tls["tls_context"] = ssl.create_default_context()
+        will = aiomqtt.Will(contract.status_topic(self._site), _dumps(manifest.offline(self._site)), qos=1, retain=True)
+        client = aiomqtt.Client(
+            self.address.host, self.address.port, identifier=self.client_id, clean_session=False,
+            username=up.username, password=password, will=will, keepalive=self.settings.keepalive_s,
+            timeout=self.settings.publish_timeout_s, max_inflight_messages=self.settings.max_inflight,
+            logger=log, socket_options=contract.NO_DELAY, **tls,
+        )
+        client.pending_calls_threshold = self.settings.max_inflight * 2  # we bound them ourselves
+        return client
+
+    async def _connection_loop(self) -> None:
+        delay = self.settings.reconnect_first_s
+        while True:
+            try:
+                client = self._client_for()
+                async with client:
+                    self._client = client
+                    self.connected = True
+                    self.last_error = None
+                    self.stats.connects += 1
+                    delay = self.settings.reconnect_first_s
+                    log.info("uplink connected to %s as %s", self.address.url, self.client_id)
+                    await self._session(client)
+            except* aiomqtt.MqttError as group:
+                self._lost(f"{group.exceptions[0]}")
+            except* UplinkConfigError as group:
+                self._lost(str(group.exceptions[0]))
+            except* OSError as group:
+                self._lost(f"{group.exceptions[0]}")
+            except* Exception as group:  # a database error must not stop delivery forever
+                log.error("uplink: %s; retrying", group.exceptions[0], exc_info=group.exceptions[0])
+                self._lost(f"{type(group.exceptions[0]).__name__}: {group.exceptions[0]}")
+            finally:
+                self._client = None
+            await self._sleep(delay * (1 + outbox.JITTER * (2 * self._rng.random() - 1)))
+            delay = min(self.settings.reconnect_cap_s, delay * 2)
+
+    def _lost(self, reason: str) -> None:
+        if self.connected or self.last_error != reason:
+            log.warning("uplink to %s: %s; results stay in the outbox and are sent once it is back",
+                        self.address.url, reason)
+        self.connected = False
+        self.last_error = reason
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        await client.subscribe(contract.receipt_topic(self._site), qos=1)
+        await self._publish_status(client)
+        queued = await asyncio.to_thread(outbox.due_all_now, self.db, self.clock.utc_ns())
+        if queued:
+            log.info("uplink: %d results queued, sending them now", queued)
+        self.first_connect.set()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._receive(client))
+            tg.create_task(self._send(client))
+            tg.create_task(self._status(client))
+            if self._live is not None and self.settings.live_every_s:
+                tg.create_task(self._publish_live(client, self._live, self.settings.live_every_s))
+
+    async def _publish_status(self, client: aiomqtt.Client) -> None:
+        backlog = await asyncio.to_thread(outbox.backlog, self.db)
+        doc = manifest.birth(self.config, self.rubrics, self.key_id, backlog, self.clock.utc_ns())
+        await client.publish(contract.status_topic(self._site), _dumps(doc), qos=1, retain=True)
+
+    async def _status(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._sleep(self.settings.status_every_s)
+            await self._publish_status(client)
+
+    async def _publish_live(self, client: aiomqtt.Client, source: LiveSource, every_s: float) -> None:
+        while True:
+            for doc in await asyncio.to_thread(source):
+                await client.publish(contract.live_topic(self._site, str(doc["station"])), _dumps(doc), qos=0)
+            await self._sleep(every_s)
+
+    # -- sending -------------------------------------------------------------------------------
+    async def _send(self, client: aiomqtt.Client) -> None:
+        s = self.settings
+        while True:
+            self._wake.clear()
+            due = await asyncio.to_thread(outbox.take_due, self.db, self.clock.utc_ns(), s.batch,
+                                          s.resend_first_s, s.resend_cap_s)
+            if due:
+                await self._publish_all(client, due)
+                continue
+            nxt = await asyncio.to_thread(outbox.next_due_utc_ns, self.db)
+            wait = s.idle_poll_s if nxt is None else min(s.idle_poll_s, max(0.0, (nxt - self.clock.utc_ns()) / 1e9))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _publish_all(self, client: aiomqtt.Client, due: list[outbox.Due]) -> None:
+        """Publish with at most `max_inflight` awaiting their PUBACK; return when all have it.
+        One task per send in flight, never one per result: waking hundreds of parked tasks costs
+        more than the sends."""
+        window = asyncio.Semaphore(self.settings.max_inflight)
+        async with asyncio.TaskGroup() as tg:
+            for d in due:
+                await window.acquire()
+                tg.create_task(self._publish(client, d, window))
+
+    async def _publish(self, client: aiomqtt.Client, d: outbox.Due, window: asyncio.Semaphore) -> None:
+        try:
+            await client.publish(contract.result_topic(self._site, d.station), d.document.encode(), qos=1)
+        finally:
+            window.release()
+        self.stats.published += 1
+        if d.attempts:
+            log.debug("uplink: result %s (seq %d) sent again, send %d", d.result_id, d.seq, d.attempts + 1)
+
+    # -- receipts ------------------------------------------------------------------------------
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            for receipt in self._parse_receipts(message):
+                self.stats.receipts += 1
+                self._receipts.put_nowait(receipt)
+
+    def _parse_receipts(self, message: aiomqtt.Message) -> list[outbox.Receipt]:
+        try:
+            doc = json.loads(bytes(message.payload) if isinstance(message.payload, (bytes, bytearray))
+                             else str(message.payload))
+        except (ValueError, TypeError) as err:
+            self.stats.malformed_receipts += 1
+            log.warning("uplink: a receipt on %s is not JSON (%s); ignored, the result will be sent again",
+                        message.topic, err)
+            return []
+        found = contract.problems("receipt", doc)
+        if found:
+            self.stats.malformed_receipts += 1
+            log.warning("uplink: a receipt on %s breaks the receipt schema (%s); ignored, the result will be "
+                        "sent again", message.topic, "; ".join(found[:3]))
+            return []
+        return [outbox.Receipt(r["result_id"], int(r["seq"]), r["status"], r.get("stored_at"), r.get("reason"))
+                for r in doc.get("receipts", [doc])]
+
+    async def _settle_loop(self) -> None:
+        while True:
+            batch = [await self._receipts.get()]
+            await self._settle(batch)
+
+    async def _settle_pending(self) -> None:
+        if not self._receipts.empty():
+            with contextlib.suppress(Exception):
+                await self._settle([])
+
+    async def _settle(self, batch: list[outbox.Receipt]) -> None:
+        while len(batch) < 2000 and not self._receipts.empty():
+            batch.append(self._receipts.get_nowait())
+        if not batch:
+            return
+        now = sm.Now(self.clock.mono_ns(), self.clock.utc_ns())
+        try:
+            applied = await asyncio.to_thread(outbox.apply_receipts, self.db, batch, now)
+        except Exception as err:  # the receipts are lost, not the results: they are sent again and receipted again
+            log.error("uplink: cannot record %d receipts (%s); their results stay queued and are sent again",
+                      len(batch), err)
+            return
+        for a in applied:
+            if a.state == "delivered":
+                self.stats.delivered += 1
+            elif a.state == "failed":
+                self.stats.rejected += 1
+                log.error("ALARM uplink: the province REJECTED result %s (attempt %s): %s. It stays in the outbox "
+                          "as failed; fix the cause, then `examstation outbox retry %s`", a.result_id, a.attempt_id,
+                          a.reason, a.result_id)
+            else:
+                self.stats.ignored_receipts += 1
+            if self._on_settled is not None and a.state != "unchanged":
+                self._on_settled(a)
+
+
+class UplinkConfigError(Exception):
+    """The uplink settings cannot work (unreadable password file ...); the message says what to fix."""
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
