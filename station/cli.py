@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--exam", default=None, help="S1,S2,S3,S4: a four-subject attempt, one scenario per subject")
     d.add_argument("--once", action="store_true", help="with --scenario/--exam: run it once, then exit")
     d.add_argument("--json", action="store_true", help="with --once: print the signed result document")
+    d.add_argument("--broker", default=None, metavar="mqtt://HOST:PORT",
+                   help="an external MQTT broker instead of the embedded one (the simulated province uses it too)")
     sc = sub.add_parser("scenarios", help="list the candidate scenarios with their expected outcome")
     sc.add_argument("--json", action="store_true", help="print a JSON list")
     run = cmd("run", "the controller against the hardware of the site config")
@@ -74,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade"], help="upgrade: create or migrate the database")
     a = cmd("audit", "check the audit hash chain, timelines, score sheets and results")
     a.add_argument("action", choices=["verify"])
+    o = cmd("outbox", "results waiting for the province's receipt (exit 1 when the province rejected one)")
+    o.add_argument("action", nargs="?", choices=["status", "retry"], default="status",
+                   help="status (default): backlog and undelivered results; retry RESULT_ID: send a rejected one again")
+    o.add_argument("result_id", nargs="?", help="with retry: the result to queue again")
+    o.add_argument("--json", action="store_true", help="print one JSON object")
+    o.add_argument("--all", action="store_true", help="list delivered results too (the latest 1000)")
     k = cmd("keys", "the site's signing key")
     k.add_argument("action", choices=["init", "export"], help="init: create it; export: print the public key")
     return p
@@ -116,10 +124,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0
         if args.scenario or args.exam:
             names = [args.scenario] if args.scenario else args.exam.split(",")
-            document = asyncio.run(demo.run_scenarios(config, data_dir, names))
+            document = asyncio.run(demo.run_scenarios(config, data_dir, names, args.broker))
             print(json.dumps(document, ensure_ascii=False, indent=None if args.json else 1))
             return 0
-        asyncio.run(demo.run_demo(config, args.duration, args.status_every))
+        asyncio.run(demo.run_demo(config, data_dir, args.duration, args.status_every, args.broker))
         return 0
     if args.command == "run":
         from station.controller import run_controller
@@ -137,6 +145,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "audit":
         ok, text = maintenance.audit_verify(data_dir)
+        print(text)
+        return 0 if ok else 1
+    if args.command == "outbox":
+        if args.action == "retry":
+            if not args.result_id:
+                raise ServiceError("outbox retry needs the RESULT_ID; `examstation outbox` lists them")
+            print(maintenance.outbox_retry(data_dir, args.result_id))
+            return 0
+        ok, text = maintenance.outbox_status(data_dir, args.json, args.all)
         print(text)
         return 0 if ok else 1
     if args.command == "keys":

@@ -77,6 +77,10 @@ class Uplink(_Config):
     username: str | None = Field(None, description="MQTT user name, if the broker requires one")
     password_file: str | None = Field(None, description="file holding the MQTT password (never the password itself)")
     ca_file: str | None = Field(None, description="CA certificate file for mqtts://")
+    live_every_s: float | None = Field(
+        None, ge=1, le=3600,
+        description="publish live station state (examstation/v1/SITE/STATION/live, QoS 0) this often; omit for none",
+    )
 
 
 class Exam(_Config):

@@ -3,15 +3,18 @@
 Opens the station database (refusing one that is missing, behind the schema or not in WAL with
 synchronous=FULL), recovers attempts a crash left running (paused, so the outage does not count),
 starts every configured device client, routes samples and device faults to the attempts of their
-stations, and ticks the item clocks. Examiners act through the service layer (the proctor UI, a
-later part); this process keeps the exam's record.
+stations, ticks the item clocks, and runs the uplink relay that delivers every signed result to
+the province (station.uplink). Examiners act through the service layer (the proctor UI, a later
+part); this process keeps the exam's record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
+from typing import Any
 
 from devices.clock import SystemClock
 from station.config import SiteConfig
@@ -19,13 +22,15 @@ from station.db import database_path, open_database
 from station.device_hub import DeviceHub
 from station.services import StationServices
 from station.signing import SiteKey
+from station.uplink.live import live_documents
+from station.uplink.relay import RelaySettings, UplinkRelay
 
 log = logging.getLogger(__name__)
 TICK_S = 0.1
 
 
 async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float | None = None,
-                         status_every_s: float = 30.0) -> None:
+                         status_every_s: float = 30.0, relay_settings: RelaySettings | None = None) -> None:
     with open_database(database_path(data_dir)) as db:
         services = StationServices(config, db, SiteKey.load_or_create(data_dir), SystemClock())
         try:
@@ -40,10 +45,13 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
                 pending.add(task)
                 task.add_done_callback(pending.discard)
 
-            async with DeviceHub(config, services.record_sample, on_status, services.clock) as hub:
+            async with contextlib.AsyncExitStack() as stack:
+                hub = await stack.enter_async_context(DeviceHub(config, services.record_sample, on_status,
+                                                                services.clock))
+                relay = await stack.enter_async_context(uplink_relay(config, services, hub, relay_settings))
                 n_dev = len(hub.status())
                 print(f"examstation run: site {config.site.id}, {len(config.stations)} stations, {n_dev} devices, "
-                      f"database {db.path}; Ctrl-C stops", flush=True)
+                      f"database {db.path}, results to {relay.address.url}; Ctrl-C stops", flush=True)
                 loop = asyncio.get_running_loop()
                 end = None if duration_s is None else loop.time() + duration_s
                 next_status = loop.time() + status_every_s
@@ -51,11 +59,30 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
                     await asyncio.to_thread(services.tick)
                     if loop.time() >= next_status:
                         online = sum(1 for s in hub.status() if s.online)
+                        health = await asyncio.to_thread(relay.health)
                         print(f"  status: {online}/{n_dev} devices online, "
-                              f"{len(services.active_attempts())} attempts in progress", flush=True)
+                              f"{len(services.active_attempts())} attempts in progress; {health.line()}", flush=True)
                         next_status += status_every_s
                     await asyncio.sleep(TICK_S)
                 if pending:
                     await asyncio.gather(*pending)
         finally:
             services.close()
+
+
+def uplink_relay(config: SiteConfig, services: StationServices, hub: DeviceHub | None,
+                 settings: RelaySettings | None = None, broker_url: str | None = None) -> UplinkRelay:
+    """The relay wired to the services: woken by each signed result, telling them of deliveries."""
+    settings = settings or RelaySettings(live_every_s=config.uplink.live_every_s)
+
+    def live() -> list[dict[str, Any]]:
+        devices = [(s.device, s.online) for s in hub.status()] if hub is not None else []
+        return live_documents(config, services, devices, services.clock.mono_ns(), services.clock.utc_ns())
+
+    operations = sorted({st.operation for st in config.stations})
+    relay = UplinkRelay(config, services.db, key_id=services.key.key_id,
+                        rubrics=[services.rubric(op) for op in operations], clock=services.clock,
+                        broker_url=broker_url, settings=settings, live=live,
+                        on_settled=lambda applied: services.forget(applied.attempt_id))
+    services.result_listeners.append(lambda _doc: relay.wake())
+    return relay

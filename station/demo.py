@@ -10,16 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
-from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from devices.sample import Sample
+from devices.clock import SystemClock
+from hardware_sim.embedded_broker import EmbeddedBroker
+from hardware_sim.province import ProvinceServer
 from hardware_sim.site import SimSite
-from station.config import SiteConfig
+from scoring.rubric_loader import rubric_for
+from station.config import SiteConfig, Uplink
+from station.db import database_path, open_database
 from station.device_hub import DeviceHub
+from station.services import StationServices
+from station.signing import SiteKey
+from station.uplink import outbox
+from station.uplink.relay import UplinkRelay
 
 
 async def _until_stopped(duration_s: float | None) -> None:
@@ -51,41 +60,71 @@ async def run_sim(config: SiteConfig, print_endpoints: bool, duration_s: float |
         await _until_stopped(duration_s)
 
 
-async def run_demo(config: SiteConfig, duration_s: float | None, status_every_s: float) -> None:
-    async with SimSite(config) as site:
-        resolved = site.resolved_config()
-        counts: Counter[str] = Counter()
+@contextlib.asynccontextmanager
+async def uplink_stack(config: SiteConfig, key: SiteKey, broker_url: str | None) -> AsyncIterator[ProvinceServer]:
+    """The province's side of the demo: a broker (embedded amqtt unless `broker_url` names one) and
+    the simulated provincial server with this site's public key registered."""
+    async with contextlib.AsyncExitStack() as stack:
+        if broker_url is None:
+            broker_url = (await stack.enter_async_context(EmbeddedBroker())).url
+        keys = {config.site.id: key.public_pem()}
+        province = await stack.enter_async_context(
+            ProvinceServer(broker_url, keys=keys, client_id=f"province-sim-{os.getpid()}"))
+        yield province
 
-        def on_sample(sample: Sample) -> None:
-            counts[sample.device] += 1
 
-        def on_status(device: str, online: bool, reason: str) -> None:
-            print(f"  device {device} {'online' if online else 'OFFLINE: ' + reason}", flush=True)
+def demo_config(config: SiteConfig, province: ProvinceServer) -> SiteConfig:
+    """The site config with its uplink pointed at the demo's broker (no TLS, no password)."""
+    return config.model_copy(update={"uplink": Uplink(broker_url=province.address.url, live_every_s=5)})
 
+
+async def run_demo(config: SiteConfig, data_dir: Path, duration_s: float | None, status_every_s: float,
+                   broker_url: str | None = None) -> None:
+    """`examstation demo`: the hall played by scenarios (exam time 20x), every result delivered to
+    the simulated province, status lines until Ctrl-C or `duration_s`."""
+    from station.controller import uplink_relay
+    from station.scenario_runner import HALL_SCALE, hall_rotation, play_hall
+
+    key = SiteKey.load_or_create(data_dir)
+    async with uplink_stack(config, key, broker_url) as province:
+        site_config = demo_config(config, province)
         print(f"examstation demo: site {config.site.id} {config.site.name}", flush=True)
-        print("  hardware simulator:", flush=True)
-        for ep in site.endpoints():
-            where = ep.get("url") or (f"{ep['host']}:{ep['port']} unit {ep['unit']}" if "host" in ep
-                                      else f"{ep['path']}" + (f" unit {ep['unit']}" if "unit" in ep else ""))
-            what = ep.get("device") or f"camera {ep['camera']}"
-            print(f"    {ep['station']} {what:<13} {ep.get('kind', 'mjpeg'):<11} {where}", flush=True)
-        async with DeviceHub(resolved, on_sample, on_status) as hub:
-            print("  controller: polling every device above; Ctrl-C stops the demo", flush=True)
-            for rig in site.rigs.values():
-                if rig.bench is not None:
-                    rig.bench.start_check()  # each bench runs its wiring self-check once: the hall is alive
-            loop = asyncio.get_running_loop()
-            end = None if duration_s is None else loop.time() + duration_s
-            while end is None or loop.time() < end:
-                wait = status_every_s if end is None else min(status_every_s, end - loop.time())
-                await _until_stopped(wait)
-                online = sum(1 for s in hub.status() if s.online)
-                print(f"  status: {online}/{len(hub.status())} devices online, "
-                      f"{sum(counts.values())} samples received", flush=True)
-                if wait < status_every_s:
-                    break
+        print(f"  broker {province.address.url} ({'external' if broker_url else 'embedded amqtt'}), simulated "
+              f"province receiving; data in {data_dir}", flush=True)
+        print(f"  {len(config.stations)} stations play candidate scenarios at {HALL_SCALE:g}x exam time; "
+              "Ctrl-C stops the demo", flush=True)
 
+        @contextlib.asynccontextmanager
+        async def attach(services: StationServices, hub: DeviceHub) -> AsyncIterator[None]:
+            async with uplink_relay(site_config, services, hub) as relay:
+                async def report() -> None:
+                    while True:
+                        await asyncio.sleep(status_every_s)
+                        online = sum(1 for s in hub.status() if s.online)
+                        health = await asyncio.to_thread(relay.health)
+                        print(f"  status: {online}/{len(hub.status())} devices online, "
+                              f"{len(services.active_attempts())} candidates at work; {health.line()}; province "
+                              f"stored {province.stats.stored}, duplicates {province.stats.duplicates}", flush=True)
 
+                task = asyncio.create_task(report())
+                try:
+                    yield
+                finally:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+        hall = asyncio.create_task(play_hall(site_config, data_dir, duration_s or 365 * 86400.0, HALL_SCALE,
+                                             hall_rotation, attach))
+        stopped = asyncio.create_task(_until_stopped(duration_s))
+        await asyncio.wait({hall, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not hall.done():
+            hall.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await hall
+        stopped.cancel()
+        print(f"examstation demo: stopped; the province stored {province.stats.stored} results "
+              f"({province.stats.duplicates} duplicates absorbed, {province.stats.rejected} rejected)", flush=True)
 
 
 def describe_scenarios(as_json: bool) -> str:
@@ -104,10 +143,26 @@ def describe_scenarios(as_json: bool) -> str:
     return "\n".join(lines)
 
 
-async def run_scenarios(config: SiteConfig, data_dir: Path, names: list[str]) -> dict[str, Any]:
+async def run_scenarios(config: SiteConfig, data_dir: Path, names: list[str], broker_url: str | None = None,
+                        receipt_timeout_s: float = 30.0) -> dict[str, Any]:
     """`demo --scenario NAME --once` / `--exam S1,S2,S3,S4 --once`: one attempt through the whole
-    controller, stored in `data_dir`; returns the signed result document."""
+    controller, stored in `data_dir`, then delivered to the simulated province (through the
+    embedded broker, or `broker_url`); returns the signed result document."""
     from station.scenario_runner import play_exam, scenario_named
 
     run = await play_exam([scenario_named(n.strip()) for n in names], config, data_dir)
+    result_id = str(run.document["result_id"])
+    key = SiteKey.load_or_create(data_dir)
+    async with uplink_stack(config, key, broker_url) as province:
+        site_config = demo_config(config, province)
+        with open_database(database_path(data_dir)) as db:
+            rubrics = [rubric_for(op) for op in sorted({st.operation for st in config.stations})]
+            async with UplinkRelay(site_config, db, key_id=key.key_id, rubrics=rubrics, clock=SystemClock()):
+                try:
+                    async with asyncio.timeout(receipt_timeout_s):
+                        while await asyncio.to_thread(outbox.state_of, db, result_id) == "queued":  # noqa: ASYNC110
+                            await asyncio.sleep(0.05)
+                except TimeoutError:
+                    print(f"examstation demo: no receipt for result {result_id} within {receipt_timeout_s:g} s; it "
+                          "stays queued and the next `examstation run` or demo sends it again", file=sys.stderr)
     return run.document

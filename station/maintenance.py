@@ -1,4 +1,4 @@
-"""The CLI's maintenance commands: db upgrade, audit verify, keys, replay."""
+"""The CLI's maintenance commands: db upgrade, audit verify, keys, replay, outbox."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from station.candidates import import_candidates_csv
 from station.config import SiteConfig
 from station.db import database_path, open_database, upgrade
 from station.db.models import ScoreSheetRow
-from station.services import StationServices
+from station.result_document import iso_utc
+from station.services import ServiceError, StationServices
 from station.signing import SiteKey
+from station.uplink import outbox
 
 
 def db_upgrade(data_dir: Path) -> str:
@@ -65,3 +67,45 @@ def import_candidates(config: SiteConfig, data_dir: Path, path: Path) -> str:
         finally:
             services.close()
     return f"registered {count} candidates from {path}"
+
+
+def outbox_status(data_dir: Path, as_json: bool, show_all: bool = False) -> tuple[bool, str]:
+    """`examstation outbox`: backlog, oldest undelivered age, and each undelivered result.
+
+    Returns (no rejected results, text): a rejected result needs a person, so the command then
+    exits non-zero for monitoring scripts.
+    """
+    now = SystemClock().utc_ns()
+    with open_database(database_path(data_dir)) as db:
+        backlog = outbox.backlog(db)
+        states = ("queued", "failed", "delivered") if show_all else ("queued", "failed")
+        rows = outbox.listing(db, states, limit=1000)
+    age = backlog.oldest_age_s(now)
+    if as_json:
+        return backlog.failed == 0, json.dumps({
+            "queued": backlog.queued, "failed": backlog.failed, "delivered": backlog.delivered,
+            "oldest_queued_age_s": None if age is None else round(age, 1),
+            "results": [{"result_id": r.result_id, "seq": r.seq, "station": r.station, "state": r.state,
+                         "sends": r.sends, "signed_at": iso_utc(r.created_utc_ns),
+                         "delivered_at": None if r.delivered_utc_ns is None else iso_utc(r.delivered_utc_ns),
+                         "last_error": r.last_error} for r in rows]}, ensure_ascii=False)
+    lines = [f"outbox of {database_path(data_dir)}: {backlog.queued} queued"
+             + ("" if age is None else f" (oldest signed {age:.0f} s ago)")
+             + f", {backlog.failed} rejected by the province, {backlog.delivered} delivered"]
+    for r in rows:
+        note = f"  {r.last_error}" if r.last_error else ""
+        lines.append(f"  seq {r.seq:>6}  {r.result_id}  {r.station:<6} {r.state:<9} sent {r.sends}x  "
+                     f"signed {iso_utc(r.created_utc_ns)}{note}")
+    if backlog.failed:
+        lines.append("rejected results wait for you: fix what the province named, then "
+                     "`examstation outbox retry RESULT_ID`")
+    return backlog.failed == 0, "\n".join(lines)
+
+
+def outbox_retry(data_dir: Path, result_id: str) -> str:
+    with open_database(database_path(data_dir)) as db:
+        try:
+            outbox.requeue(db, result_id, SystemClock().utc_ns(), "site-administrator")
+        except (LookupError, ValueError) as err:
+            raise ServiceError(str(err)) from err
+    return f"result {result_id} is queued again; the running controller sends it within a second"

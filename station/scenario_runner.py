@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from devices.clock import ScaledClock
+from devices.serial.id_card_codec import check_digit
 from devices.sample import Sample
 from hardware_sim.scenarios import SCENARIOS, Context, Scenario
 from hardware_sim.site import SimSite
@@ -39,6 +40,8 @@ SETTLE_REAL_S = 0.4
 """Real time for the first polls to report every device before an item starts, and for the last
 change of the candidate to be polled before it ends (several 100 ms poll intervals)."""
 TICK_REAL_S = 0.02
+HALL_SCALE = 20.0
+"""Exam time in the demo hall runs this much faster (the hall scenarios are written for it)."""
 DEMO_CANDIDATE = ("110101199001010011", "演示考生", "DEMO-2026-11")
 DEMO_EXAMINERS = ("演示考评员甲", "演示考评员乙")
 DEMO_INVIGILATOR = "演示监考员"
@@ -196,8 +199,22 @@ class HallResult:
     got: tuple[float, str]
 
 
+Attach = Callable[[StationServices, DeviceHub], contextlib.AbstractAsyncContextManager[Any]]
+"""What else runs beside the hall while it plays (the demo's uplink relay and status lines)."""
+
+
+def hall_rotation(station: Station) -> list[Scenario]:
+    """The demo hall's candidates: CPR at the electrician stations, welding at the welding booths;
+    each station starts at another point of its list, so the hall shows different things at once."""
+    electrician = ["cpr-correct", "cpr-too-shallow", "cpr-poor-recoil", "cpr-too-fast"]
+    welding = ["weld-k21-good-run", "weld-k11-two-missing", "weld-k21-travel-too-fast", "weld-k11-complete-ppe"]
+    names = electrician if station.operation == "低压电工作业" else welding
+    offset = int(station.id[1:]) % len(names)
+    return [SCENARIOS[n] for n in names[offset:] + names[:offset]]
+
+
 async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale: float,
-                    pick: Callable[[Station], Sequence[Scenario]]) -> list[HallResult]:
+                    pick: Callable[[Station], Sequence[Scenario]], attach: Attach | None = None) -> list[HallResult]:
     """Every station of the site at once, one controller: each station plays its scenarios in turn
     (one candidate after another) until `duration_s` of real time has passed."""
     clock = ScaledClock(scale)
@@ -220,6 +237,8 @@ async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale
                 async with asyncio.timeout(15):
                     while not all(s.online for s in hub.status()):  # noqa: ASYNC110 - polling device health
                         await asyncio.sleep(0.05)
+                if attach is not None:
+                    await stack.enter_async_context(attach(services, hub))
                 end = asyncio.get_running_loop().time() + duration_s
                 async with asyncio.TaskGroup() as group:
                     for station in config.stations:
@@ -239,7 +258,8 @@ async def _station_loop(station: Station, scenarios: Sequence[Scenario], site: S
     while loop.time() < end:
         sc = scenarios[n % len(scenarios)]
         n += 1
-        id_number = f"{station.id}{n:04d}".ljust(18, "0")
+        first17 = f"1101011990{ord(station.id[0]) - 64:02d}{int(station.id[1:]) % 100:02d}{n % 1000:03d}"
+        id_number = first17 + check_digit(first17)  # a well-formed 居民身份证号码, as the province requires
         await asyncio.to_thread(services.register_candidate, id_number, f"考生{station.id}-{n}", sc.operation,
                                 "HALL-2026-11")
         attempt_id = await asyncio.to_thread(services.check_in, id_number, station.id, DEMO_INVIGILATOR)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ from station.timeline_store import TimelineWriter, seal_timeline
 from station.uplink import manifest, outbox
 
 log = logging.getLogger(__name__)
+ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
+"""What the result schema accepts; checked at registration so a wrong number is caught in the hall,
+not when the province rejects the signed result."""
 CARD_MAX_AGE_S = 120
 """A check-in by ID card reader needs a card read at the station at most this long ago."""
 ACTIVE = (sm.State.CHECKED_IN, sm.State.ITEM_DRAWN, sm.State.RUNNING, sm.State.PAUSED)
@@ -181,6 +185,9 @@ class StationServices:
     # -- candidates and check-in ----------------------------------------------------------------
     def register_candidate(self, id_number: str, name: str, operation: str, batch: str,
                            photo_ref: str | None = None, attempt_number: int = 1) -> None:
+        if not ID_NUMBER.fullmatch(id_number):
+            raise ServiceError(f"candidate {id_number!r}: an ID number (居民身份证号码) is 17 digits and a digit or X; "
+                               "correct it in the batch file")
         if attempt_number not in (1, 2):
             raise ServiceError(f"candidate {id_number}: attempt {attempt_number}; one re-sit (补考) is allowed: 1 or 2")
         with self.db.write() as tx:

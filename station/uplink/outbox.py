@@ -250,6 +250,12 @@ def requeue(db: Database, result_id: str, now_utc_ns: int, actor: str) -> None:
         row.next_try_utc_ns = now_utc_ns
 
 
+def state_of(db: Database, result_id: str) -> str | None:
+    """queued | delivered | failed, or None when there is no such result."""
+    with db.read() as s:
+        return s.execute(select(OutboxRow.state).where(OutboxRow.result_id == result_id)).scalar()
+
+
 def backlog(db: Database) -> Backlog:
     with db.read() as s:
         counts = dict(s.execute(select(OutboxRow.state, func.count()).group_by(OutboxRow.state)).tuples().all())
