@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from devices.clock import ScaledClock
-from devices.serial.id_card_codec import check_digit
 from devices.sample import Sample
+from devices.serial.id_card_codec import check_digit
 from hardware_sim.scenarios import SCENARIOS, Context, Scenario
 from hardware_sim.site import SimSite
 from scoring.sheet import ItemScore, ScoreSheet

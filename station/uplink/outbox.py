@@ -258,7 +258,7 @@ def state_of(db: Database, result_id: str) -> str | None:
 
 def backlog(db: Database) -> Backlog:
     with db.read() as s:
-        counts = dict(s.execute(select(OutboxRow.state, func.count()).group_by(OutboxRow.state)).tuples().all())
+        counts = {state: n for state, n in s.execute(select(OutboxRow.state, func.count()).group_by(OutboxRow.state))}
         oldest = s.execute(select(func.min(ResultRow.created_utc_ns))
                            .join(OutboxRow, OutboxRow.result_id == ResultRow.result_id)
                            .where(OutboxRow.state == "queued")).scalar()
