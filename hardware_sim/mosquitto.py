@@ -26,6 +26,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -137,13 +138,16 @@ class Mosquitto:
 
     def __init__(self, port: int = 0, *, persistence: bool = False, max_queued_messages: int = 100_000,
                  workdir: Path | None = None, log_path: Path | None = None, binary: str | None = None,
-                 tcp_nodelay: bool = True) -> None:
+                 tcp_nodelay: bool = True, allow_anonymous: bool = True, extra_config: Sequence[str] = ()) -> None:
         self.host = HOST
         self.port = port
         self.persistence = persistence
         self.max_queued_messages = max_queued_messages
         self.binary = binary
         self.tcp_nodelay = tcp_nodelay
+        self.allow_anonymous = allow_anonymous
+        self.extra_config = tuple(extra_config)
+        """More lines after the listener's: `cafile`/`certfile`/`keyfile` for TLS, `password_file`."""
         """`set_tcp_nodelay true`: without it a receipt that follows a PUBACK on the same connection
         waits for the client's delayed ACK (~40 ms on Linux) under Nagle's algorithm."""
         self._workdir = workdir
@@ -272,7 +276,8 @@ class Mosquitto:
             # run as root, mosquitto 2.0 switches to user `mosquitto`, which cannot write this directory
             f"user {pwd.getpwuid(os.geteuid()).pw_name}",
             f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
+            *self.extra_config,
             f"persistence {'true' if self.persistence else 'false'}",
         ]
         if self.tcp_nodelay:

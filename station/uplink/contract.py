@@ -106,7 +106,8 @@ class BrokerAddress:
 
     @property
     def url(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'mqtts' if self.tls else 'mqtt'}://{host}:{self.port}"
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
@@ -114,9 +115,14 @@ def parse_broker_url(url: str) -> BrokerAddress:
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or parts.path not in ("", "/"):
         raise ContractError(f"broker address {url!r}: write it as mqtt://HOST:PORT or mqtts://HOST:PORT")
+    if parts.username is not None or parts.query or parts.fragment:
+        raise ContractError(f"broker address {url!r}: only mqtt(s)://HOST:PORT; the user name goes in "
+                            "uplink.username and the password in the file uplink.password_file names")
     try:
         port = parts.port
     except ValueError as err:
         raise ContractError(f"broker address {url!r}: the port is not a number from 1 to 65535") from err
+    if port == 0:
+        raise ContractError(f"broker address {url!r}: the port is not a number from 1 to 65535")
     tls = parts.scheme == "mqtts"
-    return BrokerAddress(parts.hostname, port or (8883 if tls else 1883), tls)
+    return BrokerAddress(parts.hostname, port if port is not None else (8883 if tls else 1883), tls)

@@ -41,13 +41,7 @@ try:
 except MosquittoError:
     HAVE_MOSQUITTO = False
 
-pytestmark = [
-    pytest.mark.skipif(not HAVE_MOSQUITTO, reason="mosquitto missing: run `make test`"),
-    # station/uplink/outbox.py backlog() calls Result.tuples(), deprecated in SQLAlchemy 2.1: under
-    # filterwarnings=error every relay session dies on it before the birth status (reported; remove once fixed)
-    pytest.mark.filterwarnings(
-        r"ignore:The Result\.tuples\(\) method is deprecated:sqlalchemy.exc.SADeprecationWarning"),
-]
+pytestmark = pytest.mark.skipif(not HAVE_MOSQUITTO, reason="mosquitto missing: run `make test`")
 ROOT = Path(__file__).resolve().parents[2]
 EXTRA = 5
 """Results re-issued after the real one: enough for a batch of receipts."""
