@@ -44,6 +44,7 @@ sim: setup
 bench: setup
 	$(BIN)/python bench/modbus_poll.py --json
 	$(BIN)/python bench/scoring_replay.py --json
+	$(BIN)/python bench/uplink.py --json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
