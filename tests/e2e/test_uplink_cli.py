@@ -144,3 +144,21 @@ async def test_controller_killed_during_publishing_loses_nothing(tmp_path: Path)
         report = audit.verify(db)
     assert report.ok, str(report)
 
+
+
+@pytest.mark.timeout(150)
+def test_make_demo_hall_delivers_results_through_the_embedded_broker(tmp_path: Path) -> None:
+    """What `make demo` runs, for 45 s: candidates finish at several stations and each signed result
+    reaches the simulated province through the embedded amqtt broker."""
+    run = cli("demo", "--duration", "45", "--status-every", "5", "--data-dir", str(tmp_path / "data"), timeout=140)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "embedded amqtt" in run.stdout
+    last = [line for line in run.stdout.splitlines() if line.startswith("examstation demo: stopped")]
+    assert last, run.stdout[-2000:]
+    stored = int(last[0].split("the province stored ")[1].split()[0])
+    assert stored >= 3, run.stdout[-2000:]
+    status = json.loads(cli("outbox", "--json", "--all", "--data-dir", str(tmp_path / "data")).stdout)
+    assert status["failed"] == 0
+    # the province stored what the station saw receipted, plus receipts still in flight at the stop
+    assert status["delivered"] >= 3 and status["delivered"] <= stored <= status["delivered"] + status["queued"]
+    assert cli("audit", "verify", "--data-dir", str(tmp_path / "data")).returncode == 0
