@@ -13,7 +13,8 @@ real province is; the station's relay in this process.
 - baseline: in the same run, against the same broker, a bare aiomqtt loop publishes the same
   documents at QoS 1, each awaited to its PUBACK (`for doc in docs: await client.publish(...)`),
   to a topic nobody receives: the cost of the transport alone, with no storage, no province and
-  no receipts. ratio = drain_per_s / baseline_per_s.
+  no receipts. It runs before and after the drain (the machine's load drifts); baseline_per_s is
+  the mean of the two. ratio = drain_per_s / baseline_per_s.
 - latency: one result at a time, `--latency-samples` times: from the commit that stores the
   signed result (the last examiner signature's transaction) until the relay has recorded its
   receipt. p50 and p99 in milliseconds.
@@ -46,6 +47,7 @@ from station.services import StationServices  # noqa: E402
 from station.signing import SiteKey  # noqa: E402
 from station.stored import ensure_database  # noqa: E402
 from station.uplink import outbox  # noqa: E402
+from station.uplink.contract import NO_DELAY  # noqa: E402
 from station.uplink.relay import RelaySettings, UplinkRelay  # noqa: E402
 from tests.uplink_kit import ResultFactory, one_real_result, outbox_states, site_config, wait_until  # noqa: E402
 
@@ -59,7 +61,8 @@ def start_province(broker_url: str, site: str, pem_path: Path, db_path: Path) ->
 
 async def baseline(broker_url: str, docs: list[bytes]) -> float:
     host, port = broker_url.removeprefix("mqtt://").split(":")
-    async with aiomqtt.Client(host, int(port), identifier="bench-baseline") as client:
+    # the same socket options as the relay (TCP_NODELAY): the baseline is not handicapped by Nagle
+    async with aiomqtt.Client(host, int(port), identifier="bench-baseline", socket_options=NO_DELAY) as client:
         t0 = time.perf_counter()
         for doc in docs:
             await client.publish("bench/baseline", doc, qos=1)
@@ -90,7 +93,7 @@ async def run(n: int, latency_samples: int, work: Path) -> dict[str, Any]:
 
                     from station.db.models import ResultRow
                     docs = [d.encode() for d in s.execute(select(ResultRow.document)).scalars()]
-                base = await baseline(broker.url, docs)
+                base_before = await baseline(broker.url, docs)
 
                 rubrics = [rubric_for(st.operation) for st in config.stations[:1]]
                 settings = RelaySettings(idle_poll_s=0.2)
@@ -110,17 +113,20 @@ async def run(n: int, latency_samples: int, work: Path) -> dict[str, Any]:
                         relay.wake()  # what StationServices.result_listeners does after a signature
                         await wait_until(lambda b=before: relay.stats.delivered > b, timeout_s=30, every_s=0.0005)
                         latencies.append((time.perf_counter() - t) * 1000)
+                base_after = await baseline(broker.url, docs)
                 backlog = outbox.backlog(db)
         finally:
             province.terminate()
             province.wait(10)
     latencies.sort()
     drain = n / drain_s
+    base = (base_before + base_after) / 2
     return {
         "results": n, "drain_per_s": round(drain, 1), "baseline_per_s": round(base, 1),
         "ratio": round(drain / base, 3), "latency_p50_ms": round(statistics.median(latencies), 2),
         "latency_p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
         "drain_s": round(drain_s, 2), "latency_samples": len(latencies), "delivered": backlog.delivered,
+        "baseline_before_per_s": round(base_before, 1), "baseline_after_per_s": round(base_after, 1),
     }
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -124,9 +124,10 @@ def next_seq(tx: Session) -> int:
     return int(tx.execute(select(func.max(ResultRow.site_seq))).scalar() or 0) + 1
 
 
-def take_due(db: Database, now_utc_ns: int, limit: int, first_s: float = RESEND_FIRST_S,
-             cap_s: float = RESEND_CAP_S) -> list[Due]:
-    """Claim up to `limit` queued results whose time has come, oldest seq first, and set their next try.
+def take_due(db: Database, now_utc_ns: int, limit: int,
+             wait_s: Callable[[str], float] = lambda _rid: resend_delay_s(1)) -> list[Due]:
+    """Claim up to `limit` queued results whose time has come, oldest seq first, and set their next try
+    `wait_s(result_id)` seconds from now.
 
     The next try is written BEFORE the publish, in one transaction for the whole batch: a process
     killed right after publishing still resends later, and the receiver absorbs the duplicate.
@@ -143,8 +144,8 @@ def take_due(db: Database, now_utc_ns: int, limit: int, first_s: float = RESEND_
             t = _OUTBOX
             tx.execute(t.update().where(t.c.result_id == bindparam("rid"))
                        .values(attempts=bindparam("n"), next_try_utc_ns=bindparam("next")), [
-                {"rid": r.result_id, "n": r.attempts + 1,
-                 "next": now_utc_ns + int(resend_delay_s(r.attempts + 1, first_s, cap_s) * 1e9)} for r in rows])
+                {"rid": r.result_id, "n": r.attempts + 1, "next": now_utc_ns + int(wait_s(r.result_id) * 1e9)}
+                for r in rows])
         return [Due(r.result_id, r.site_seq, r.station, r.document, r.attempts) for r in rows]
 
 

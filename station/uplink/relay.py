@@ -38,6 +38,10 @@ from station.db import Database
 from station.uplink import contract, manifest, outbox
 
 log = logging.getLogger(__name__)
+_paho_log = log.getChild("paho")
+# paho logs every reset socket at ERROR ("failed to receive on socket"); the relay itself reports a
+# lost link once, with what happens next, so the library's copy only adds noise to the site's log.
+_paho_log.setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,16 @@ class UplinkRelay:
         self._client: aiomqtt.Client | None = None
         self._rng = random.Random()
         self.first_connect = asyncio.Event()
+        self._sends_this_link: dict[str, int] = {}
+        """result_id -> sends on the current connection. The backoff grows with these only: sends
+        lost with a crashed broker (or before the province resubscribed) say nothing about the
+        province, and counting them would leave a result waiting minutes after the link is back."""
+
+    def _next_wait_s(self, result_id: str) -> float:
+        """Seconds to wait for the receipt of the send being made now (called by take_due)."""
+        n = self._sends_this_link.get(result_id, 0) + 1
+        self._sends_this_link[result_id] = n
+        return outbox.resend_delay_s(n, self.settings.resend_first_s, self.settings.resend_cap_s, self._rng)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> UplinkRelay:
@@ -182,7 +196,7 @@ class UplinkRelay:
             self.address.host, self.address.port, identifier=self.client_id, clean_session=False,
             username=up.username, password=password, will=will, keepalive=self.settings.keepalive_s,
             timeout=self.settings.publish_timeout_s, max_inflight_messages=self.settings.max_inflight,
-            logger=log, socket_options=contract.NO_DELAY, **tls,
+            logger=_paho_log, socket_options=contract.NO_DELAY, **tls,
         )
         client.pending_calls_threshold = self.settings.max_inflight * 2  # we bound them ourselves
         return client
@@ -194,11 +208,8 @@ class UplinkRelay:
                 client = self._client_for()
                 async with client:
                     self._client = client
-                    self.connected = True
-                    self.last_error = None
                     self.stats.connects += 1
                     delay = self.settings.reconnect_first_s
-                    log.info("uplink connected to %s as %s", self.address.url, self.client_id)
                     await self._session(client)
             except* aiomqtt.MqttError as group:
                 self._lost(f"{group.exceptions[0]}")
@@ -222,14 +233,20 @@ class UplinkRelay:
         self.last_error = reason
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        await client.subscribe(contract.receipt_topic(self._site), qos=1)
-        await self._publish_status(client)
-        queued = await asyncio.to_thread(outbox.due_all_now, self.db, self.clock.utc_ns())
-        if queued:
-            log.info("uplink: %d results queued, sending them now", queued)
-        self.first_connect.set()
+        # The reader starts first: in aiomqtt 2.5 only the message loop notices a dropped link, so a
+        # SUBACK or PUBACK awaited without it would hang for the whole publish timeout (15 s).
+        self._sends_this_link.clear()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._receive(client))
+            await client.subscribe(contract.receipt_topic(self._site), qos=1)
+            await self._publish_status(client)
+            self.connected = True
+            self.last_error = None
+            log.info("uplink connected to %s as %s", self.address.url, self.client_id)
+            queued = await asyncio.to_thread(outbox.due_all_now, self.db, self.clock.utc_ns())
+            if queued:
+                log.info("uplink: %d results queued, sending them now", queued)
+            self.first_connect.set()
             tg.create_task(self._send(client))
             tg.create_task(self._status(client))
             if self._live is not None and self.settings.live_every_s:
@@ -257,7 +274,7 @@ class UplinkRelay:
         while True:
             self._wake.clear()
             due = await asyncio.to_thread(outbox.take_due, self.db, self.clock.utc_ns(), s.batch,
-                                          s.resend_first_s, s.resend_cap_s)
+                                          self._next_wait_s)
             if due:
                 await self._publish_all(client, due)
                 continue
@@ -333,6 +350,8 @@ class UplinkRelay:
                       len(batch), err)
             return
         for a in applied:
+            if a.state != "unchanged":
+                self._sends_this_link.pop(a.result_id, None)
             if a.state == "delivered":
                 self.stats.delivered += 1
             elif a.state == "failed":

@@ -6,8 +6,8 @@ and ends with the same three checks:
 
 - 0 results lost: every outbox row is `delivered`, and the province stored exactly the N distinct
   result_ids of the station, seqs 1..N, no gap (`missing == []`);
-- duplicates absorbed: where the fault makes resends likely the province saw duplicates, and its
-  stored count is still exactly N;
+- duplicates absorbed: every copy the province received beyond the first of each result was
+  answered as a duplicate and not stored (stored still exactly N);
 - the station's audit chain verifies.
 
 Why these faults (DESIGN.md "Durability and delivery"):
@@ -16,12 +16,17 @@ Why these faults (DESIGN.md "Durability and delivery"):
    its default `persistence false` loses everything in flight on kill -9: the publishes it had
    acknowledged but not yet forwarded, the receipts it had not yet delivered, and every session
    and subscription. Each kill is timed to the instant the province has stored a batch and not
-   yet sent its receipts, so results the province holds are still queued at the station: the
-   relay must send them again (relay.stats.published > N) and the province must answer the
-   second copy as a duplicate, not store it twice.
+   yet sent its receipts, so results the province holds (and the broker PUBACKed) are still
+   queued at the station, and the relay must send them again: relay.stats.published > N.
+   Whether those copies reach the province as duplicates is a race the test does not assert:
+   the relay usually reconnects before the province has subscribed again, so its first resends
+   are PUBACKed and dropped by the broker (nobody subscribed: PUBACK is not delivery, again),
+   and the province re-sends the receipts it could not deliver once it is back.
 2. `test_connection_reset_fifty_times`: the station's TCP connection is reset 50 times mid-flow
-   (a flaky uplink) while the broker lives on. Every reconnect makes all queued results due at
-   once, so results whose receipts were in flight are sent again: duplicates, absorbed.
+   (a flaky uplink) while the broker and the province live on. Every reconnect makes all queued
+   results due at once, so results whose receipts were in flight may be sent again; the broker
+   also holds the receipts for the station's persistent session while it is away, so often the
+   receipt wins the race. Either way the province stores each result once.
 3. `test_thirty_minute_outage_on_an_injected_clock`: the link is down for 30 exam-minutes while
    500 results pile up (run in ~9 s on a ScaledClock driving the relay's clock and waits). The
    relay's health says so (500 queued, oldest ~1800 s, not connected), and with the clock back at
@@ -64,15 +69,16 @@ except MosquittoError:
 pytestmark = [
     pytest.mark.timeout(300), pytest.mark.slow,
     pytest.mark.skipif(not HAVE_MOSQUITTO, reason="mosquitto missing: run `make test`"),
-    # station/uplink/outbox.py backlog() calls Result.tuples(), deprecated in SQLAlchemy 2.1: under
-    # filterwarnings=error the relay's every session dies on it (reported; remove once it is fixed)
-    pytest.mark.filterwarnings(r"ignore:The Result\.tuples\(\) method is deprecated:sqlalchemy.exc.SADeprecationWarning"),
 ]
 
 RUBRICS = [rubric_for("低压电工作业")]
 FAST = RelaySettings(resend_first_s=1.0, resend_cap_s=4.0, reconnect_first_s=0.1, reconnect_cap_s=1.0,
                      idle_poll_s=0.2)
 """Quick resends and reconnects, so a fault test runs in seconds (the outage test keeps the defaults)."""
+RESETS = RelaySettings(resend_first_s=1.0, resend_cap_s=4.0, reconnect_first_s=0.1, reconnect_cap_s=1.0,
+                       idle_poll_s=0.2, publish_timeout_s=3.0)
+"""FAST, and a reset that lands while the relay awaits its SUBACK or status PUBACK costs 3 s, not 15:
+those waits are not woken by the disconnect, only by publish_timeout_s (reported as a relay defect)."""
 DRAIN_TIMEOUT_S = 90.0
 
 
@@ -130,6 +136,12 @@ async def nothing_lost(tmp_path: Path, db: Database, province: ProvinceServer, r
     assert province.stats.malformed == 0
 
 
+def copies_absorbed(province: ProvinceServer, n: int) -> None:
+    """After the province stopped (its counters are final): every copy beyond the first was a duplicate."""
+    assert province.stats.messages == n + province.stats.duplicates, province.stats
+    assert province.stats.stored == n
+
+
 async def audit_ok(db: Database) -> None:
     report = await asyncio.to_thread(audit.verify, db)
     assert report.ok, str(report)
@@ -138,8 +150,6 @@ async def audit_ok(db: Database) -> None:
 async def test_broker_killed_five_times_during_1000_results(tmp_path: Path) -> None:
     batches, per_batch = 10, 100
     n = 1 + batches * per_batch  # the real result (seq 1) and 1000 made while the relay runs
-    # the province's stored counts at which the broker dies: spread over the flow, mid-batch
-    kill_at = [110, 300, 500, 680, 850]
     async with Mosquitto() as broker:  # persistence false: mosquitto's default
         config = site_config(broker.url)
         site = config.site.id
@@ -150,47 +160,42 @@ async def test_broker_killed_five_times_during_1000_results(tmp_path: Path) -> N
                                        settings=FAST) as relay:
                     factory = ResultFactory(db, key)
                     kills: list[tuple[int, int]] = []
-
-                    async def kill_and_restart() -> None:
-                        for planned in kill_at:
-                            # both ends back on the new broker first (the province may have stored more
-                            # from what it had already received, so a threshold alone could kill twice
-                            # while the relay is still reconnecting) ...
-                            connects = relay.stats.connects
+                    connects = 0
+                    for b in range(batches):
+                        # the next batch once half the last one is delivered: an overlapping flow, and
+                        # kills (during batches 2, 4, 6, 8 and 10) spread over it
+                        await wait_until(lambda t=1 + b * per_batch: relay.stats.delivered >= t - per_batch // 2,
+                                         timeout_s=DRAIN_TIMEOUT_S, every_s=0.005)
+                        kill = b % 2 == 1
+                        if kill:  # both ends on the (new) broker, so this kill hits a live flow
                             await wait_until(lambda c=connects: relay.connected and relay.stats.connects > c
                                              and province.connected.is_set(), timeout_s=30, every_s=0.005)
-                            # ... then woken as a batch is stored at the province and BEFORE its receipts
-                            # go out: the kill loses them, so results the province holds stay queued here
-                            await province.wait_stored(site, max(planned, province.stored(site) + 1),
-                                                       timeout_s=DRAIN_TIMEOUT_S)
+                            connects = relay.stats.connects
+                        await asyncio.to_thread(factory.add, per_batch)
+                        relay.wake()
+                        if kill:
+                            # woken as the province has stored its next batch (this one is not stored
+                            # yet) and BEFORE its receipts go out: the kill loses them, so results the
+                            # province holds stay queued here
+                            await province.wait_stored(site, province.stored(site) + 1, timeout_s=DRAIN_TIMEOUT_S)
                             await broker.kill9()
                             kills.append((province.stored(site), relay.stats.delivered))
                             await broker.restart()
-
-                    async def produce() -> None:
-                        for _ in range(batches):
-                            await asyncio.to_thread(factory.add, per_batch)
-                            relay.wake()
-
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(kill_and_restart())
-                        tg.create_task(produce())
                     await nothing_lost(tmp_path, db, province, relay, site, n)
-                    print(f"kills (stored, delivered): {kills}; {relay.stats}; {province.stats}")
-                    assert len(kills) == 5
-                    # honest evidence that the kills hit traffic in flight: results the province had
-                    # stored were still unreceipted at the station at each kill ...
-                    assert all(stored > delivered for stored, delivered in kills), kills
-                    # ... so they were sent (and PUBACKed) again, and the province absorbed the copies
-                    assert relay.stats.published > n, relay.stats
-                    assert province.stats.duplicates > 0, province.stats
-                    assert relay.stats.connects >= 6
             await audit_ok(db)
+    copies_absorbed(province, n)
+    assert len(kills) == 5
+    assert relay.stats.connects >= 6, relay.stats
+    # honest evidence that each kill hit traffic in flight: results the province had stored were
+    # still unreceipted at the station (stored > delivered) ...
+    assert all(stored > delivered for stored, delivered in kills), kills
+    # ... so the relay had to send results it had already had PUBACKed again
+    assert relay.stats.published > n, relay.stats
 
 
 async def test_connection_reset_fifty_times(tmp_path: Path) -> None:
-    batches, per_batch, resets = 10, 100, 50
-    n = 1 + batches * per_batch
+    resets, per_reset = 50, 20
+    n = 1 + resets * per_reset  # the real result and 1000 added in step with the resets
     rng = random.Random(20260611)
     async with Mosquitto() as broker, FaultyTcpProxy(broker.host, broker.port) as proxy:
         config = site_config(f"mqtt://{proxy.host}:{proxy.port}")  # the station goes through the proxy
@@ -199,48 +204,38 @@ async def test_connection_reset_fifty_times(tmp_path: Path) -> None:
             async with province_for(broker, site, key, tmp_path) as province:  # the province connects directly
                 await asyncio.wait_for(province.connected.wait(), 10)
                 async with UplinkRelay(config, db, key_id=key.key_id, rubrics=RUBRICS, clock=SystemClock(),
-                                       settings=FAST) as relay:
+                                       settings=RESETS) as relay:
                     factory = ResultFactory(db, key)
-                    delivered_at_reset: list[int] = []
-
-                    async def reset_connections() -> None:
-                        for _ in range(resets):
-                            # only reset a live connection: a reset while reconnecting would hit nothing
-                            await wait_until(lambda: relay.connected, timeout_s=30, every_s=0.005)
-                            await asyncio.sleep(rng.uniform(0.005, 0.08))
-                            before = relay.stats.connects
-                            proxy.disconnect_all()
-                            delivered_at_reset.append(relay.stats.delivered)
-                            await wait_until(lambda b=before: relay.stats.connects > b, timeout_s=30, every_s=0.005)
-
-                    async def produce() -> None:
-                        for _ in range(batches):
-                            await asyncio.to_thread(factory.add, per_batch)
-                            relay.wake()
-                            await asyncio.sleep(rng.uniform(0.2, 0.6))
-
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(reset_connections())
-                        tg.create_task(produce())
+                    undelivered_at_reset: list[int] = []
+                    for i in range(resets):
+                        await asyncio.to_thread(factory.add, per_reset)
+                        relay.wake()
+                        # only reset a live connection: a reset while reconnecting would hit nothing
+                        await wait_until(lambda: relay.connected, timeout_s=30, every_s=0.005)
+                        await asyncio.sleep(rng.uniform(0.005, 0.03))  # while these 20 are on their way
+                        connects = relay.stats.connects
+                        proxy.disconnect_all()
+                        undelivered_at_reset.append(1 + (i + 1) * per_reset - relay.stats.delivered)
+                        await wait_until(lambda c=connects: relay.stats.connects > c, timeout_s=30, every_s=0.005)
                     await nothing_lost(tmp_path, db, province, relay, site, n)
-                    assert len(delivered_at_reset) == resets
-                    assert relay.stats.connects >= resets + 1
-                    # the resets hit the flow, not an idle link
-                    assert sum(0 < d < n for d in delivered_at_reset) >= resets // 2, delivered_at_reset
-                    assert province.stats.duplicates > 0, province.stats
             await audit_ok(db)
+    copies_absorbed(province, n)
+    assert relay.stats.connects == resets + 1, relay.stats
+    # the resets hit the flow, not an idle link: results were on their way at most of them
+    assert sum(u > 0 for u in undelivered_at_reset) >= resets // 2, undelivered_at_reset
+    # whether a reset makes duplicates is a race: the station's session is persistent, so receipts
+    # the broker held while it was away usually arrive before its resend burst claims those rows
 
 
 async def test_thirty_minute_outage_on_an_injected_clock(tmp_path: Path) -> None:
     queued, batches = 500, 10
     outage_s, scale = 1800.0, 200.0
-    n = 1 + queued
+    n = 1 + queued  # the real result, delivered before the outage, and 500 queued during it
     clock = ScaledClock(1.0)
 
     async def exam_time(t_s: float) -> None:
-        """Wait until the clock shows `t_s` exam seconds."""
-        while (left := t_s - clock.seconds()) > 0:
-            await asyncio.sleep(left / clock.scale)
+        """Until the clock shows `t_s` exam seconds (only this test changes its scale meanwhile)."""
+        await asyncio.sleep(max(0.0, t_s - clock.seconds()) / clock.scale)
 
     async with Mosquitto() as broker, FaultyTcpProxy(broker.host, broker.port) as proxy:
         config = site_config(f"mqtt://{proxy.host}:{proxy.port}")
@@ -251,12 +246,11 @@ async def test_thirty_minute_outage_on_an_injected_clock(tmp_path: Path) -> None
                 # production resend and reconnect settings: "within 30 s" must hold for them
                 async with UplinkRelay(config, db, key_id=key.key_id, rubrics=RUBRICS, clock=clock,
                                        sleep=lambda s: asyncio.sleep(s / clock.scale)) as relay:
-                    await province.wait_stored(site, 1, timeout_s=30)  # the real result, before the outage
                     await wait_until(lambda: relay.stats.delivered == 1, timeout_s=30)
 
                     await proxy.power_off()
                     await wait_until(lambda: not relay.connected, timeout_s=30)
-                    clock.set_scale(scale)
+                    clock.set_scale(scale)  # 30 exam-minutes in 9 s
                     start = clock.seconds()
                     factory = ResultFactory(db, key, clock)
                     for i in range(batches):  # 50 results every 3 exam-minutes
@@ -266,15 +260,15 @@ async def test_thirty_minute_outage_on_an_injected_clock(tmp_path: Path) -> None
                     await exam_time(start + outage_s)
 
                     health = await asyncio.to_thread(relay.health)
-                    assert not health.connected
-                    assert health.last_error
-                    assert health.backlog.queued == queued
-                    assert health.backlog.delivered == 1
+                    assert not health.connected, health.line()
+                    assert health.last_error, health.line()
+                    assert health.backlog.queued == queued, health.line()
+                    assert health.backlog.delivered == 1, health.line()
                     assert health.oldest_queued_age_s is not None
                     assert outage_s - 60 <= health.oldest_queued_age_s <= outage_s + 60, health.line()
                     assert province.stored(site) == 1
 
-                    clock.set_scale(1.0)
+                    clock.set_scale(1.0)  # real speed again: exam seconds are seconds
                     back = clock.seconds()
                     await proxy.power_on()
                     await nothing_lost(tmp_path, db, province, relay, site, n)
@@ -282,3 +276,4 @@ async def test_thirty_minute_outage_on_an_injected_clock(tmp_path: Path) -> None
                     assert took <= 30.0, f"the backlog took {took:.1f} s after the link came back"
                     assert relay.connected
             await audit_ok(db)
+    copies_absorbed(province, n)
