@@ -6,8 +6,9 @@ the site registered, store it (any SQLAlchemy URL; SQLite by default), deduplica
 watch the per-site seq for gaps, and answer each result with a receipt. Storing comes before
 the receipt, always: a receipt is the station's licence to forget.
 
-It verifies signatures with its own few lines (rfc8785 + cryptography), not the station's
-signing module, so a canonicalisation bug on either side shows up as a rejected result.
+It verifies signatures with its own canonicalisation (hardware_sim.jcs) and `cryptography`, not
+the station's signing module or the rfc8785 package the station signs with, so a
+canonicalisation bug on either side shows up as a rejected result.
 
 Faults, for tests: drop the next N receipts, send every receipt twice, delay receipts, or reject
 chosen results with a reason.
@@ -32,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -43,6 +43,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
 
 import station.uplink.contract as contract
+from hardware_sim import jcs
 
 log = logging.getLogger(__name__)
 RECEIPT_SCHEMA = "examstation/receipt/v1"
@@ -390,7 +391,7 @@ def _signature_ok(doc: Mapping[str, Any], key: Ed25519PublicKey) -> bool:
         return False
     body = {k: v for k, v in doc.items() if k != "signature"}
     try:
-        key.verify(base64.b64decode(str(sig.get("value", "")), validate=True), rfc8785.dumps(body))
+        key.verify(base64.b64decode(str(sig.get("value", "")), validate=True), jcs.dumps(body))
     except (InvalidSignature, ValueError):
         return False
     return True
