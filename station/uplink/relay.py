@@ -53,8 +53,9 @@ class RelaySettings:
     """Short enough that results flow within seconds of the network's return."""
     batch: int = 500
     """Results claimed per database transaction."""
-    max_inflight: int = 64
-    """QoS 1 publishes awaiting PUBACK at once (paho's default is 20, too few to fill a loopback link)."""
+    max_inflight: int = 32
+    """QoS 1 publishes awaiting PUBACK at once: enough to keep a loopback link busy; aiomqtt scans
+    every pending call on each publish, so more costs CPU without sending faster."""
     idle_poll_s: float = 1.0
     """With nothing due, look again this often (a result signed in another process wakes nobody)."""
     keepalive_s: int = 15
