@@ -29,11 +29,13 @@ typecheck: setup
 	$(BIN)/mypy
 
 # unit and integration tests run one at a time (several measure timing); the end-to-end scenarios
-# mostly wait on exam time, so they run three at a time; the whole-hall test runs alone.
+# mostly wait on exam time, so they run three at a time; the tests that load both cores (the whole
+# hall, the uplink's fault and kill tests, the demo hall) run alone, after them.
+ALONE := tests/e2e/test_hall.py tests/e2e/test_uplink_faults.py tests/e2e/test_uplink_cli.py
 test: setup system-deps lint typecheck
 	$(BIN)/python -m pytest -q tests/unit tests/integration
-	$(BIN)/python -m pytest -q -n 3 --dist loadgroup tests/e2e --ignore=tests/e2e/test_hall.py
-	$(BIN)/python -m pytest -q tests/e2e/test_hall.py
+	$(BIN)/python -m pytest -q -n 3 --dist loadgroup tests/e2e $(addprefix --ignore=,$(ALONE))
+	$(BIN)/python -m pytest -q $(ALONE)
 
 demo: setup
 	$(BIN)/examstation demo

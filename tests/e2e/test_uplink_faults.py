@@ -46,7 +46,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from devices.clock import Clock, ScaledClock, SystemClock
-from hardware_sim.mosquitto import Mosquitto, MosquittoError, mosquitto_binary
+from hardware_sim.mosquitto import Mosquitto
 from hardware_sim.province import ProvinceServer, StoredResult
 from hardware_sim.tcp_proxy import FaultyTcpProxy
 from scoring.rubric_loader import rubric_for
@@ -60,15 +60,8 @@ from station.stored import ensure_database
 from station.uplink.relay import RelaySettings, UplinkRelay
 from tests.uplink_kit import ResultFactory, one_real_result, outbox_states, site_config, wait_until
 
-try:
-    mosquitto_binary()
-    HAVE_MOSQUITTO = True
-except MosquittoError:
-    HAVE_MOSQUITTO = False
-
 pytestmark = [
     pytest.mark.timeout(300), pytest.mark.slow,
-    pytest.mark.skipif(not HAVE_MOSQUITTO, reason="mosquitto missing: run `make test`"),
 ]
 
 RUBRICS = [rubric_for("低压电工作业")]

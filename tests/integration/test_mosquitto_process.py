@@ -15,14 +15,6 @@ import pytest
 from hardware_sim import mosquitto as mosquitto_module
 from hardware_sim.mosquitto import Mosquitto, MosquittoError, mosquitto_binary
 
-try:
-    mosquitto_binary()
-    HAVE_MOSQUITTO = True
-except MosquittoError:
-    HAVE_MOSQUITTO = False
-
-needs_mosquitto = pytest.mark.skipif(not HAVE_MOSQUITTO, reason="mosquitto missing: run `make test`")
-
 
 def gone(pid: int) -> bool:
     try:
@@ -55,7 +47,6 @@ async def publish_retained(port: int, topic: str, payload: bytes) -> None:
         await client.publish(topic, payload, qos=1, retain=True)
 
 
-@needs_mosquitto
 async def test_qos1_round_trip_and_a_crash_keeps_the_port_but_loses_retained() -> None:
     async with Mosquitto() as broker:
         port = broker.port
@@ -84,7 +75,6 @@ async def test_qos1_round_trip_and_a_crash_keeps_the_port_but_loses_retained() -
         assert await topics_until_marker(port) == []
 
 
-@needs_mosquitto
 async def test_persistence_keeps_retained_across_a_clean_restart_but_not_a_crash() -> None:
     async with Mosquitto(persistence=True) as broker:
         port = broker.port
@@ -100,7 +90,6 @@ async def test_persistence_keeps_retained_across_a_clean_restart_but_not_a_crash
         assert await topics_until_marker(port) == ["t/retained"]
 
 
-@needs_mosquitto
 async def test_stop_is_idempotent_and_leaves_nothing_behind() -> None:
     broker = Mosquitto()
     await broker.stop()  # never started: nothing to do
@@ -115,7 +104,6 @@ async def test_stop_is_idempotent_and_leaves_nothing_behind() -> None:
     assert not workdir.exists()
 
 
-@needs_mosquitto
 async def test_given_workdir_and_log_path_are_used_and_kept(tmp_path: Path) -> None:
     log_path = tmp_path / "logs" / "broker.log"
     async with Mosquitto(workdir=tmp_path / "broker", log_path=log_path, max_queued_messages=5000) as broker:
@@ -154,7 +142,6 @@ async def test_a_broker_that_exits_at_once_is_reported_with_its_exit_code() -> N
     assert broker.workdir is None  # the temporary directory went with the failed start
 
 
-@needs_mosquitto
 async def test_a_port_another_process_listens_on_is_refused() -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -167,7 +154,6 @@ async def test_a_port_another_process_listens_on_is_refused() -> None:
         await broker.stop()
 
 
-@needs_mosquitto
 async def test_a_lost_race_for_the_port_is_not_mistaken_for_a_started_broker(monkeypatch: pytest.MonkeyPatch) -> None:
     """Someone takes the port between the check and mosquitto's bind: a connect alone would succeed."""
     monkeypatch.setattr(mosquitto_module, "_port_is_free", lambda host, port: True)
@@ -189,7 +175,6 @@ async def test_a_lost_race_for_the_port_is_not_mistaken_for_a_started_broker(mon
             assert await topics_until_marker(broker.port) == []
 
 
-@needs_mosquitto
 async def test_restart_waits_for_a_briefly_busy_port() -> None:
     async with Mosquitto() as broker:
         port = broker.port

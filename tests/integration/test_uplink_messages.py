@@ -24,7 +24,7 @@ import aiomqtt
 import pytest
 
 from devices.clock import SystemClock
-from hardware_sim.mosquitto import Mosquitto, MosquittoError, mosquitto_binary
+from hardware_sim.mosquitto import Mosquitto
 from hardware_sim.province import ProvinceFaults, ProvinceServer
 from station.controller import uplink_relay
 from station.db import open_database
@@ -35,13 +35,6 @@ from station.uplink import contract
 from station.uplink.relay import RelaySettings
 from tests.uplink_kit import ResultFactory, one_real_result, outbox_states, site_config, wait_until
 
-try:
-    mosquitto_binary()
-    HAVE_MOSQUITTO = True
-except MosquittoError:
-    HAVE_MOSQUITTO = False
-
-pytestmark = pytest.mark.skipif(not HAVE_MOSQUITTO, reason="mosquitto missing: run `make test`")
 ROOT = Path(__file__).resolve().parents[2]
 EXTRA = 5
 """Results re-issued after the real one: enough for a batch of receipts."""
