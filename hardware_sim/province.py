@@ -255,9 +255,9 @@ class ProvinceServer:
 
         while True:
             verdicts = await self._outbox.get()
-            if self.faults.delay_receipts_s:
-                await asyncio.sleep(self.faults.delay_receipts_s)
             try:
+                if self.faults.delay_receipts_s:
+                    await asyncio.sleep(self.faults.delay_receipts_s)
                 async with asyncio.TaskGroup() as tg:
                     for site, body in self._receipt_messages(verdicts):
                         for _ in range(2 if self.faults.duplicate_receipts else 1):
@@ -308,9 +308,10 @@ class ProvinceServer:
         rows: list[dict[str, Any]] = []
         rejections: list[dict[str, Any]] = []
         fresh: dict[str, tuple[str, int, int]] = {}
+        taken: set[tuple[str, int]] = set()
         for topic, payload in batch:
             self.stats.messages += 1
-            v = self._judge(topic, payload, now, fresh, rows, rejections)
+            v = self._judge(topic, payload, now, fresh, taken, rows, rejections)
             if v is not None:
                 verdicts.append(v)
         try:
@@ -321,19 +322,25 @@ class ProvinceServer:
                     s.execute(insert(Rejection), rejections)
         except SQLAlchemyError as err:  # nothing stored, so no receipt: the stations send them again
             log.error("province: cannot store %d results (%s); no receipts sent", len(rows), err)
-            for row in rows:
-                self._seqs[row["site"]].discard(row["seq"])
             return []
+        # only what is committed counts as stored, for receipts and for whoever asks
         for rid, (site, seq, at) in fresh.items():
             self._by_id[rid] = (site, seq, at)
+            top = self._max_seq.get(site, 0)
+            if top and seq > top + 1:
+                self.stats.gaps_seen += 1
+            self._max_seq[site] = max(top, seq)
+            self._seqs.setdefault(site, set()).add(seq)
+            self.stats.stored += 1
         return verdicts
 
     def _judge(self, topic: str, payload: bytes, now: int, fresh: dict[str, tuple[str, int, int]],
-               rows: list[dict[str, Any]], rejections: list[dict[str, Any]]) -> _Verdict | None:
+               taken: set[tuple[str, int]], rows: list[dict[str, Any]],
+               rejections: list[dict[str, Any]]) -> _Verdict | None:
         try:
             doc = json.loads(payload)
             site, station = contract.parse_result_topic(topic)
-        except (ValueError, contract.ContractError) as err:
+        except (ValueError, RecursionError, contract.ContractError) as err:
             self.stats.malformed += 1
             log.warning("province: message on %s ignored: %s", topic, err)
             return None
@@ -348,21 +355,18 @@ class ProvinceServer:
             return _Verdict(site, {"schema": RECEIPT_SCHEMA, "result_id": rid, "seq": known[1],
                                    "status": "duplicate", "stored_at": _iso(known[2])})
         reason = self._reason_to_reject(doc, site, station, seq)
+        if reason is None and (site, seq) in taken:
+            reason = f"seq {seq} of site {site} was already used by another result"
         if reason is not None:
             self.stats.rejected += 1
             rejections.append({"result_id": rid, "site": site, "seq": seq, "reason": reason, "utc_ns": now})
             log.warning("province: result %s of %s rejected: %s", rid, site, reason)
             return _Verdict(site, {"schema": RECEIPT_SCHEMA, "result_id": rid, "seq": seq,
                                    "status": "rejected", "reason": reason})
-        top = self._max_seq.get(site, 0)
-        if top and seq > top + 1:
-            self.stats.gaps_seen += 1
-        self._max_seq[site] = max(top, seq)
-        self._seqs.setdefault(site, set()).add(seq)
         rows.append({"result_id": rid, "site": site, "station": station, "seq": seq, "attempt_id": doc["attempt_id"],
                      "document": payload.decode(), "stored_utc_ns": now})
         fresh[rid] = (site, seq, now)
-        self.stats.stored += 1
+        taken.add((site, seq))
         return _Verdict(site, {"schema": RECEIPT_SCHEMA, "result_id": rid, "seq": seq, "status": "stored",
                                "stored_at": _iso(now)})
 

@@ -124,8 +124,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0
         if args.scenario or args.exam:
             names = [args.scenario] if args.scenario else args.exam.split(",")
-            document = asyncio.run(demo.run_scenarios(config, data_dir, names, args.broker))
+            document, problem = asyncio.run(demo.run_scenarios(config, data_dir, names, args.broker))
             print(json.dumps(document, ensure_ascii=False, indent=None if args.json else 1))
+            if problem:
+                print(f"examstation demo: {problem}", file=sys.stderr)
+                return 1
             return 0
         asyncio.run(demo.run_demo(config, data_dir, args.duration, args.status_every, args.broker))
         return 0

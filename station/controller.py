@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,9 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
 def uplink_relay(config: SiteConfig, services: StationServices, hub: DeviceHub | None,
                  settings: RelaySettings | None = None, broker_url: str | None = None) -> UplinkRelay:
     """The relay wired to the services: woken by each signed result, telling them of deliveries."""
-    settings = settings or RelaySettings(live_every_s=config.uplink.live_every_s)
+    settings = settings or RelaySettings()
+    if settings.live_every_s is None:
+        settings = dataclasses.replace(settings, live_every_s=config.uplink.live_every_s)
 
     def live() -> list[dict[str, Any]]:
         devices = [(s.device, s.online) for s in hub.status()] if hub is not None else []

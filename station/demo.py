@@ -144,10 +144,11 @@ def describe_scenarios(as_json: bool) -> str:
 
 
 async def run_scenarios(config: SiteConfig, data_dir: Path, names: list[str], broker_url: str | None = None,
-                        receipt_timeout_s: float = 30.0) -> dict[str, Any]:
+                        receipt_timeout_s: float = 30.0) -> tuple[dict[str, Any], str | None]:
     """`demo --scenario NAME --once` / `--exam S1,S2,S3,S4 --once`: one attempt through the whole
     controller, stored in `data_dir`, then delivered to the simulated province (through the
-    embedded broker, or `broker_url`); returns the signed result document."""
+    embedded broker, or `broker_url`). Returns the signed result document, and what went wrong
+    with its delivery (None when the province's receipt came back)."""
     from station.scenario_runner import play_exam, scenario_named
 
     run = await play_exam([scenario_named(n.strip()) for n in names], config, data_dir)
@@ -163,6 +164,9 @@ async def run_scenarios(config: SiteConfig, data_dir: Path, names: list[str], br
                         while await asyncio.to_thread(outbox.state_of, db, result_id) == "queued":  # noqa: ASYNC110
                             await asyncio.sleep(0.05)
                 except TimeoutError:
-                    print(f"examstation demo: no receipt for result {result_id} within {receipt_timeout_s:g} s; it "
-                          "stays queued and the next `examstation run` or demo sends it again", file=sys.stderr)
-    return run.document
+                    return run.document, (f"no receipt for result {result_id} within {receipt_timeout_s:g} s; it "
+                                          "stays queued and the next `examstation run` or demo sends it again")
+                if await asyncio.to_thread(outbox.state_of, db, result_id) == "failed":
+                    listed = {r.result_id: r for r in outbox.listing(db, ("failed",))}
+                    return run.document, f"result {result_id}: {listed[result_id].last_error}"
+    return run.document, None

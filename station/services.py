@@ -64,6 +64,16 @@ ACTIVE = (sm.State.CHECKED_IN, sm.State.ITEM_DRAWN, sm.State.RUNNING, sm.State.P
 """States in which an attempt holds its station: the next candidate waits."""
 
 
+def _sign_and_queue(a: sm.Attempt, examiner: str, now: sm.Now) -> sm.Step:
+    """The examiner's signature and, when it is the last one, the step to `queued`: one state change,
+    so no relay can deliver the stored result while the attempt still says `signed`."""
+    after, events = sm.examiner_signs(a, examiner, now)
+    if after.state != sm.State.SIGNED:
+        return after, events
+    queued, more = sm.queued(after, now)
+    return queued, (*events, *more)
+
+
 class ServiceError(Exception):
     """An exam action cannot be done; the message says why and what to do."""
 
@@ -423,18 +433,18 @@ class StationServices:
 
     def examiner_sign(self, attempt_id: str, examiner: str) -> dict[str, Any] | None:
         """An examiner signs; the last required signature stores the signed result and queues it,
-        in the same transaction. Returns the result document then."""
+        attempt state included, in ONE transaction (the uplink may deliver it a moment later).
+        Returns the result document then."""
         stored: dict[str, Any] = {}
 
         def keep(tx: Session, a: sm.Attempt, n: sm.Now) -> None:
             tx.add(Signature(attempt_id=attempt_id, item_code=None, role="examiner", who=examiner, decision="signed",
                              utc_ns=n.utc_ns))
-            if a.state == sm.State.SIGNED:
+            if a.state == sm.State.QUEUED:
                 stored.update(self._store_result(tx, a, n))
 
-        self._step(attempt_id, examiner, sm.examiner_signs, examiner, extra=keep)
+        self._step(attempt_id, examiner, _sign_and_queue, examiner, extra=keep)
         if stored:
-            self._step(attempt_id, "exam-system", sm.queued)
             for listener in self.result_listeners:
                 listener(stored)
             return stored

@@ -16,12 +16,13 @@ can run a 30-minute outage on an injected clock.
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from station import audit
@@ -31,6 +32,7 @@ from station.db.digest import sha256_hex
 from station.db.models import Attempt as AttemptRow
 from station.db.models import OutboxRow, ResultRow
 
+log = logging.getLogger(__name__)
 _OUTBOX = cast(Table, OutboxRow.__table__)
 _ATTEMPTS = cast(Table, AttemptRow.__table__)
 RESEND_FIRST_S = 10.0
@@ -125,9 +127,11 @@ def next_seq(tx: Session) -> int:
 
 
 def take_due(db: Database, now_utc_ns: int, limit: int,
-             wait_s: Callable[[str], float] = lambda _rid: resend_delay_s(1)) -> list[Due]:
+             wait_s: Callable[[str], float] = lambda _rid: resend_delay_s(1),
+             horizon_s: float = RESEND_CAP_S * (1 + JITTER)) -> list[Due]:
     """Claim up to `limit` queued results whose time has come, oldest seq first, and set their next try
-    `wait_s(result_id)` seconds from now.
+    `wait_s(result_id)` seconds from now. A next try further ahead than `horizon_s` (the longest wait
+    there is) is due too: the system clock was stepped back after it was written.
 
     The next try is written BEFORE the publish, in one transaction for the whole batch: a process
     killed right after publishing still resends later, and the receiver absorbs the duplicate.
@@ -137,7 +141,8 @@ def take_due(db: Database, now_utc_ns: int, limit: int,
             select(OutboxRow.result_id, OutboxRow.attempts, ResultRow.site_seq, ResultRow.document, AttemptRow.station)
             .join(ResultRow, ResultRow.result_id == OutboxRow.result_id)
             .join(AttemptRow, AttemptRow.attempt_id == ResultRow.attempt_id)
-            .where(OutboxRow.state == "queued", OutboxRow.next_try_utc_ns <= now_utc_ns)
+            .where(OutboxRow.state == "queued", or_(OutboxRow.next_try_utc_ns <= now_utc_ns,
+                                                    OutboxRow.next_try_utc_ns > now_utc_ns + int(horizon_s * 1e9)))
             .order_by(ResultRow.site_seq).limit(limit)
         ).all()
         if rows:
@@ -205,7 +210,15 @@ def apply_receipts(db: Database, receipts: Sequence[Receipt], now: sm.Now, actor
                 applied.append(Applied(rc.result_id, row.attempt_id, "failed", rc.reason))
                 continue
             outbox_rows.append({"rid": rc.result_id, "state": "delivered", "at": now.utc_ns, "error": None})
-            delivered = _attempt_delivered(row.attempt_id, row.snapshot, f"{rc.status} at {rc.stored_at}", now)
+            try:
+                delivered = _attempt_delivered(row.attempt_id, row.snapshot, f"{rc.status} at {rc.stored_at}", now)
+            except (ValueError, TypeError, KeyError, sm.SessionError) as err:
+                # the delivery stands; only the attempt's bookkeeping failed (a snapshot an older
+                # version wrote?), and it must not hold this receipt or the batch around it hostage
+                log.error("attempt %s of result %s: state not moved to delivered (%s: %s)", row.attempt_id,
+                          rc.result_id, type(err).__name__, err)
+                payload["attempt_error"] = f"{type(err).__name__}: {err}"
+                delivered = None
             if delivered is not None:
                 attempt_rows.append(delivered)
             # one entry records both the delivery and the attempt's step to `delivered` (half the

@@ -75,6 +75,9 @@ class RelayStats:
     rejected: int = 0
     ignored_receipts: int = 0
     malformed_receipts: int = 0
+    last_receipt_utc_ns: int | None = None
+    """When the last receipt arrived: a broker that accepts the receipt subscription but never
+    delivers to it (an ACL that filters on delivery, as mosquitto 2.0 does) shows here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +90,24 @@ class UplinkHealth:
     backlog: outbox.Backlog
     oldest_queued_age_s: float | None
     stats: RelayStats = field(default_factory=RelayStats)
+    last_receipt_age_s: float | None = None
 
     def line(self) -> str:
         link = "connected" if self.connected else f"NOT CONNECTED ({self.last_error or 'connecting'})"
         age = "" if self.oldest_queued_age_s is None else f", oldest {self.oldest_queued_age_s:.0f} s"
         failed = f", {self.backlog.failed} REJECTED" if self.backlog.failed else ""
         b = self.backlog
-        return f"uplink {self.broker} {link}: {b.queued} queued{age}{failed}, {b.delivered} delivered"
+        heard = ""
+        if b.queued and self.connected:
+            heard = (", no receipt yet" if self.last_receipt_age_s is None
+                     else f", last receipt {self.last_receipt_age_s:.0f} s ago")
+        return f"uplink {self.broker} {link}: {b.queued} queued{age}{failed}{heard}, {b.delivered} delivered"
 
 
+HEALTHY_SESSION_S = 30.0
+"""A session that lasted this long resets the reconnect backoff; one that fails right after the
+broker accepted it (a database error, a client id taken over) keeps backing off."""
+SETTLE_RETRY_S = 1.0
 Sleep = Callable[[float], Awaitable[None]]
 LiveSource = Callable[[], list[dict[str, Any]]]
 
@@ -129,6 +141,7 @@ class UplinkRelay:
         self._client: aiomqtt.Client | None = None
         self._rng = random.Random()
         self.first_connect = asyncio.Event()
+        self._closing = False
         self._sends_this_link: dict[str, int] = {}
         """result_id -> sends on the current connection. The backoff grows with these only: sends
         lost with a crashed broker (or before the province resubscribed) say nothing about the
@@ -150,6 +163,7 @@ class UplinkRelay:
     async def __aexit__(self, *exc: object) -> None:
         client = self._client
         if client is not None and self.connected:
+            self._closing = True  # the status loop publishes no `online` after the goodbye
             goodbye = manifest.offline(self._site, "shutdown", self.clock.utc_ns())
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 await client.publish(contract.status_topic(self._site), _dumps(goodbye), qos=1, retain=True,
@@ -173,8 +187,10 @@ class UplinkRelay:
     def health(self) -> UplinkHealth:
         """Synchronous (reads the database): call it in a thread from async code."""
         backlog = outbox.backlog(self.db)
-        return UplinkHealth(self.address.url, self.connected, self.last_error, backlog,
-                            backlog.oldest_age_s(self.clock.utc_ns()), self.stats)
+        now = self.clock.utc_ns()
+        last = self.stats.last_receipt_utc_ns
+        return UplinkHealth(self.address.url, self.connected, self.last_error, backlog, backlog.oldest_age_s(now),
+                            self.stats, None if last is None else max(0.0, (now - last) / 1e9))
 
     # -- connection ----------------------------------------------------------------------------
     def _client_for(self) -> aiomqtt.Client:
@@ -205,24 +221,34 @@ class UplinkRelay:
     async def _connection_loop(self) -> None:
         delay = self.settings.reconnect_first_s
         while True:
+            started = asyncio.get_running_loop().time()
             try:
                 client = self._client_for()
                 async with client:
                     self._client = client
                     self.stats.connects += 1
-                    delay = self.settings.reconnect_first_s
                     await self._session(client)
             except* aiomqtt.MqttError as group:
-                self._lost(f"{group.exceptions[0]}")
+                self._lost(str(_leaf(group)))
             except* UplinkConfigError as group:
-                self._lost(str(group.exceptions[0]))
+                self._lost(str(_leaf(group)))
             except* OSError as group:
-                self._lost(f"{group.exceptions[0]}")
+                self._lost(str(_leaf(group)))
             except* Exception as group:  # a database error must not stop delivery forever
-                log.error("uplink: %s; retrying", group.exceptions[0], exc_info=group.exceptions[0])
-                self._lost(f"{type(group.exceptions[0]).__name__}: {group.exceptions[0]}")
+                err = _leaf(group)
+                reason = f"{type(err).__name__}: {err}"
+                if reason != self.last_error:  # once per kind of failure, not twice a second
+                    log.error("uplink: %s; retrying", reason, exc_info=err)
+                self._lost(reason)
             finally:
                 self._client = None
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # an MQTT error raised while a cancel was delivered (aiomqtt's DISCONNECT on a dead
+                # link) must not turn the relay's shutdown into another reconnect
+                raise asyncio.CancelledError
+            if asyncio.get_running_loop().time() - started > HEALTHY_SESSION_S:
+                delay = self.settings.reconnect_first_s  # it worked for a while: start over quickly
             await self._sleep(delay * (1 + outbox.JITTER * (2 * self._rng.random() - 1)))
             delay = min(self.settings.reconnect_cap_s, delay * 2)
 
@@ -239,7 +265,13 @@ class UplinkRelay:
         self._sends_this_link.clear()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._receive(client))
-            await client.subscribe(contract.receipt_topic(self._site), qos=1)
+            receipts = contract.receipt_topic(self._site)
+            granted = await client.subscribe(receipts, qos=1)
+            refused = [g for g in granted if (g if isinstance(g, int) else g.value) >= 0x80]
+            if refused:  # e.g. the broker's ACL: results would be stored, receipts never seen
+                raise aiomqtt.MqttError(f"the broker refused the receipt subscription {receipts} (SUBACK "
+                                        f"{refused[0]}); ask the province to allow it for user "
+                                        f"{self.config.uplink.username or '(anonymous)'}")
             await self._publish_status(client)
             self.connected = True
             self.last_error = None
@@ -261,11 +293,23 @@ class UplinkRelay:
     async def _status(self, client: aiomqtt.Client) -> None:
         while True:
             await self._sleep(self.settings.status_every_s)
-            await self._publish_status(client)
+            if self._closing:
+                return
+            try:
+                await self._publish_status(client)
+            except aiomqtt.MqttError:
+                raise
+            except Exception as err:  # a status that cannot be built must not stop the results
+                log.warning("uplink: status not published (%s: %s)", type(err).__name__, err)
 
     async def _publish_live(self, client: aiomqtt.Client, source: LiveSource, every_s: float) -> None:
         while True:
-            for doc in await asyncio.to_thread(source):
+            try:
+                docs = await asyncio.to_thread(source)
+            except Exception as err:  # live state is optional; results are not
+                log.warning("uplink: live state not published (%s: %s)", type(err).__name__, err)
+                docs = []
+            for doc in docs:
                 await client.publish(contract.live_topic(self._site, str(doc["station"])), _dumps(doc), qos=0)
             await self._sleep(every_s)
 
@@ -275,14 +319,15 @@ class UplinkRelay:
         while True:
             self._wake.clear()
             due = await asyncio.to_thread(outbox.take_due, self.db, self.clock.utc_ns(), s.batch,
-                                          self._next_wait_s)
+                                          self._next_wait_s, s.resend_cap_s * (1 + outbox.JITTER))
             if due:
                 await self._publish_all(client, due)
                 continue
             nxt = await asyncio.to_thread(outbox.next_due_utc_ns, self.db)
             wait = s.idle_poll_s if nxt is None else min(s.idle_poll_s, max(0.0, (nxt - self.clock.utc_ns()) / 1e9))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):  # not wait_for: in 3.11 it can swallow a cancel
+                    await self._wake.wait()
 
     async def _publish_all(self, client: aiomqtt.Client, due: list[outbox.Due]) -> None:
         """Publish with at most `max_inflight` awaiting their PUBACK; return when all have it.
@@ -305,7 +350,11 @@ class UplinkRelay:
 
     # -- receipts ------------------------------------------------------------------------------
     async def _receive(self, client: aiomqtt.Client) -> None:
+        topic = contract.receipt_topic(self._site)
         async for message in client.messages:
+            if message.topic.value != topic:  # a subscription left in the persistent session by an older version
+                continue
+            self.stats.last_receipt_utc_ns = self.clock.utc_ns()
             for receipt in self._parse_receipts(message):
                 self.stats.receipts += 1
                 self._receipts.put_nowait(receipt)
@@ -314,7 +363,7 @@ class UplinkRelay:
         try:
             doc = json.loads(bytes(message.payload) if isinstance(message.payload, (bytes, bytearray))
                              else str(message.payload))
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, RecursionError) as err:
             self.stats.malformed_receipts += 1
             log.warning("uplink: a receipt on %s is not JSON (%s); ignored, the result will be sent again",
                         message.topic, err)
@@ -346,9 +395,12 @@ class UplinkRelay:
         now = sm.Now(self.clock.mono_ns(), self.clock.utc_ns())
         try:
             applied = await asyncio.to_thread(outbox.apply_receipts, self.db, batch, now)
-        except Exception as err:  # the receipts are lost, not the results: they are sent again and receipted again
-            log.error("uplink: cannot record %d receipts (%s); their results stay queued and are sent again",
-                      len(batch), err)
+        except Exception as err:  # e.g. the database locked or the disk full: keep the receipts, try again
+            log.error("uplink: cannot record %d receipts (%s: %s); trying again in %g s", len(batch),
+                      type(err).__name__, err, SETTLE_RETRY_S)
+            for rc in batch:
+                self._receipts.put_nowait(rc)
+            await self._sleep(SETTLE_RETRY_S)
             return
         for a in applied:
             if a.state != "unchanged":
@@ -362,12 +414,24 @@ class UplinkRelay:
                           a.reason, a.result_id)
             else:
                 self.stats.ignored_receipts += 1
-            if self._on_settled is not None and a.state != "unchanged":
-                self._on_settled(a)
+        settled = [a for a in applied if a.state != "unchanged"]
+        if self._on_settled is not None and settled:
+            notify = self._on_settled
+            try:  # in a thread: the callback may wait for the service layer's lock
+                await asyncio.to_thread(lambda: [notify(a) for a in settled])
+            except Exception as err:
+                log.warning("uplink: on_settled failed (%s: %s)", type(err).__name__, err)
 
 
 class UplinkConfigError(Exception):
     """The uplink settings cannot work (unreadable password file ...); the message says what to fix."""
+
+
+def _leaf(err: BaseException) -> BaseException:
+    """The first real exception inside (nested) exception groups: what the operator should read."""
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:
+        err = err.exceptions[0]
+    return err
 
 
 def _dumps(doc: dict[str, Any]) -> bytes:

@@ -200,3 +200,30 @@ async def test_backlog_reports_count_and_oldest_age(site: Site) -> None:
     doc = json.loads(text)
     assert ok and doc["queued"] == N and doc["oldest_queued_age_s"] is not None
     assert [r["seq"] for r in doc["results"]] == list(range(1, N + 1))
+
+
+async def test_an_unreadable_attempt_snapshot_does_not_hold_its_receipt_or_the_batch(site: Site) -> None:
+    """A snapshot the state machine cannot read (written by another version, say) costs the
+    attempt's bookkeeping, not the delivery of that result or of the results settled with it."""
+    with site.db.write() as tx:
+        aid = tx.get(ResultRow, site.ids[3]).attempt_id  # type: ignore[union-attr]
+        tx.get(Attempt, aid).snapshot = json.dumps({"state": "queued", "from_a_later_version": True})  # type: ignore[union-attr]
+    async with site.province() as province, site.relay():
+        await delivered_all(site)
+    assert province.stats.stored == N
+    with site.db.read() as s:
+        payload = json.loads(s.execute(select(AuditRow.payload).where(
+            AuditRow.subject == f"result:{site.ids[3]}", AuditRow.action == "uplink.delivered")).scalar_one())
+    assert payload["attempt_state"] is None and payload["attempt_error"]
+    assert_audit_ok(site.db)
+
+
+def test_a_clock_stepped_back_does_not_park_results(site: Site) -> None:
+    """next_try is wall-clock time; after the clock is stepped back by an hour, a row claimed just
+    before must not wait that hour on top of its backoff."""
+    now = SystemClock().utc_ns()
+    claimed = outbox.take_due(site.db, now, 5)
+    assert len(claimed) == 5 and outbox.take_due(site.db, now, 5, horizon_s=360)[0].seq == 6
+    stepped_back = now - 3600 * 10**9
+    again = outbox.take_due(site.db, stepped_back, 100, horizon_s=360)
+    assert {d.seq for d in claimed} <= {d.seq for d in again}
