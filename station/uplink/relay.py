@@ -105,8 +105,9 @@ class UplinkHealth:
 
 
 HEALTHY_SESSION_S = 30.0
-"""A session that lasted this long resets the reconnect backoff; one that fails right after the
-broker accepted it (a database error, a client id taken over) keeps backing off."""
+"""A session that brought receipts, or lasted this long, resets the reconnect backoff; one that
+fails right after the broker accepted it (a database error, a client id taken over) keeps backing
+off instead of reconnecting twice a second."""
 SETTLE_RETRY_S = 1.0
 Sleep = Callable[[float], Awaitable[None]]
 LiveSource = Callable[[], list[dict[str, Any]]]
@@ -161,9 +162,9 @@ class UplinkRelay:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing = True  # no reconnect from here on, and no `online` status after the goodbye
         client = self._client
         if client is not None and self.connected:
-            self._closing = True  # the status loop publishes no `online` after the goodbye
             goodbye = manifest.offline(self._site, "shutdown", self.clock.utc_ns())
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 await client.publish(contract.status_topic(self._site), _dumps(goodbye), qos=1, retain=True,
@@ -222,6 +223,7 @@ class UplinkRelay:
         delay = self.settings.reconnect_first_s
         while True:
             started = asyncio.get_running_loop().time()
+            receipts_before = self.stats.receipts
             try:
                 client = self._client_for()
                 async with client:
@@ -242,13 +244,14 @@ class UplinkRelay:
                 self._lost(reason)
             finally:
                 self._client = None
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                # an MQTT error raised while a cancel was delivered (aiomqtt's DISCONNECT on a dead
-                # link) must not turn the relay's shutdown into another reconnect
+            if self._closing:
+                # an MQTT error raised while the cancel was delivered (aiomqtt's DISCONNECT on a dead
+                # link) must not turn the relay's shutdown into another reconnect. Not
+                # Task.cancelling(): in 3.11 a TaskGroup that cancelled its parent can leave it > 0.
                 raise asyncio.CancelledError
-            if asyncio.get_running_loop().time() - started > HEALTHY_SESSION_S:
-                delay = self.settings.reconnect_first_s  # it worked for a while: start over quickly
+            if (self.stats.receipts > receipts_before
+                    or asyncio.get_running_loop().time() - started > HEALTHY_SESSION_S):
+                delay = self.settings.reconnect_first_s  # the link worked: after a break, back at once
             await self._sleep(delay * (1 + outbox.JITTER * (2 * self._rng.random() - 1)))
             delay = min(self.settings.reconnect_cap_s, delay * 2)
 
