@@ -42,14 +42,11 @@ sys.path.insert(0, str(ROOT))
 from devices.clock import SystemClock  # noqa: E402
 from hardware_sim.mosquitto import Mosquitto  # noqa: E402
 from scoring.rubric_loader import rubric_for  # noqa: E402
-from station.db import open_database  # noqa: E402
-from station.services import StationServices  # noqa: E402
 from station.signing import SiteKey  # noqa: E402
-from station.stored import ensure_database  # noqa: E402
 from station.uplink import outbox  # noqa: E402
 from station.uplink.contract import NO_DELAY  # noqa: E402
 from station.uplink.relay import RelaySettings, UplinkRelay  # noqa: E402
-from tests.uplink_kit import ResultFactory, one_real_result, outbox_states, site_config, wait_until  # noqa: E402
+from tests.uplink_kit import ResultFactory, outbox_states, site_config, station_database, wait_until  # noqa: E402
 
 
 def start_province(broker_url: str, site: str, pem_path: Path, db_path: Path) -> subprocess.Popen[bytes]:
@@ -74,19 +71,14 @@ async def run(n: int, latency_samples: int, work: Path) -> dict[str, Any]:
         config = site_config(broker.url)
         site = config.site.id
         data = work / "station"
-        key = SiteKey.load_or_create(data)
+        key = SiteKey.load_or_create(data)  # station_database() below reuses this key
         pem = work / "site.pem"
         pem.write_text(key.public_pem())
         province = start_province(broker.url, site, pem, work / "province.sqlite3")
         try:
             assert province.stdout is not None
             await asyncio.to_thread(province.stdout.readline)  # "province: receiving on ..."
-            with open_database(ensure_database(data)) as db:
-                services = StationServices(config, db, key, SystemClock())
-                try:
-                    one_real_result(services)
-                finally:
-                    services.close()
+            with station_database(data, config) as (db, key):
                 await asyncio.to_thread(ResultFactory(db, key).add, n - 1)
                 with db.read() as s:
                     from sqlalchemy import select

@@ -11,8 +11,9 @@ attempts through the simulator would take minutes and test nothing more about de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,13 @@ from sqlalchemy import select
 from devices.clock import Clock, SystemClock
 from station import session as sm
 from station.config import SiteConfig, Uplink, load_site_config
-from station.db import Database
+from station.db import Database, open_database
 from station.db.models import Attempt as AttemptRow
 from station.db.models import OutboxRow, ResultRow
 from station.ids import uuid7
 from station.services import StationServices
 from station.signing import SiteKey
+from station.stored import ensure_database
 from station.uplink import outbox
 
 SITE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "site.yaml"
@@ -53,6 +55,20 @@ def one_real_result(services: StationServices) -> str:
     for examiner in EXAMINERS:
         services.examiner_sign(aid, examiner)
     return aid
+
+
+@contextlib.contextmanager
+def station_database(data: Path, config: SiteConfig, clock: Clock | None = None) -> Iterator[tuple[Database, SiteKey]]:
+    """A fresh station database in `data` holding one real signed result (seq 1) made through the
+    service layer, and the site key that signed it."""
+    key = SiteKey.load_or_create(data)
+    with open_database(ensure_database(data)) as db:
+        services = StationServices(config, db, key, clock or SystemClock())
+        try:
+            one_real_result(services)
+        finally:
+            services.close()
+        yield db, key
 
 
 class ResultFactory:

@@ -22,15 +22,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devices.clock import SystemClock
 from hardware_sim.mosquitto import Mosquitto, mosquitto_binary
 from hardware_sim.province import ProvinceServer
 from station import audit
 from station.db import open_database
-from station.services import StationServices
-from station.signing import SiteKey, verify
-from station.stored import ensure_database
-from tests.uplink_kit import SITE_CONFIG, ResultFactory, one_real_result, outbox_states, site_config, wait_until
+from station.signing import verify
+from tests.uplink_kit import SITE_CONFIG, ResultFactory, outbox_states, site_config, station_database, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMSTATION = [sys.executable, "-m", "station.cli"]
@@ -100,13 +97,7 @@ async def test_controller_killed_during_publishing_loses_nothing(tmp_path: Path)
     async with Mosquitto() as broker:
         config = site_config(broker.url)
         site = config.site.id
-        key = SiteKey.load_or_create(data)
-        with open_database(ensure_database(data)) as db:
-            services = StationServices(config, db, key, SystemClock())
-            try:
-                one_real_result(services)
-            finally:
-                services.close()
+        with station_database(data, config) as (db, key):
             await asyncio.to_thread(ResultFactory(db, key).add, n_results - 1)
         cfg = _run_config(tmp_path, broker.url)
         async with ProvinceServer(broker.url, keys={site: key.public_pem()},

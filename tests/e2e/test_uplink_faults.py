@@ -37,28 +37,23 @@ Why these faults (DESIGN.md "Durability and delivery"):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select
 
-from devices.clock import Clock, ScaledClock, SystemClock
+from devices.clock import ScaledClock, SystemClock
 from hardware_sim.mosquitto import Mosquitto
 from hardware_sim.province import ProvinceServer, StoredResult
 from hardware_sim.tcp_proxy import FaultyTcpProxy
 from scoring.rubric_loader import rubric_for
 from station import audit
-from station.config import SiteConfig
-from station.db import Database, open_database
+from station.db import Database
 from station.db.models import ResultRow
-from station.services import StationServices
 from station.signing import SiteKey
-from station.stored import ensure_database
 from station.uplink.relay import RelaySettings, UplinkRelay
-from tests.uplink_kit import ResultFactory, one_real_result, outbox_states, site_config, wait_until
+from tests.uplink_kit import ResultFactory, outbox_states, site_config, station_database, wait_until
 
 pytestmark = [
     pytest.mark.timeout(300), pytest.mark.slow,
@@ -73,20 +68,6 @@ RESETS = RelaySettings(resend_first_s=1.0, resend_cap_s=4.0, reconnect_first_s=0
 """FAST, and a reset that lands while the relay awaits its SUBACK or status PUBACK costs 3 s, not 15:
 those waits are not woken by the disconnect, only by publish_timeout_s (reported as a relay defect)."""
 DRAIN_TIMEOUT_S = 90.0
-
-
-@contextlib.contextmanager
-def station(tmp_path: Path, config: SiteConfig, clock: Clock) -> Iterator[tuple[Database, SiteKey]]:
-    """A fresh station database holding one real signed result (seq 1) made through the service layer."""
-    data = tmp_path / "station"
-    key = SiteKey.load_or_create(data)
-    with open_database(ensure_database(data)) as db:
-        services = StationServices(config, db, key, clock)
-        try:
-            one_real_result(services)
-        finally:
-            services.close()
-        yield db, key
 
 
 def province_for(broker: Mosquitto, site: str, key: SiteKey, tmp_path: Path) -> ProvinceServer:
@@ -146,7 +127,7 @@ async def test_broker_killed_five_times_during_1000_results(tmp_path: Path) -> N
     async with Mosquitto() as broker:  # persistence false: mosquitto's default
         config = site_config(broker.url)
         site = config.site.id
-        with station(tmp_path, config, SystemClock()) as (db, key):
+        with station_database(tmp_path / "station", config, SystemClock()) as (db, key):
             async with province_for(broker, site, key, tmp_path) as province:
                 await asyncio.wait_for(province.connected.wait(), 10)
                 async with UplinkRelay(config, db, key_id=key.key_id, rubrics=RUBRICS, clock=SystemClock(),
@@ -193,7 +174,7 @@ async def test_connection_reset_fifty_times(tmp_path: Path) -> None:
     async with Mosquitto() as broker, FaultyTcpProxy(broker.host, broker.port) as proxy:
         config = site_config(f"mqtt://{proxy.host}:{proxy.port}")  # the station goes through the proxy
         site = config.site.id
-        with station(tmp_path, config, SystemClock()) as (db, key):
+        with station_database(tmp_path / "station", config, SystemClock()) as (db, key):
             async with province_for(broker, site, key, tmp_path) as province:  # the province connects directly
                 await asyncio.wait_for(province.connected.wait(), 10)
                 async with UplinkRelay(config, db, key_id=key.key_id, rubrics=RUBRICS, clock=SystemClock(),
@@ -233,7 +214,7 @@ async def test_thirty_minute_outage_on_an_injected_clock(tmp_path: Path) -> None
     async with Mosquitto() as broker, FaultyTcpProxy(broker.host, broker.port) as proxy:
         config = site_config(f"mqtt://{proxy.host}:{proxy.port}")
         site = config.site.id
-        with station(tmp_path, config, clock) as (db, key):
+        with station_database(tmp_path / "station", config, clock) as (db, key):
             async with province_for(broker, site, key, tmp_path) as province:
                 await asyncio.wait_for(province.connected.wait(), 10)
                 # production resend and reconnect settings: "within 30 s" must hold for them

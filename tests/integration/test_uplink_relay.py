@@ -25,15 +25,13 @@ from hardware_sim.mosquitto import Mosquitto
 from hardware_sim.province import ProvinceFaults, ProvinceServer
 from scoring.rubric_loader import rubric_for
 from station import audit
-from station.db import Database, open_database
+from station.db import Database
 from station.db.models import Attempt, AuditRow, OutboxRow, ResultRow
 from station.maintenance import outbox_retry, outbox_status
-from station.services import StationServices
 from station.signing import SiteKey
-from station.stored import ensure_database
 from station.uplink import contract, outbox
 from station.uplink.relay import RelaySettings, UplinkRelay
-from tests.uplink_kit import ResultFactory, one_real_result, outbox_states, site_config, wait_until
+from tests.uplink_kit import ResultFactory, outbox_states, site_config, station_database, wait_until
 
 QUICK = RelaySettings(resend_first_s=0.5, resend_cap_s=2.0, reconnect_first_s=0.1, reconnect_cap_s=0.5,
                       idle_poll_s=0.1)
@@ -62,13 +60,7 @@ class Site:
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
     async with Mosquitto() as broker:
         data = tmp_path / "data"
-        key = SiteKey.load_or_create(data)
-        with open_database(ensure_database(data)) as db:
-            services = StationServices(site_config(broker.url), db, key, SystemClock())
-            try:
-                one_real_result(services)
-            finally:
-                services.close()
+        with station_database(data, site_config(broker.url)) as (db, key):
             await asyncio.to_thread(ResultFactory(db, key).add, N - 1)
             with db.read() as s:
                 ids = list(s.execute(select(ResultRow.result_id).order_by(ResultRow.site_seq)).scalars())

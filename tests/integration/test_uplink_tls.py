@@ -29,13 +29,11 @@ from devices.clock import SystemClock
 from hardware_sim.mosquitto import Mosquitto
 from scoring.rubric_loader import rubric_for
 from station.config import SiteConfig, Uplink, load_site_config
-from station.db import Database, open_database
-from station.services import StationServices
+from station.db import Database
 from station.signing import SiteKey, verify
-from station.stored import ensure_database
 from station.uplink import contract, outbox
 from station.uplink.relay import RelaySettings, UplinkRelay
-from tests.uplink_kit import SITE_CONFIG, one_real_result, wait_until
+from tests.uplink_kit import SITE_CONFIG, station_database, wait_until
 
 USER, PASSWORD = "GD-SZ-0101", "考点密码-2026"
 
@@ -105,13 +103,7 @@ async def secure(tmp_path: Path) -> AsyncIterator[Secure]:
     extra = [f"cafile {ca}", f"certfile {cert}", f"keyfile {key_file}", f"password_file {passwd}"]
     async with Mosquitto(allow_anonymous=False, extra_config=extra) as broker:
         data = tmp_path / "data"
-        site_key = SiteKey.load_or_create(data)
-        with open_database(ensure_database(data)) as db:
-            services = StationServices(load_site_config(SITE_CONFIG), db, site_key, SystemClock())
-            try:
-                one_real_result(services)
-            finally:
-                services.close()
+        with station_database(data, load_site_config(SITE_CONFIG)) as (db, site_key):
             yield Secure(broker, ca, db, site_key, tmp_path)
 
 
