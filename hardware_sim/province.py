@@ -187,11 +187,6 @@ class ProvinceServer:
         got = self._seqs.get(site, set())
         return [] if not got else [n for n in range(1, max(got) + 1) if n not in got]
 
-    def document(self, result_id: str) -> dict[str, Any] | None:
-        with Session(self._engine) as s:
-            row = s.get(StoredResult, result_id)
-            return None if row is None else dict(json.loads(row.document))
-
     def rejections(self) -> list[tuple[str, str]]:
         with Session(self._engine) as s:
             return [(r.result_id, r.reason) for r in s.execute(select(Rejection).order_by(Rejection.id)).scalars()]

@@ -297,9 +297,10 @@ def listing(db: Database, states: Sequence[str] = ("queued", "failed"), limit: i
     """Undelivered results (by default) for `examstation outbox`, oldest first."""
     with db.read() as s:
         rows = s.execute(
-            select(OutboxRow, ResultRow.site_seq, ResultRow.created_utc_ns, ResultRow.document)
+            select(OutboxRow, ResultRow.site_seq, ResultRow.created_utc_ns, AttemptRow.station)
             .join(ResultRow, ResultRow.result_id == OutboxRow.result_id)
+            .join(AttemptRow, AttemptRow.attempt_id == ResultRow.attempt_id)
             .where(OutboxRow.state.in_(list(states))).order_by(ResultRow.site_seq).limit(limit)
         ).all()
-        return [Listed(o.result_id, seq, str(json.loads(doc).get("station", "")), o.state, o.attempts, created,
-                       o.delivered_utc_ns, o.last_error) for o, seq, created, doc in rows]
+        return [Listed(o.result_id, seq, station, o.state, o.attempts, created, o.delivered_utc_ns, o.last_error)
+                for o, seq, created, station in rows]
