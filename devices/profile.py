@@ -47,6 +47,10 @@ class RegisterPoint(_Model):
     unit: str = Field("", description="unit of the engineering value, e.g. V, A, mm, mm/s")
     deadband: float = Field(0.0, ge=0, description="emit a new sample only when the value moves more than this")
     word_order: Literal["big", "little"] = Field("big", description="for 32-bit types: big = high word first")
+    min: float | None = Field(None, description="lowest engineering value the device can really report; below it "
+                              "is a device fault (kept with its raw words), not a reading")
+    max: float | None = Field(None, description="highest engineering value the device can really report; above it "
+                              "is a device fault (kept with its raw words), not a reading")
     enum: dict[int, str] | None = Field(None, description="raw code -> meaning, for documentation and the UI")
     description: str = Field("", description="what the point is, in the vendor's and the exam's words")
 
@@ -56,6 +60,10 @@ class RegisterPoint(_Model):
             raise ValueError(f"{self.signal}: a {self.table} holds single bits, so type must be bool")
         if self.bit is not None and (self.type != "bool" or self.table in ("coil", "discrete")):
             raise ValueError(f"{self.signal}: bit: applies only to a bool in a holding or input register")
+        if (self.min is not None or self.max is not None) and self.type == "bool":
+            raise ValueError(f"{self.signal}: min/max apply to numbers, not to a bool")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"{self.signal}: min {self.min:g} is above max {self.max:g}; swap them")
         return self
 
     @property
@@ -103,6 +111,10 @@ class FrameField(_Model):
     field: str = Field(description="field name in the decoded frame, e.g. depth_mm")
     unit: str = Field("", description="unit, e.g. mm, ml, ms")
     description: str = Field("", description="what the field means")
+    min: float | None = Field(None, description="lowest value a real frame carries; below it the frame is a device "
+                              "fault (kept with its raw value), not a reading")
+    max: float | None = Field(None, description="highest value a real frame carries; above it the frame is a device "
+                              "fault (kept with its raw value), not a reading")
 
 
 class FramePoint(_Model):

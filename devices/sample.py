@@ -31,3 +31,18 @@ class Sample:
     t_utc_ns: int
     device: str = ""
     """Which configured device produced it (`A01/bench`), for health and audit, not for scoring."""
+
+
+@dataclass(frozen=True, slots=True)
+class ValueFault:
+    """A device answered, but with a value its profile cannot represent: NaN or infinity in a float
+    register, a reading outside the profile's range. It is a device fault, never a Sample: scoring a
+    made-up value, or silently dropping it, would change a candidate's score. `raw` keeps what the
+    device sent (register words, a frame field) for the examiner and the appeal."""
+
+    signal: str
+    raw: str
+    reason: str
+    t_mono_ns: int
+    t_utc_ns: int
+    device: str = ""

@@ -1,8 +1,10 @@
 """All devices of a site, started from the site config: Modbus pollers, manikin and ID-card readers.
 
 The one place where the application turns configuration into running device clients. It hands
-every Sample to a single callback (the session layer routes them to stations) and reports each
-device's online/offline transitions, so the session can pause an item's clock on a device fault.
+every Sample to a single callback (the session layer routes them to stations), every value a device
+sent that its profile cannot represent to another (a device fault, never a sample), and reports
+each device's online/offline transitions, so the session can pause an item's clock on a device
+fault.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from devices.clock import Clock, SystemClock
 from devices.modbus.poller import ModbusPoller, PolledDevice
 from devices.profile import ModbusProfile, SerialProfile, load_profile
-from devices.sample import Sample
+from devices.sample import Sample, ValueFault
 from devices.serial.id_card_reader import IdCardHealth, IdCardReader
 from devices.serial.manikin_reader import ManikinHealth, ManikinReader
 from devices.settings import ModbusRtuDevice, SerialDevice
@@ -38,7 +40,8 @@ class DeviceHub:
     """Runs every configured device client; leave the context to stop them all."""
 
     def __init__(self, config: SiteConfig, on_sample: Callable[[Sample], None],
-                 on_status: StatusSink | None = None, clock: Clock | None = None) -> None:
+                 on_status: StatusSink | None = None, clock: Clock | None = None,
+                 on_fault: Callable[[ValueFault], None] | None = None) -> None:
         self.config = config
         self._clock = clock or SystemClock()
         self._on_status = on_status
@@ -54,12 +57,12 @@ class DeviceHub:
                                                          on_health=self._serial_health))
                         continue
                     self.readers.append(ManikinReader(st.id, dev, profile, on_sample, self._clock,
-                                                      on_health=self._serial_health))
+                                                      on_health=self._serial_health, on_fault=on_fault))
                 else:
                     assert isinstance(profile, ModbusProfile)
                     bus = config.bus(dev.bus) if isinstance(dev, ModbusRtuDevice) else None
                     polled.append(PolledDevice(st.id, dev, profile, bus))
-        self.poller = ModbusPoller(polled, on_sample, on_status, self._clock)
+        self.poller = ModbusPoller(polled, on_sample, on_status, self._clock, on_fault=on_fault)
         self._stack = contextlib.AsyncExitStack()
 
     def _serial_health(self, health: ManikinHealth | IdCardHealth) -> None:

@@ -26,9 +26,9 @@ from devices.errors import (
 from devices.health import DeviceHealth
 from devices.modbus.block_plan import Block, plan_blocks
 from devices.modbus.link import Backoff, ModbusLink, RtuTarget, TcpTarget
-from devices.modbus.register_codec import Decoder, Value, compile_decoder
+from devices.modbus.register_codec import Decoder, Unrepresentable, Value, compile_decoder
 from devices.profile import ModbusProfile
-from devices.sample import Sample
+from devices.sample import Sample, ValueFault
 from devices.settings import ModbusRtuDevice, ModbusTcpDevice, RtuBus
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 SampleSink = Callable[[Sample], None]
 StatusSink = Callable[[str, bool, str], None]
 """Called as (device id, online, reason) when a device goes offline or comes back."""
+FaultSink = Callable[[ValueFault], None]
+"""Called with a value a device sent that its profile cannot represent (once per new raw value)."""
 
 
 def error_kind(err: DeviceError) -> str:
@@ -84,9 +86,12 @@ class DevicePoller:
 
     def __init__(
         self, device: PolledDevice, link: ModbusLink, on_sample: SampleSink,
-        on_status: StatusSink | None = None, clock: Clock | None = None,
+        on_status: StatusSink | None = None, clock: Clock | None = None, on_fault: FaultSink | None = None,
     ) -> None:
         self.device = device
+        self._on_fault = on_fault
+        self._bad: dict[str, str] = {}
+        """signal -> the raw words of the unrepresentable value last reported (reported once)."""
         self.link = link
         self.blocks: tuple[Block, ...] = plan_blocks(device.profile)
         self._last_raw: list[Sequence[int] | Sequence[bool] | None] = [None] * len(self.blocks)
@@ -152,11 +157,29 @@ class DevicePoller:
                 continue
             previous[k] = raw
             for signal, decode, deadband in decoders:
-                value = decode(raw)
+                try:
+                    value = decode(raw)
+                except Unrepresentable as err:
+                    self._unrepresentable(signal, err, t_mono, t_utc)
+                    continue
+                if signal in self._bad:
+                    del self._bad[signal]
                 if signal not in last or self._changed(last[signal], value, deadband):
                     last[signal] = value
                     sink(Sample(signal, value, t_mono, t_utc, device_id))
         return True
+
+    def _unrepresentable(self, signal: str, err: Unrepresentable, t_mono: int, t_utc: int) -> None:
+        """A value the profile cannot represent is a device fault, never a sample: the last good
+        value stands, and the fault (with the raw words) is reported once until the words change."""
+        if self._bad.get(signal) == err.raw:
+            return
+        self._bad[signal] = err.raw
+        self.health.record_error("value", str(err))
+        log.warning("%s: %s; recorded as a device fault, not a reading: check the device and its profile",
+                    self.who, err)
+        if self._on_fault:
+            self._on_fault(ValueFault(signal, err.raw, err.reason, t_mono, t_utc, self.device.device_id))
 
     @staticmethod
     def _changed(last: Value, value: Value, deadband: float) -> bool:
@@ -195,6 +218,7 @@ class ModbusPoller:
     def __init__(
         self, devices: Sequence[PolledDevice], on_sample: SampleSink,
         on_status: StatusSink | None = None, clock: Clock | None = None, backoff: Backoff | None = None,
+        on_fault: FaultSink | None = None,
     ) -> None:
         self.links: dict[TcpTarget | RtuTarget, ModbusLink] = {}
         self.pollers: list[DevicePoller] = []
@@ -212,7 +236,7 @@ class ModbusPoller:
                 link_backoff = backoff or Backoff(base_s=min(0.05, fastest[key] / 2), cap_s=fastest[key])
                 link = ModbusLink(key, timeout_s=dev.settings.timeout_s, backoff=link_backoff)
                 self.links[key] = link
-            self.pollers.append(DevicePoller(dev, link, on_sample, on_status, clock))
+            self.pollers.append(DevicePoller(dev, link, on_sample, on_status, clock, on_fault))
         self._group: asyncio.TaskGroup | None = None
         self._runner: asyncio.Task[None] | None = None
 

@@ -17,12 +17,40 @@ from devices.profile import RegisterPoint
 Value = bool | int | float
 
 
+class Unrepresentable(ValueError):
+    """The registers hold something the point cannot mean: NaN or infinity in a float32, or a value
+    outside the range the profile says the device can report. The poller records a device fault
+    with `raw` (the words as the device sent them), never a sample."""
+
+    def __init__(self, point: RegisterPoint, words: Sequence[int] | Sequence[bool], reason: str) -> None:
+        self.raw = " ".join(f"0x{int(w) & 0xFFFF:04X}" for w in words)
+        self.reason = reason
+        super().__init__(f"{point.signal}: registers {self.raw} {reason}")
+
+
+def _in_range(point: RegisterPoint, value: float, words: Sequence[int] | Sequence[bool]) -> None:
+    if not math.isfinite(value):
+        raise Unrepresentable(point, words, f"decode to {value}, which no device can measure")
+    if point.min is not None and value < point.min:
+        raise Unrepresentable(point, words, f"decode to {value:g} {point.unit}, below the profile's min {point.min:g}")
+    if point.max is not None and value > point.max:
+        raise Unrepresentable(point, words, f"decode to {value:g} {point.unit}, above the profile's max {point.max:g}")
+
+
 def decode_point(point: RegisterPoint, raw: Sequence[int] | Sequence[bool], block_start: int) -> Value:
     """Decode `point` out of a block read starting at `block_start`.
 
     Bits (coil/discrete) come as bools, registers as 0..65535 ints. Scaling applies to numbers,
     never to bools; a scaled value is a float, an unscaled integer stays an int (counts and enums).
+    Raises Unrepresentable for NaN, infinity, or a value outside the point's min/max.
     """
+    value = _decode(point, raw, block_start)
+    if not isinstance(value, bool):
+        _in_range(point, value, raw[point.address - block_start: point.address - block_start + point.words])
+    return value
+
+
+def _decode(point: RegisterPoint, raw: Sequence[int] | Sequence[bool], block_start: int) -> Value:
     i = point.address - block_start
     if point.table in ("coil", "discrete"):
         return bool(raw[i])
@@ -111,6 +139,8 @@ def compile_decoder(point: RegisterPoint, block_start: int) -> Decoder:
     if point.type == "bool":
         mask = 1 << (point.bit or 0)
         return lambda raw: bool(int(raw[i]) & mask)
+    if point.min is not None or point.max is not None or point.type == "float32":
+        return lambda raw: decode_point(point, raw, block_start)  # checked: a range, or NaN and infinity
     if point.type == "uint16" and point.scale == 1.0 and point.offset == 0.0:
         return lambda raw: int(raw[i])
     if point.type in ("uint16", "int16"):

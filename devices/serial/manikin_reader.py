@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -22,7 +22,7 @@ from typing import Any, Literal
 from devices.clock import Clock
 from devices.errors import DeviceConfigError, DeviceError
 from devices.profile import FramePoint, SerialProfile
-from devices.sample import Sample
+from devices.sample import Sample, Scalar, ValueFault
 from devices.serial.manikin_codec import (
     FRAME_FIELDS,
     Frame,
@@ -83,6 +83,7 @@ class ManikinReader:
         clock: Clock,
         *,
         on_health: Callable[[ManikinHealth], None] | None = None,
+        on_fault: Callable[[ValueFault], None] | None = None,
         reopen_min_s: float = 0.5,
         reopen_max_s: float = 10.0,
         rng: random.Random | None = None,
@@ -91,6 +92,7 @@ class ManikinReader:
         self._settings = settings
         self._on_sample = on_sample
         self._on_health = on_health
+        self._on_fault = on_fault
         self._clock = clock
         self._reopen_min_s = reopen_min_s
         self._reopen_max_s = max(reopen_max_s, reopen_min_s)
@@ -271,6 +273,16 @@ class ManikinReader:
         if point is None:
             return
         fields = frame_fields(frame)
+        bad = self._out_of_range(point, fields)
+        if bad is not None:
+            field, reason = bad
+            logger.warning("%s: %s frame seq %s has %s = %s: %s; recorded as a device fault, not a reading",
+                           self._who, frame.NAME, frame.seq, field, fields[field], reason)
+            if self._on_fault is not None:
+                raw = ", ".join(f"{k}={v}" for k, v in fields.items())
+                self._on_fault(ValueFault(point.signal, raw, f"{field} {reason}", now_ns, self._clock.utc_ns(),
+                                          self.device))
+            return
         sample = Sample(
             signal=point.signal,
             value={f.field: fields[f.field] for f in point.fields},
@@ -282,6 +294,19 @@ class ManikinReader:
             self._on_sample(sample)
         except Exception:
             logger.exception("%s: on_sample failed for %s; this sample is lost", self._who, sample)
+
+    @staticmethod
+    def _out_of_range(point: FramePoint, fields: Mapping[str, Scalar]) -> tuple[str, str] | None:
+        """The first field outside the range its profile gives, and why (None: every field fits)."""
+        for f in point.fields:
+            v = fields[f.field]
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                continue
+            if f.min is not None and v < f.min:
+                return f.field, f"is below {f.min:g} {f.unit}, which no real frame carries"
+            if f.max is not None and v > f.max:
+                return f.field, f"is above {f.max:g} {f.unit}, which no real frame carries"
+        return None
 
     # -- online/offline, logged once each way ---------------------------------------------------------
 

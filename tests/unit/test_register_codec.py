@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devices.modbus.register_codec import decode_point, encode_point
+from devices.modbus.register_codec import Unrepresentable, decode_point, encode_point
 from devices.profile import RegisterPoint
 
 
@@ -71,5 +71,36 @@ def test_compiled_decoder_matches_reference(type_: str, scale: float, offset: fl
 
     extra = {"bit": 5} if type_ == "bool" else {"scale": scale, "offset": offset}
     p = RegisterPoint(signal="t.x", table="input", address=11, type=type_, **extra)  # type: ignore[arg-type]
-    got, want = compile_decoder(p, 10)(words), decode_point(p, words, 10)
-    assert got == want or (math.isnan(float(got)) and math.isnan(float(want)))
+    try:
+        want: object = decode_point(p, words, 10)
+    except Unrepresentable as err:
+        want = err.raw
+    try:
+        got: object = compile_decoder(p, 10)(words)
+    except Unrepresentable as err:
+        got = err.raw
+    assert got == want
+
+
+@pytest.mark.parametrize(("words", "why"), [
+    ([0x7FC0, 0x0000], "decode to nan"), ([0x7F80, 0x0000], "decode to inf"), ([0xFF80, 0x0000], "decode to -inf"),
+])
+def test_a_float_register_holding_nan_or_infinity_is_not_a_reading(words: list[int], why: str) -> None:
+    p = point("float32")
+    with pytest.raises(Unrepresentable, match=why) as caught:
+        decode_point(p, words, 10)
+    assert caught.value.raw == " ".join(f"0x{w:04X}" for w in words)
+
+
+def test_a_value_outside_the_profiles_range_is_not_a_reading() -> None:
+    """A depth sensor's register reads 1500 (150.0 mm at 0.1 mm) where the profile says the device
+    reports at most 100 mm: a fault with the raw word, for the poller to record, not a sample."""
+    from devices.modbus.register_codec import compile_decoder
+
+    p = RegisterPoint(signal="t.depth_mm", table="input", address=10, type="uint16", scale=0.1, unit="mm", min=0,
+                      max=100)
+    assert decode_point(p, [1000], 10) == 100.0 and compile_decoder(p, 10)([550]) == 55.0
+    for decode in (lambda w: decode_point(p, w, 10), compile_decoder(p, 10)):
+        with pytest.raises(Unrepresentable, match=r"150 mm, above the profile's max 100") as caught:
+            decode([1500])
+        assert caught.value.raw == "0x05DC"
