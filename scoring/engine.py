@@ -1,66 +1,52 @@
 """`score(rubric, timeline) -> ScoreSheet`: the pure, deterministic heart of the product.
 
-No clocks, no IO, no randomness: the same rubric and timeline give the same sheet, byte for byte,
-which is what lets `examstation replay` reproduce a stored result and an appeal re-check it.
+No clocks, no IO, no randomness: the same rubric and the same records, in any order, give the same
+sheet, byte for byte, which is what lets `examstation replay` reproduce a stored result and an
+appeal re-check it. The timeline is checked first (scoring.checks); points are exact hundredths
+(scoring.points); findings in a device gap are left to the examiner (scoring.gaps); a fault found
+by two rows is charged once (`same_fault_as`, scoring.charge).
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
-from scoring.detectors.base import REGISTRY, Finding, ItemView, Series
+from scoring.charge import charge_rows, veto_hits
+from scoring.checks import Parts, ScoringError, Window, check_records, check_values, end_reason, split, windows
+from scoring.detectors.base import ItemView, Series
+from scoring.gaps import GapIndex, item_gaps
+from scoring.points import exact, shown, shown_total, to_hundredths, weighted_total
 from scoring.reports import REPORTS
-from scoring.rubric import Deduction, Item, Rubric
-from scoring.sheet import DeductionLine, ItemScore, Outcome, RowScore, ScoreSheet, VetoHit
-from scoring.timeline import (
-    FaultRecord,
-    LifecycleRecord,
-    MarkRecord,
-    OverrideRecord,
-    SampleRecord,
-    Timeline,
-    Value,
-)
+from scoring.rig import item_reads, rest_deviations
+from scoring.rubric import Item, Rubric
+from scoring.sheet import Decision, ItemScore, Outcome, ScoreSheet
+from scoring.timeline import EndReason, LifecycleRecord, SampleRecord, Timeline, Value
 
-
-class ScoringError(Exception):
-    """The timeline cannot be scored against this rubric (an item the rubric does not have...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Window:
-    item: str
-    start: LifecycleRecord
-    end: LifecycleRecord | None
-
-
-def _r(x: float) -> float:
-    """Points are kept to two decimals; round once, the same way everywhere."""
-    return round(x + 0.0, 2)
-
-
-def _windows(records: list[LifecycleRecord]) -> list[_Window]:
-    out: list[_Window] = []
-    open_: dict[str, LifecycleRecord] = {}
-    for r in records:
-        if r.kind == "item_start":
-            open_[r.item] = r
-        elif r.kind == "item_end" and r.item in open_:
-            out.append(_Window(r.item, open_.pop(r.item), r))
-    out.extend(_Window(item, start, None) for item, start in open_.items())
-    return sorted(out, key=lambda w: w.start.t_mono_ns)
+__all__ = ["ScoringError", "Verdict", "score", "verdict"]
 
 
 class _Signals:
-    """All samples grouped by signal once, sliced per item by bisection."""
+    """All samples grouped by signal once, each signal in time order (same-instant values by their
+    content, so the input's order never matters), sliced per item by bisection."""
 
     def __init__(self, samples: list[SampleRecord]) -> None:
         grouped: dict[str, tuple[list[int], list[Value]]] = {}
+        self.device_of: dict[str, str] = {}
         for s in samples:
-            times, values = grouped.setdefault(s.signal, ([], []))
-            times.append(s.t_mono_ns)
-            values.append(s.value)
+            g = grouped.get(s.signal)
+            if g is None:
+                g = grouped[s.signal] = ([], [])
+                if s.device:
+                    self.device_of[s.signal] = s.device
+            g[0].append(s.t_mono_ns)
+            g[1].append(s.value)
+        for name, (times, values) in grouped.items():
+            if times != sorted(times) or len(set(times)) != len(times):
+                pairs = sorted(zip(times, values, strict=True), key=lambda p: (p[0], repr(p[1])))
+                grouped[name] = ([t for t, _ in pairs], [v for _, v in pairs])
         self._grouped = grouped
 
     def window(self, start: int, end: int) -> dict[str, Series]:
@@ -75,12 +61,11 @@ class _Signals:
         return out
 
 
-def _active_ns(lifecycle: list[LifecycleRecord], start: int, end: int) -> int:
+def _active_ns(lifecycle: tuple[LifecycleRecord, ...], start: int, end: int) -> int:
+    """The item's clock: start to end without its pauses."""
     paused_at: int | None = None
     paused = 0
     for r in lifecycle:
-        if not start <= r.t_mono_ns <= end:
-            continue
         if r.kind == "pause" and paused_at is None:
             paused_at = r.t_mono_ns
         elif r.kind == "resume" and paused_at is not None:
@@ -91,145 +76,83 @@ def _active_ns(lifecycle: list[LifecycleRecord], start: int, end: int) -> int:
     return end - start - paused
 
 
-def _lines(row_code: str, d: Deduction, findings: tuple[Finding, ...], marks: int, origin_ns: int,
-           view: ItemView) -> list[DeductionLine]:
-    lines = []
-    budget = d.max_count
-    for f in findings:
-        if f.fraction is not None:
-            pts, count = _r(d.points * min(1.0, max(0.0, f.fraction))), 1
-        else:
-            count = f.count if budget is None else min(f.count, budget)
-            if count <= 0:
-                continue
-            if budget is not None:
-                budget -= count
-            pts = _r(d.points * count)
-        if pts <= 0:
-            continue
-        lines.append(DeductionLine(row_code, d.code, d.reason_zh, pts, count, "auto", f.detail, f.t_from_ns,
-                                   f.t_to_ns, round((f.t_from_ns - origin_ns) / 1e9, 1)))
-    if marks > 0:
-        count = marks if budget is None else min(marks, budget)
-        if count > 0:
-            lines.append(DeductionLine(row_code, d.code, d.reason_zh, _r(d.points * count), count, "manual",
-                                       "examiner mark", view.t_end_ns, view.t_end_ns,
-                                       round((view.t_end_ns - origin_ns) / 1e9, 1)))
-    return lines
+def _outcome(vetoed: bool, reason: EndReason, resit: bool) -> Outcome:
+    if vetoed:
+        return "veto"
+    if resit or reason in (EndReason.INTERRUPTED, EndReason.ABANDONED):
+        return "interrupted"
+    return "timeout" if reason == EndReason.TIMEOUT else "scored"
 
 
-@dataclass(frozen=True, slots=True)
-class _Parts:
-    """The timeline split by record type once (a 60-minute timeline holds millions of samples)."""
-
-    lifecycle: list[LifecycleRecord]
-    faults: list[FaultRecord]
-    marks: list[MarkRecord]
-    overrides: list[OverrideRecord]
-    last_t: int
-
-
-def _split(records: Timeline) -> tuple[_Parts, list[SampleRecord]]:
-    lifecycle: list[LifecycleRecord] = []
-    faults: list[FaultRecord] = []
-    marks: list[MarkRecord] = []
-    overrides: list[OverrideRecord] = []
-    samples: list[SampleRecord] = []
-    for r in records:
-        if type(r) is SampleRecord:
-            samples.append(r)
-        elif isinstance(r, LifecycleRecord):
-            lifecycle.append(r)
-        elif isinstance(r, FaultRecord):
-            faults.append(r)
-        elif isinstance(r, MarkRecord):
-            marks.append(r)
-        elif isinstance(r, OverrideRecord):
-            overrides.append(r)
-    return _Parts(lifecycle, faults, marks, overrides, records[-1].t_mono_ns if records else 0), samples
-
-
-def _score_item(rubric: Rubric, item: Item, w: _Window, parts: _Parts, signals: _Signals,
-                origin_ns: int) -> ItemScore:
+def _score_item(rubric: Rubric, item: Item, w: Window, parts: Parts, signals: _Signals, origin: int) -> ItemScore:
     start = w.start.t_mono_ns
-    lifecycle = parts.lifecycle
     end = w.end.t_mono_ns if w.end else max(parts.last_t, start)
-    end_reason = w.end.detail if w.end else "interrupted"
-    view = ItemView(
-        item.code, start, end, item.time_limit_s, _active_ns(lifecycle, start, end), signals.window(start, end),
-        tuple(r for r in lifecycle if start <= r.t_mono_ns <= end),
-        tuple(r for r in parts.faults if start <= r.t_mono_ns <= end), end_reason,
-    )
+    reason = end_reason(w)
+    lifecycle = tuple(r for r in parts.lifecycle if start <= r.t_mono_ns <= end)
+    view = ItemView(item.code, start, end, item.time_limit_s, _active_ns(lifecycle, start, end),
+                    signals.window(start, end), lifecycle,
+                    tuple(f for f in parts.faults if start <= f.t_mono_ns <= end), reason.value)
+    uses = item_reads(item)
+    check_values(item, uses, view, origin)
+    gaps = GapIndex(item_gaps(parts.faults, start, end), signals.device_of)
     marks: dict[str, int] = {}
-    overrides: dict[str, OverrideRecord] = {}
     for m in parts.marks:
         if m.item == item.code:
             marks[m.code] = marks.get(m.code, 0) + m.count
-    for o in parts.overrides:
-        if o.item == item.code:
-            overrides[o.row] = o  # the latest override of a row wins; earlier ones stay in the timeline
-    vetoes = []
-    for v in item.vetoes:
-        if v.detector is not None:
-            for f in REGISTRY[v.detector.name].detect(v.detector.params, view):
-                vetoes.append(VetoHit(v.code, v.reason_zh, "auto", f.detail, f.t_from_ns,
-                                      round((f.t_from_ns - origin_ns) / 1e9, 1)))
-                break
-        if marks.get(v.code, 0) > 0:
-            vetoes.append(VetoHit(v.code, v.reason_zh, "manual", "examiner mark", end,
-                                  round((end - origin_ns) / 1e9, 1)))
-    rows = []
-    for row in item.rows:
-        lines: list[DeductionLine] = []
-        for d in row.deductions:
-            findings = REGISTRY[d.detector.name].detect(d.detector.params, view) if d.detector else ()
-            lines.extend(_lines(row.code, d, findings, marks.get(d.code, 0), origin_ns, view))
-        auto = _r(max(0.0, row.points - sum(x.points for x in lines)))
-        ov = overrides.get(row.code)
-        points = auto if ov is None else _r(min(row.points, max(0.0, ov.points)))
-        rows.append(RowScore(row.code, row.title_zh, row.points, auto, points, tuple(lines),
-                             ov.reason if ov else "", ov.examiner if ov else ""))
-    refused = any(r.kind == "signature_refused" and r.item == item.code for r in lifecycle)
-    outcome: Outcome
-    if vetoes:
-        outcome = "veto"
-    elif end_reason == "timeout":
-        outcome = "timeout"
-    elif end_reason in ("interrupted", "abandoned"):
-        outcome = "interrupted"
-    else:
-        outcome = "scored"
-    auto_score = _r(sum(r.auto_points for r in rows))
-    score = 0.0 if outcome in ("veto", "interrupted") or refused else _r(sum(r.points for r in rows))
+    overrides = {o.row: o for o in parts.overrides if o.item == item.code}  # the latest of a row wins
+    decisions = [d for d in parts.decisions if d.item == item.code]
+    vetoes = veto_hits(item, view, marks, uses, gaps, origin)
+    rows = charge_rows(item, view, marks, overrides, uses, gaps, origin)
+    kinds = {d.kind for d in decisions}
+    all_uses = tuple(u for us in uses.values() for u in us)
+    pending = (reason not in (EndReason.INTERRUPTED, EndReason.ABANDONED) and not kinds & {"score_with_gap", "resit"}
+               and gaps.needs_decision(all_uses, start, end))
+    outcome = _outcome(any(v.by != "unverified" for v in vetoes), reason, "resit" in kinds)
+    refused = any(r.kind == "signature_refused" and r.item == item.code for r in parts.lifecycle)
+    auto_h = sum(r.auto_h for r in rows)
+    score_h = 0 if outcome in ("veto", "interrupted") or refused else sum(r.points_h for r in rows)
     report_fn = REPORTS.get(item.report) if item.report else None
     return ItemScore(
-        item.code, item.subject, item.title_zh, rubric.subject(item.subject).weight, score, auto_score, outcome,
-        end_reason, refused, item.time_limit_s, round(view.active_ns / 1e9, 1), w.start.t_utc_ns,
-        w.end.t_utc_ns if w.end else w.start.t_utc_ns + (end - start), tuple(rows), tuple(vetoes),
-        report_fn(view, item) if report_fn else None,
+        item.code, item.subject, item.title_zh, rubric.subject(item.subject).weight, shown(score_h), shown(auto_h),
+        outcome, reason.value, refused, item.time_limit_s, round(view.active_ns / 1e9, 1), w.start.t_utc_ns,
+        w.end.t_utc_ns if w.end else w.start.t_utc_ns + (end - start), tuple(r.score for r in rows), vetoes,
+        report_fn(view, item) if report_fn else None, rest_deviations(item, lambda s: view.signal(s).initial),
+        tuple(Decision(d.kind, d.reason, d.examiner, d.t_mono_ns, round((d.t_mono_ns - origin) / 1e9, 1))
+              for d in decisions),
+        tuple(g.shown(origin) for g in gaps.relevant(all_uses)), pending,
     )
 
 
 def score(rubric: Rubric, timeline: Timeline) -> ScoreSheet:
     """Score every item the timeline started, and the exam total over the subjects taken."""
-    parts, samples = _split(timeline)
+    parts = split(timeline)
+    runs = windows(rubric, parts.lifecycle)
+    check_records(rubric, parts, {w.item for w in runs})
     starts = [r for r in parts.lifecycle if r.kind == "attempt_start"]
-    origin = starts[0].t_mono_ns if starts else (timeline[0].t_mono_ns if timeline else 0)
-    signals = _Signals(samples)
-    items = []
-    for w in _windows(parts.lifecycle):
-        try:
-            item = rubric.item(w.item)
-        except KeyError as err:
-            raise ScoringError(f"the timeline starts item {w.item}, which rubric {rubric.id} does not have") from err
-        items.append(_score_item(rubric, item, w, parts, signals, origin))
-    weights = sum(i.weight for i in items)
-    total = _r(sum(i.weight * i.score for i in items) / weights) if weights else 0.0
+    origin = starts[0].t_mono_ns if starts else min((r.t_mono_ns for r in timeline), default=0)
+    signals = _Signals(parts.samples)
+    items = tuple(_score_item(rubric, rubric.item(w.item), w, parts, signals, origin) for w in runs)
+    v = verdict(rubric, items)
+    return ScoreSheet(rubric.id, rubric.hash, rubric.operation, items, shown_total(v.total), rubric.pass_total,
+                      v.passed, v.veto_failed, v.complete)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    total: Fraction
+    """The exact weighted total (the sheet shows it cut to two decimals)."""
+    passed: bool
+    veto_failed: bool
+    complete: bool
+
+
+def verdict(rubric: Rubric, items: Sequence[ItemScore]) -> Verdict:
+    """The pass rule, exactly: passed is "total >= pass mark, no veto, the paper complete (one item of
+    every subject), no item interrupted or waiting for a gap decision", with the total an exact
+    Fraction of the item scores' hundredths and the rubric's decimal weights."""
+    total = weighted_total((exact(i.weight), to_hundredths(i.score, i.code)) for i in items)
     veto_failed = any(i.outcome == "veto" for i in items)
-    complete = {i.subject for i in items} == {s.code for s in rubric.subjects}
-    settled = all(i.outcome != "interrupted" for i in items)
-    passed = bool(items) and total >= rubric.pass_total and not veto_failed and settled
-    return ScoreSheet(rubric.id, rubric.hash, rubric.operation, tuple(items), total, rubric.pass_total, passed,
-                      veto_failed, complete)
-
-
+    complete = sorted(i.subject for i in items) == sorted(s.code for s in rubric.subjects)
+    settled = all(i.outcome != "interrupted" and not i.needs_gap_decision for i in items)
+    passed = complete and settled and not veto_failed and total >= exact(rubric.pass_total)
+    return Verdict(total, passed, veto_failed, complete)

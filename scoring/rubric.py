@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from scoring.condition import Condition
+
 Source = Literal["national-2015", "revision-appendix", "provincial-sheet", "provisional"]
 SOURCES: tuple[Source, ...] = ("national-2015", "revision-appendix", "provincial-sheet", "provisional")
 
@@ -38,6 +40,11 @@ class Deduction:
     source: Source
     detector: DetectorRef | None
     """None: a manual deduction the examiner marks (口述, 规范性)."""
+    same_fault_as: tuple[str, ...] = ()
+    """Deductions of the same item that charge the same fault first: a finding of this deduction
+    whose evidence overlaps one they charged is that fault again and is not charged twice (a set of
+    30 too fast is not also charged as a rate fault; a first self-check that failed for a missing PE
+    is not also charged as "PE missing")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,17 @@ class Veto:
 
 
 @dataclass(frozen=True, slots=True)
+class RestState:
+    """One thing the rig must show before the item starts (the bench de-energised, the self-check
+    result cleared, the cabinet full): what the previous candidate left is not this one's doing."""
+
+    condition: Condition
+    label_zh: str
+    """What it means on the hall floor, e.g. 电源总开关断开."""
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
 class Item:
     """One exam item (考题), e.g. K21, on its own 100-point sheet."""
 
@@ -74,6 +92,9 @@ class Item:
     rows: tuple[Row, ...]
     vetoes: tuple[Veto, ...]
     report: Literal["cpr", "weld"] | None
+    rest: tuple[RestState, ...] = ()
+    """The rig's rest state: checked before the item starts; the engine shows any difference found
+    in the timeline on the sheet."""
 
     def deduction(self, code: str) -> tuple[Row, Deduction] | None:
         for row in self.rows:
@@ -84,6 +105,13 @@ class Item:
 
     def veto(self, code: str) -> Veto | None:
         return next((v for v in self.vetoes if v.code == code), None)
+
+    def row(self, code: str) -> Row | None:
+        return next((r for r in self.rows if r.code == code), None)
+
+    def markable(self) -> tuple[str, ...]:
+        """Codes an examiner may mark on this item: every deduction and every veto."""
+        return (*(d.code for r in self.rows for d in r.deductions), *(v.code for v in self.vetoes))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 import scoring.detectors  # noqa: F401  - registers every detector
+from scoring.condition import Condition
 from scoring.detectors.base import REGISTRY
-from scoring.rubric import Deduction, DetectorRef, Item, Row, Rubric, Source, Subject, Veto
+from scoring.points import exact, to_hundredths
+from scoring.rubric import Deduction, DetectorRef, Item, RestState, Row, Rubric, Source, Subject, Veto
 
 RUBRIC_DIR = Path(__file__).parent / "rubrics"
 
@@ -45,6 +47,8 @@ class _Deduction(_M):
     source: Source
     detector: _Detector | None = None
     manual: bool = False
+    same_fault_as: list[str] = Field(default_factory=list, description="deductions of the item that charge the "
+                                     "same fault first; see docs/rubrics.md, one fault, one charge")
 
 
 class _Row(_M):
@@ -63,6 +67,15 @@ class _Veto(_M):
     manual: bool = False
 
 
+class _Rest(_M):
+    signal: str = Field(description="a canonical signal, e.g. bench.main_switch")
+    value: bool | int | float | str | list[bool | int | float | str]
+    op: Literal["eq", "ne", "gt", "ge", "lt", "le", "in"] = "eq"
+    field: str | None = None
+    label_zh: str = Field(min_length=1, description="what the rest state means on the hall floor")
+    source: Source
+
+
 class _Limit(_M):
     seconds: int = Field(gt=0, le=7200)
     source: Source
@@ -77,6 +90,7 @@ class _Item(_M):
     report: Literal["cpr", "weld"] | None = None
     rows: list[_Row] = Field(min_length=1)
     vetoes: list[_Veto] = Field(default_factory=list)
+    rest: list[_Rest] = Field(default_factory=list, description="the rig's state before the item starts")
 
 
 class _Subject(_M):
@@ -144,7 +158,8 @@ def _detector(raw: _Detector, where: str) -> DetectorRef:
 
 def _build(f: _File, digest: str, path: Path) -> Rubric:
     subjects = tuple(Subject(s.code, s.title_zh, s.weight, s.source) for s in f.subjects)
-    if abs(sum(s.weight for s in subjects) - 1.0) > 1e-9:
+    _points(path, "pass_rule total", f.pass_rule.total)
+    if sum(exact(s.weight) for s in subjects) != 1:
         raise RubricError(f"{path}: subject weights add up to {sum(s.weight for s in subjects):g}, not 1; "
                           "fix the weights (K1 0.2, K2 0.4, K3 0.2, K4 0.2 in the national standard)")
     codes = {s.code for s in subjects}
@@ -157,10 +172,14 @@ def _build(f: _File, digest: str, path: Path) -> Rubric:
         seen_items.add(it.code)
         if it.subject not in codes:
             raise RubricError(f"{where}: subject {it.subject} is not among the subjects {sorted(codes)}")
-        total = sum(r.points for r in it.rows)
-        if abs(total - 100) > 1e-9:
+        for r in it.rows:
+            _points(path, f"item {it.code} row {r.code} points", r.points)
+            for d in r.deductions:
+                _points(path, f"item {it.code} row {r.code} deduction {d.code} points", d.points)
+        total = sum(exact(r.points) for r in it.rows)
+        if total != 100:
             listing = ", ".join(f"{r.code} {r.points:g}" for r in it.rows)
-            raise RubricError(f"{where}: rows add up to {total:g} points, not 100 ({listing}); every item is "
+            raise RubricError(f"{where}: rows add up to {float(total):g} points, not 100 ({listing}); every item is "
                               "scored on a 100-point sheet: fix the row points")
         seen: set[str] = set()
         rows = []
@@ -175,8 +194,10 @@ def _build(f: _File, digest: str, path: Path) -> Rubric:
                     raise RubricError(f"{w}: give either a detector or `manual: true` (an examiner mark), not "
                                       f"{'both' if d.manual else 'neither'}")
                 det = _detector(d.detector, w) if d.detector else None
-                deds.append(Deduction(d.code, d.reason_zh, d.points, d.max_count, d.source, det))
+                deds.append(Deduction(d.code, d.reason_zh, d.points, d.max_count, d.source, det,
+                                      tuple(d.same_fault_as)))
             rows.append(Row(r.code, r.title_zh, r.points, r.source, tuple(deds)))
+        _check_same_fault(where, rows)
         vetoes = []
         for v in it.vetoes:
             w = f"{where} veto {v.code}"
@@ -184,13 +205,53 @@ def _build(f: _File, digest: str, path: Path) -> Rubric:
                 both = "both" if v.manual else "neither"
                 raise RubricError(f"{w}: give either a detector or `manual: true`, not {both}")
             vetoes.append(Veto(v.code, v.reason_zh, v.source, _detector(v.detector, w) if v.detector else None))
+        rest = tuple(_rest(r, f"{where} rest {r.signal}") for r in it.rest)
         items.append(Item(it.code, it.subject, it.title_zh, it.time_limit.seconds, it.time_limit.source,
-                          it.candidate_may_choose, tuple(rows), tuple(vetoes), it.report))
+                          it.candidate_may_choose, tuple(rows), tuple(vetoes), it.report, rest))
     for s in subjects:
         if not any(i.subject == s.code for i in items):
             raise RubricError(f"{path}: subject {s.code} has no items; add at least one item for it")
     return Rubric(f.rubric, f.edition, f.operation, f.title_zh, f.pass_rule.total, f.pass_rule.source,
                   subjects, tuple(items), digest)
+
+
+def _points(path: Path, what: str, points: float) -> None:
+    try:
+        to_hundredths(points, what)
+    except ValueError as err:
+        raise RubricError(f"{path}: {err}: write it with at most two decimals") from None
+
+
+def _check_same_fault(where: str, rows: list[Row]) -> None:
+    """`same_fault_as` names other deductions of the item, and never leads back to itself (the
+    engine charges the named ones first)."""
+    deductions = {d.code: d for r in rows for d in r.deductions}
+    for d in deductions.values():
+        for other in d.same_fault_as:
+            if other == d.code or other not in deductions:
+                others = ", ".join(c for c in deductions if c != d.code)
+                raise RubricError(f"{where} deduction {d.code}: same_fault_as names {other}, which is not another "
+                                  f"deduction of the item; use one of: {others}")
+
+    def visit(code: str, trail: tuple[str, ...]) -> None:
+        if code in trail:
+            raise RubricError(f"{where}: same_fault_as goes round in a circle ({' -> '.join((*trail, code))}); "
+                              "one of them must be charged first: remove one link")
+        for other in deductions[code].same_fault_as:
+            visit(other, (*trail, code))
+
+    for code in deductions:
+        visit(code, ())
+
+
+def _rest(raw: _Rest, where: str) -> RestState:
+    try:
+        cond = TypeAdapter(Condition).validate_python(
+            {"signal": raw.signal, "value": tuple(raw.value) if isinstance(raw.value, list) else raw.value,
+             "op": raw.op, "field": raw.field})
+    except ValidationError as err:
+        raise RubricError(f"{where}: not a condition: {err.errors()[0]['msg']}") from err
+    return RestState(cond, raw.label_zh, raw.source)
 
 
 def load_rubric_file(path: Path | str) -> Rubric:

@@ -13,16 +13,20 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Outcome = Literal["scored", "veto", "timeout", "interrupted"]
+LineBy = Literal["auto", "manual", "unverified"]
 
 
 @dataclass(frozen=True, slots=True)
 class DeductionLine:
+    """Points taken off a row, or (`by` "unverified") what a finding would take off had the device
+    it depends on not been down: not charged, left to the examiner (a mark charges it)."""
+
     row: str
     code: str
     reason_zh: str
     points: float
     count: int
-    by: Literal["auto", "manual"]
+    by: LineBy
     detail: str
     t_from_ns: int
     t_to_ns: int
@@ -44,12 +48,54 @@ class RowScore:
 
 @dataclass(frozen=True, slots=True)
 class VetoHit:
+    """A veto that fired (auto, manual), or (`unverified`) one whose evidence fell in a device gap:
+    it does not stop the item unless the examiner marks it."""
+
     code: str
     reason_zh: str
-    by: Literal["auto", "manual"]
+    by: LineBy
     detail: str
     t_ns: int
     video_offset_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RestDeviation:
+    """The rig was not at rest when the item started: what the signal showed and what rest is."""
+
+    signal: str
+    value: Any
+    expected: str
+    label_zh: str
+
+    def describe(self) -> str:
+        return f"{self.signal} is {self.value} (expected {self.expected}: {self.label_zh})"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An examiner's decision about the item (start anyway, score with a device gap, re-sit)."""
+
+    kind: str
+    reason: str
+    examiner: str
+    t_ns: int
+    video_offset_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceGap:
+    """A stretch of the item in which a device it reads was offline, or (`signal` set, an instant)
+    the moment a device sent a value its profile cannot represent (`raw` is what it sent)."""
+
+    device: str
+    signal: str
+    reason: str
+    raw: str
+    t_from_ns: int
+    t_to_ns: int
+    from_offset_s: float
+    to_offset_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +116,14 @@ class ItemScore:
     rows: tuple[RowScore, ...]
     vetoes: tuple[VetoHit, ...]
     report: Mapping[str, Any] | None
+    rig_at_start: tuple[RestDeviation, ...] = ()
+    """Where the rig differed from the item's rest state when it started (then a `start_anyway`
+    decision says why the examiner started it)."""
+    decisions: tuple[Decision, ...] = ()
+    gaps: tuple[DeviceGap, ...] = ()
+    needs_gap_decision: bool = False
+    """A device the item reads was down for more than 10 % of it, or at its end, and the examiner
+    has not yet chosen: score with the gap, or a re-sit. The sheet cannot be signed until then."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +135,13 @@ class ScoreSheet:
     total: float
     pass_total: float
     passed: bool
+    """Exactly: the exact weighted total >= pass_total, no veto, the paper complete, no item
+    interrupted or waiting for the examiner's gap decision. `total` is that total cut to two
+    decimals for display (never rounded up: 79.998 shows as 79.99 and does not pass)."""
     veto_failed: bool
     complete: bool
-    """True when one item of every subject was taken (a full exam, not a single-item attempt)."""
+    """True when one item of every subject was taken (a full exam, not a single-item attempt);
+    a partial paper never passes."""
 
     def item(self, code: str) -> ItemScore:
         return next(i for i in self.items if i.code == code)

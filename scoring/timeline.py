@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal
 
 Scalar = bool | int | float | str
@@ -18,7 +19,27 @@ Value = Scalar | Mapping[str, Scalar]
 LifecycleKind = Literal[
     "attempt_start", "item_start", "item_end", "pause", "resume", "signature_refused", "attempt_end"
 ]
-EndReason = Literal["done", "timeout", "veto_stop", "abandoned", "interrupted"]
+
+
+class EndReason(StrEnum):
+    """Why an item's clock stopped; an `item_end` record's detail is one of these, nothing else."""
+
+    DONE = "done"
+    """The examiner ended it: the candidate finished."""
+    TIMEOUT = "timeout"
+    """Its time limit was reached (the controller ended it)."""
+    VETO_STOP = "veto_stop"
+    """A veto (否决项) stopped it."""
+    ABANDONED = "abandoned"
+    """The candidate gave up."""
+    INTERRUPTED = "interrupted"
+    """It could not go on (equipment down, a crash): no score, a re-sit."""
+
+
+END_REASONS = ", ".join(r.value for r in EndReason)
+
+DecisionKind = Literal["start_anyway", "score_with_gap", "resit"]
+DECISION_KINDS: tuple[DecisionKind, ...] = ("start_anyway", "score_with_gap", "resit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +66,17 @@ class LifecycleRecord:
 
 @dataclass(frozen=True, slots=True)
 class FaultRecord:
-    """A device went offline (or came back) during the attempt."""
+    """A device went offline (`online` false) or came back (true) during the attempt; or, with
+    `signal` set, it is online but sent a value its profile cannot represent (NaN, out of range),
+    kept here with its `raw` form instead of as a sample."""
 
     device: str
     online: bool
     reason: str
     t_mono_ns: int
     t_utc_ns: int
+    signal: str = ""
+    raw: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +105,26 @@ class OverrideRecord:
     t_utc_ns: int
 
 
-Record = SampleRecord | LifecycleRecord | FaultRecord | MarkRecord | OverrideRecord
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """An examiner's decision about an item that scoring must honour and the sheet must show:
+    `start_anyway` (started on a rig not at rest), `score_with_gap` (score it although a device it
+    reads was down for part of it) or `resit` (no score for it: a re-sit). `reason` is required."""
+
+    item: str
+    kind: DecisionKind
+    reason: str
+    examiner: str
+    t_mono_ns: int
+    t_utc_ns: int
+
+
+Record = SampleRecord | LifecycleRecord | FaultRecord | MarkRecord | OverrideRecord | DecisionRecord
 Timeline = tuple[Record, ...]
 
 _KINDS: dict[str, type[Record]] = {
     "sample": SampleRecord, "lifecycle": LifecycleRecord, "fault": FaultRecord,
-    "mark": MarkRecord, "override": OverrideRecord,
+    "mark": MarkRecord, "override": OverrideRecord, "decision": DecisionRecord,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}
 

@@ -242,10 +242,13 @@ def device_status(a: Attempt, device: str, online: bool, now: Now) -> Step:
 def end_item(a: Attempt, reason: EndReason, now: Now) -> Step:
     """The item ends: done, timeout, veto_stop, abandoned or interrupted."""
     _need(a, "end the item", State.RUNNING, State.PAUSED)
+    if reason not in tuple(EndReason):
+        raise SessionError(f"attempt {a.attempt_id}: end reason {reason!r} is not one of: "
+                           f"{', '.join(r.value for r in EndReason)}")
     it = a.running_item
     assert it is not None
     paused = it.paused_ns + (now.mono_ns - it.paused_since_ns if it.paused_since_ns is not None else 0)
-    it = replace(it, ended_ns=now.mono_ns, end_reason=reason, paused_ns=paused, paused_since_ns=None,
+    it = replace(it, ended_ns=now.mono_ns, end_reason=EndReason(reason).value, paused_ns=paused, paused_since_ns=None,
                  pause_reasons=())
     items = _with_current(a, it)
     events = [Event("item_end", it.code, reason, now)]
@@ -262,7 +265,7 @@ def tick(a: Attempt, now: Now) -> Step:
     if a.state == State.RUNNING and it is not None and it.remaining_s(now.mono_ns) <= 0:
         # end at the instant the limit was reached, not at this (possibly late) tick
         late_ns = int(-it.remaining_s(now.mono_ns) * 1e9)
-        return end_item(a, "timeout", Now(now.mono_ns - late_ns, now.utc_ns - late_ns))
+        return end_item(a, EndReason.TIMEOUT, Now(now.mono_ns - late_ns, now.utc_ns - late_ns))
     return a, ()
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 
-from scoring.detectors.base import Condition, Finding, ItemView, detector, seconds
+from scoring.detectors.base import Condition, Finding, ItemView, SignalUse, detector, seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,16 +64,21 @@ def band_time(p: BandParams, view: ItemView) -> tuple[int, int, list[tuple[int, 
     return gated, outside, intervals
 
 
-@detector("band_share", BandParams)
+def _reads_band(p: BandParams) -> tuple[SignalUse, ...]:
+    value = SignalUse(p.signal, None, ((p.field, "number"),)) if p.field else SignalUse(p.signal, "number")
+    return (value, p.gate.use()) if p.gate else (value,)
+
+
+@detector("band_share", BandParams, _reads_band)
 def band_share(p: BandParams, view: ItemView) -> tuple[Finding, ...]:
     """Deduct the deduction's points times the share of gated time outside [min, max]."""
     gated, outside, intervals = band_time(p, view)
     if gated == 0:
         what = f"while {p.gate.describe()}" if p.gate else "during the item"
-        return (Finding(view.t_start_ns, view.t_end_ns, f"{p.signal} never measured {what}", fraction=1.0),)
+        return (Finding(view.t_start_ns, view.t_end_ns, f"{p.signal} never measured {what}", share=Fraction(1)),)
     if outside == 0:
         return ()
-    share = outside / gated
+    share = Fraction(outside, gated)
     return (Finding(intervals[0][0], intervals[-1][1],
-                    f"{p.signal} outside {p.min:g}..{p.max:g} for {seconds(outside):.1f} s of "
-                    f"{seconds(gated):.1f} s ({share:.0%})", fraction=share),)
+                    f"{p.signal} outside {p.min:g}..{p.max:g} for {seconds(outside):.3f} s of "
+                    f"{seconds(gated):.1f} s ({float(share):.2%})", share=share),)

@@ -10,46 +10,13 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from fractions import Fraction
+from typing import Any
 
-from scoring.timeline import FaultRecord, LifecycleRecord, Scalar, Value
+from scoring.condition import Condition, SignalUse
+from scoring.timeline import FaultRecord, LifecycleRecord, Value
 
-Op = Literal["eq", "ne", "gt", "ge", "lt", "le", "in"]
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """`signal[.field] op value`: e.g. bench.motor_dir eq 1, manikin.state field pulse_check eq true."""
-
-    signal: str
-    value: Scalar | tuple[Scalar, ...]
-    op: Op = "eq"
-    field: str | None = None
-
-    def holds(self, v: Value | None) -> bool:
-        if self.field is not None:
-            if not isinstance(v, Mapping):
-                return False
-            v = v.get(self.field)
-        if v is None or isinstance(v, Mapping):
-            return False
-        want = self.value
-        if self.op == "in":
-            return isinstance(want, tuple) and v in want
-        if isinstance(want, tuple):
-            return False
-        if self.op == "eq":
-            return v == want
-        if self.op == "ne":
-            return v != want
-        if isinstance(v, str) or isinstance(want, str):
-            return False
-        fv, fw = float(v), float(want)
-        return {"gt": fv > fw, "ge": fv >= fw, "lt": fv < fw, "le": fv <= fw}[self.op]
-
-    def describe(self) -> str:
-        target = f"{self.signal}.{self.field}" if self.field else self.signal
-        return f"{target} {self.op} {self.value}"
+__all__ = ["REGISTRY", "Condition", "DetectorSpec", "Finding", "ItemView", "Series", "SignalUse", "detector"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +27,10 @@ class Finding:
     t_to_ns: int
     detail: str
     count: int = 1
-    fraction: float | None = None
-    """Set by proportional detectors: deduct this fraction (0..1) of the deduction's points once,
-    instead of its points per occurrence (a share of welding time outside a tolerance band)."""
+    share: Fraction | None = None
+    """Set by proportional detectors: deduct this exact share (0..1) of the deduction's points once,
+    instead of its points per occurrence (a share of welding time outside a tolerance band). A
+    Fraction of nanoseconds, so the points taken are exact to the hundredth (scoring.points)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +82,19 @@ class ItemView:
 
     def transitions(self, cond: Condition) -> list[tuple[int, int]]:
         """Like `occurrences`, without one that was already holding when the item started: what
-        the candidate did, not what the previous candidate left (a latched trip, an empty slot)."""
+        the candidate did, not what the rig was left in (a latched trip, a 合格 from the previous
+        candidate's self-check, meter leads left on the terminals, an empty slot). A state present at
+        the item's start belongs to the station, not the candidate (rubric items declare their
+        rig's rest state, and the examiner starts an item on a rig not at rest only on purpose)."""
         occ = self.occurrences(cond)
         if occ and occ[0][0] == self.t_start_ns and cond.holds(self.signal(cond.signal).initial):
             return occ[1:]
         return occ
 
     def first(self, cond: Condition) -> int | None:
-        """When `cond` first held during the item (its start if it already held)."""
-        occ = self.occurrences(cond)
+        """When `cond` first became true during the item (None if it never did; a state already
+        true at the start does not count, see `transitions`)."""
+        occ = self.transitions(cond)
         return occ[0][0] if occ else None
 
     def events(self, signal: str) -> list[tuple[int, Value]]:
@@ -131,27 +103,32 @@ class ItemView:
         return list(zip(s.times, s.values, strict=True))
 
 
+Reads = Callable[[Any], tuple[SignalUse, ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class DetectorSpec:
-    """A registered detector: its function and the params type the loader validates against."""
+    """A registered detector: its function, the params type the loader validates against, and
+    what it reads (the signals and the kind of value each must carry, given its params)."""
 
     name: str
     params_type: type[Any]
     detect: Callable[[Any, ItemView], tuple[Finding, ...]]
+    reads: Reads
     doc: str = field(default="")
 
 
 REGISTRY: dict[str, DetectorSpec] = {}
 
 
-def detector(name: str, params_type: type[Any]) -> Callable[[Callable[[Any, ItemView], tuple[Finding, ...]]],
-                                                        Callable[[Any, ItemView], tuple[Finding, ...]]]:
+def detector(name: str, params_type: type[Any], reads: Reads) -> Callable[
+        [Callable[[Any, ItemView], tuple[Finding, ...]]], Callable[[Any, ItemView], tuple[Finding, ...]]]:
     """Register `fn` under `name`; rubric rows reference detectors by that name."""
 
     def wrap(fn: Callable[[Any, ItemView], tuple[Finding, ...]]) -> Callable[[Any, ItemView], tuple[Finding, ...]]:
         if name in REGISTRY:
             raise ValueError(f"detector {name} registered twice")
-        REGISTRY[name] = DetectorSpec(name, params_type, fn, (fn.__doc__ or "").strip())
+        REGISTRY[name] = DetectorSpec(name, params_type, fn, reads, (fn.__doc__ or "").strip())
         return fn
 
     return wrap

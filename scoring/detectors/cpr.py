@@ -12,9 +12,11 @@ Segmentation (shared by the detectors and the QCPR-style report, `segment`):
   seconds after the previous one and no ventilation falls between them;
 - a CYCLE is a set of at least `per_set` (30) compressions followed by at least
   `breaths_per_cycle` (2) ventilations before the next set starts (or the item ends).
-Samples without the codec's shape (no `device_ms`, a non-numeric depth...) are skipped: the codec
-never produces them and they cannot be timed. The uint32 device clock wraps after ~49.7
-days; a step backwards (the manikin restarted) falls back to arrival time for that one step.
+Every detector here declares the record fields it reads (`COMPRESSION_USE`...), and the engine
+refuses a timeline whose manikin records lack them or carry a non-finite number: the codec never
+produces such a record, and skipping it would silently charge the gap it leaves to the candidate.
+The uint32 device clock wraps after ~49.7 days; a step backwards (the manikin restarted) falls
+back to arrival time for that one step.
 """
 
 from __future__ import annotations
@@ -24,13 +26,19 @@ import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from scoring.detectors.base import Finding, ItemView, detector
+from scoring.detectors.base import Finding, ItemView, SignalUse, detector
 from scoring.timeline import Scalar
 
 COMPRESSION = "manikin.compression"
 VENTILATION = "manikin.ventilation"
 STATE = "manikin.state"
 _WRAP_MS = 2.0**32
+COMPRESSION_USE = SignalUse(COMPRESSION, None, (("device_ms", "number"), ("depth_mm", "number"),
+                                                ("recoil_ok", "bool"), ("hand_zone", "string")))
+VENTILATION_USE = SignalUse(VENTILATION, None, (("device_ms", "number"), ("volume_ml", "number"),
+                                                ("duration_ms", "number")))
+EVENTS_USE = (COMPRESSION_USE, VENTILATION_USE)
+"""What `segment` reads: every compression and breath detector depends on both."""
 
 
 def _num(v: Mapping[str, Scalar], key: str) -> float | None:
@@ -188,7 +196,7 @@ class DepthParams:
         _check(self)
 
 
-@detector("cpr_depth", DepthParams)
+@detector("cpr_depth", DepthParams, lambda p: EVENTS_USE)
 def cpr_depth(p: DepthParams, view: ItemView) -> tuple[Finding, ...]:
     """One finding per compression shallower than min_mm (or deeper than max_mm, if set)."""
 
@@ -207,13 +215,13 @@ class NoParams:
     """The detector takes no parameters."""
 
 
-@detector("cpr_recoil", NoParams)
+@detector("cpr_recoil", NoParams, lambda p: EVENTS_USE)
 def cpr_recoil(p: NoParams, view: ItemView) -> tuple[Finding, ...]:
     """One finding per compression without full chest recoil."""
     return _per_compression(view, lambda c: None if c.recoil_ok else "incomplete recoil")
 
 
-@detector("cpr_hand_position", NoParams)
+@detector("cpr_hand_position", NoParams, lambda p: EVENTS_USE)
 def cpr_hand_position(p: NoParams, view: ItemView) -> tuple[Finding, ...]:
     """One finding per compression with the hands off the lower half of the sternum."""
     return _per_compression(view, lambda c: None if c.hand_zone == "correct" else f"hands {c.hand_zone}")
@@ -230,7 +238,7 @@ class SetDurationParams:
         _check(self)
 
 
-@detector("cpr_set_duration", SetDurationParams)
+@detector("cpr_set_duration", SetDurationParams, lambda p: EVENTS_USE)
 def cpr_set_duration(p: SetDurationParams, view: ItemView) -> tuple[Finding, ...]:
     """One finding per set whose first `per_set` compressions took under min_s or over max_s
     (CompressionSet.duration_s); shorter sets are left to cpr_cycles."""
@@ -254,7 +262,7 @@ class RateParams:
         _check(self)
 
 
-@detector("cpr_rate", RateParams)
+@detector("cpr_rate", RateParams, lambda p: EVENTS_USE)
 def cpr_rate(p: RateParams, view: ItemView) -> tuple[Finding, ...]:
     """One finding per set whose mean compression rate is outside the band."""
     out = []
@@ -276,7 +284,7 @@ class RhythmParams:
         _check(self)
 
 
-@detector("cpr_rhythm", RhythmParams)
+@detector("cpr_rhythm", RhythmParams, lambda p: EVENTS_USE)
 def cpr_rhythm(p: RhythmParams, view: ItemView) -> tuple[Finding, ...]:
     """One finding per set whose intervals' coefficient of variation exceeds max_cv (uneven rhythm)."""
     out = []
@@ -304,7 +312,7 @@ def breath_ok(b: Breath, p: BreathParams) -> bool:
     return p.min_ml <= b.volume_ml <= p.max_ml and b.duration_ms > p.min_duration_ms
 
 
-@detector("cpr_breaths", BreathParams)
+@detector("cpr_breaths", BreathParams, lambda p: EVENTS_USE)
 def cpr_breaths(p: BreathParams, view: ItemView) -> tuple[Finding, ...]:
     """One finding per failed breath (volume outside the band, or too short) and one per breath
     missing below `expected` (a failed breath was given: it is not also missing)."""
@@ -335,7 +343,7 @@ class CycleParams:
         _check(self)
 
 
-@detector("cpr_cycles", CycleParams)
+@detector("cpr_cycles", CycleParams, lambda p: EVENTS_USE)
 def cpr_cycles(p: CycleParams, view: ItemView) -> tuple[Finding, ...]:
     """One finding per complete 30:2 cycle missing below `cycles` (3 done of 5: two findings)."""
     done = segment(view, p.gap_s).cycles(p.per_set, p.breaths_per_cycle)
@@ -345,10 +353,10 @@ def cpr_cycles(p: CycleParams, view: ItemView) -> tuple[Finding, ...]:
 
 
 def _states(view: ItemView) -> list[tuple[int, Mapping[str, Scalar]]]:
-    """manikin.state as it stood at the item's start, then every sample during the item."""
-    initial = view.signal(STATE).initial
-    out: list[tuple[int, Mapping[str, Scalar]]] = [(view.t_start_ns, initial)] if isinstance(initial, Mapping) else []
-    return out + [(t, v) for t, v in view.events(STATE) if isinstance(v, Mapping)]
+    """Every manikin.state the manikin reported during the item. The state it was in when the item
+    started is the previous candidate's (a head left tilted, a hand left on the carotid), not this
+    one's: the item's rest state asks for it cleared."""
+    return [(t, v) for t, v in view.events(STATE) if isinstance(v, Mapping)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,16 +368,22 @@ class PulseCheckParams:
         _check(self)
 
 
-@detector("cpr_pulse_check", PulseCheckParams)
+@detector("cpr_pulse_check", PulseCheckParams, lambda p: (
+    SignalUse(STATE, None, (("pulse_check", "bool"), ("device_ms", "number"))),))
 def cpr_pulse_check(p: PulseCheckParams, view: ItemView) -> tuple[Finding, ...]:
     """One finding per carotid pulse check (pulse_check true -> false, device time) shorter than min_s
-    or longer than max_s; one if there was none. A check already on at the item's start is timed from
-    the last state sample before it; one still on at the end counts as done but is not timed."""
+    or longer than max_s; one if there was none. A check already on when the item started is not this
+    candidate's; one still on at the end counts as done but is not timed."""
     checks, out = 0, []
+    initial = view.signal(STATE).initial
+    was_on = isinstance(initial, Mapping) and initial.get("pulse_check") is True
     started: tuple[int, float | None] | None = None
     for t, v in _states(view):
         on = v.get("pulse_check") is True
         device = _num(v, "device_ms")
+        if was_on:  # the hand left on the carotid from before the item: wait until it is lifted
+            was_on = on
+            continue
         if on and started is None:
             started = (t, device)
             checks += 1
@@ -390,10 +404,15 @@ class StateParams:
     """A boolean manikin.state field: consciousness_check, airway_open, pulse_check."""
 
 
-@detector("cpr_state_missing", StateParams)
+@detector("cpr_state_missing", StateParams, lambda p: (SignalUse(STATE, None, ((p.field, "bool"),)),))
 def cpr_state_missing(p: StateParams, view: ItemView) -> tuple[Finding, ...]:
     """One finding if the manikin never reported `field` true during the item (shoulders never
-    tapped, airway never opened); a state already true at the item's start counts."""
-    if any(v.get(p.field) is True for _, v in _states(view)):
-        return ()
+    tapped, airway never opened); a state already true when the item started does not count."""
+    initial = view.signal(STATE).initial
+    held = isinstance(initial, Mapping) and initial.get(p.field) is True  # still as the rig was left
+    for _, v in _states(view):
+        on = v.get(p.field) is True
+        if on and not held:
+            return ()
+        held = held and on
     return (Finding(view.t_start_ns, view.t_end_ns, f"{STATE} {p.field} never true"),)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scoring.detectors.base import Condition, Finding, ItemView, detector
+from scoring.detectors.base import Condition, Finding, ItemView, SignalUse, detector
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,8 @@ class PpeParams:
     prefix: str = "cabinet.slot."
 
 
-@detector("ppe_missing", PpeParams)
+@detector("ppe_missing", PpeParams,
+          lambda p: tuple(SignalUse(p.prefix + slot, "bool") for slot in (*p.required, *p.wrong)))
 def ppe_missing(p: PpeParams, view: ItemView) -> tuple[Finding, ...]:
     """One finding per required item the candidate did not take out of its slot during the item, and
     per wrong item taken. A slot already empty at the start (not restocked after the previous
@@ -43,9 +44,11 @@ class AgentParams:
     discharge_signal: str = "extinguisher.discharging"
 
 
-@detector("wrong_agent", AgentParams)
+@detector("wrong_agent", AgentParams, lambda p: (
+    SignalUse(p.type_signal, "number"), SignalUse(p.class_signal, "number"), SignalUse(p.discharge_signal, "bool")))
 def wrong_agent(p: AgentParams, view: ItemView) -> tuple[Finding, ...]:
-    """One finding if the extinguisher discharged was not suitable for the fire's class (or none)."""
+    """One finding if the extinguisher discharged was not suitable for the fire's class (or none).
+    Judged when the candidate first started discharging during the item."""
     t = view.first(Condition(p.discharge_signal, True))
     if t is None:
         return ()

@@ -193,9 +193,13 @@ def test_pulse_check(checks_s: list[int], expected: list[str]) -> None:
     assert [f.detail for f in run("cpr_pulse_check", m.compressions().view())] == expected
 
 
-def test_pulse_check_running_when_the_item_starts_is_timed_from_the_device_clock() -> None:
+def test_a_pulse_check_running_when_the_item_starts_is_not_this_candidates() -> None:
+    """A hand left on the carotid from before the item is the rig's state, not a check; lifting it
+    and checking again is (timed on the device clock)."""
     m = Manikin(device_ms=53_000).state(pulse_check=False)
     m.initial_state = {"pulse_check": True, "airway_open": False, "consciousness_check": False, "device_ms": 50_000}
+    assert [f.detail for f in run("cpr_pulse_check", m.view())] == ["no carotid pulse check"]
+    m.state(pulse_check=True).state(4000, pulse_check=False)
     assert [f.detail for f in run("cpr_pulse_check", m.view())] == ["pulse check lasted 4.0 s, expected 5-10 s"]
 
 
@@ -205,7 +209,9 @@ def test_state_missing() -> None:
     assert [f.detail for f in run("cpr_state_missing", view, field="consciousness_check")] == [
         "manikin.state consciousness_check never true"]
     m = Manikin().state(airway_open=False)
-    m.initial_state = {"consciousness_check": True}
+    m.initial_state = {"consciousness_check": True}  # the previous candidate's, still on: not this one's
+    assert len(run("cpr_state_missing", m.view(), field="consciousness_check")) == 1
+    m.state(consciousness_check=False).state(consciousness_check=True)
     assert run("cpr_state_missing", m.view(), field="consciousness_check") == ()
 
 

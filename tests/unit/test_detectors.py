@@ -106,13 +106,13 @@ def test_band_share(points: list[tuple[float, Any]], gate: list[tuple[float, Any
     if share is None:
         assert found == ()
     else:
-        assert len(found) == 1 and found[0].fraction == pytest.approx(share)
+        assert len(found) == 1 and found[0].share is not None and float(found[0].share) == pytest.approx(share)
 
 
 def test_band_share_without_any_gated_time_deducts_everything() -> None:
     p = BandParams("weldsim.ctwd_mm", 2, 6, Condition("weldsim.arc_on", True))
     found = band_share(p, view({"weldsim.ctwd_mm": [(0, 4.0)], "weldsim.arc_on": [(0, False)]}))
-    assert found[0].fraction == 1.0 and "never measured" in found[0].detail
+    assert found[0].share == 1 and "never measured" in found[0].detail
 
 
 def test_ppe_missing_and_wrong_items() -> None:
