@@ -48,7 +48,7 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
 
             async with contextlib.AsyncExitStack() as stack:
                 hub = await stack.enter_async_context(DeviceHub(config, services.record_sample, on_status,
-                                                                services.clock))
+                                                                services.clock, services.record_value_fault))
                 relay = await stack.enter_async_context(uplink_relay(config, services, hub, relay_settings))
                 n_dev = len(hub.status())
                 print(f"examstation run: site {config.site.id}, {len(config.stations)} stations, {n_dev} devices, "

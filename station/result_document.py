@@ -51,6 +51,15 @@ def _item(it: ItemScore, origin_mono_ns: int, origin_utc_ns: int) -> dict[str, A
                        "by": r.override_by} for r in it.rows if r.override_reason],
         "vetoes": [{"code": v.code, "reason": v.reason_zh, "by": v.by, "detail": v.detail,
                     "video_offset_s": v.video_offset_s} for v in it.vetoes],
+        "unverified": [_line(d, origin_mono_ns, origin_utc_ns) for d in lines if d.by == "unverified"],
+        "device_gaps": [{"device": g.device, "signal": g.signal, "reason": g.reason, "raw": g.raw,
+                         "t_from": iso_utc(origin_utc_ns + g.t_from_ns - origin_mono_ns),
+                         "t_to": iso_utc(origin_utc_ns + g.t_to_ns - origin_mono_ns),
+                         "from_offset_s": g.from_offset_s, "to_offset_s": g.to_offset_s} for g in it.gaps],
+        "decisions": [{"kind": d.kind, "reason": d.reason, "by": d.examiner, "video_offset_s": d.video_offset_s}
+                      for d in it.decisions],
+        "rig_at_start": [{"signal": r.signal, "value": r.value, "expected": r.expected, "label": r.label_zh}
+                         for r in it.rig_at_start],
     }
 
 

@@ -21,13 +21,19 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from devices.clock import Clock, ContinuousClock
-from devices.sample import Sample
+from devices.sample import Sample, ValueFault
+from scoring.checks import ScoringError, check_mark, check_override
 from scoring.engine import score
-from scoring.rubric import Rubric
+from scoring.gaps import item_gaps, needs_decision, offline_ns
+from scoring.rubric import Item, Rubric
 from scoring.rubric_loader import rubric_for
 from scoring.sheet import ScoreSheet, canonical_json
 from scoring.timeline import (
+    END_REASONS,
+    DecisionKind,
+    DecisionRecord,
     EndReason,
+    FaultRecord,
     LifecycleRecord,
     MarkRecord,
     OverrideRecord,
@@ -49,8 +55,9 @@ from station.db.models import (
 )
 from station.ids import uuid7
 from station.result_document import CandidateRef, build_result
+from station.rig_check import DeviceState, devices_read, readiness
 from station.signing import SiteKey
-from station.stored import latest_stored_mono_ns, load_timeline_in, stored_timeline
+from station.stored import latest_stored_mono_ns, load_faults, load_timeline_in, stored_timeline
 from station.timeline_store import TimelineWriter, seal_timeline
 from station.uplink import manifest, outbox
 
@@ -78,6 +85,11 @@ class ServiceError(Exception):
     """An exam action cannot be done; the message says why and what to do."""
 
 
+def _taken(a: sm.Attempt) -> list[str]:
+    """The items the attempt has started (marks and overrides may name only these)."""
+    return [i.code for i in a.items if i.started_ns is not None]
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     attempt: sm.Attempt
@@ -100,6 +112,8 @@ class StationServices:
         self._active: dict[str, str] = {}
         self._latest: dict[str, dict[str, Sample]] = {}
         self._vetoed: dict[str, str] = {}
+        self._devices: dict[str, DeviceState] = {}
+        """What the device hub last said of each device (`A01/bench`): online, and why not."""
         self._lock = threading.RLock()
         self.result_listeners: list[Callable[[dict[str, Any]], None]] = []
         """Called (in the signing thread) with each signed result once it is committed: the uplink
@@ -285,16 +299,48 @@ class StationServices:
             subjects.append(sm.ItemChoice(subject, ((it.code, it.time_limit_s, True),)))
         return self._step(attempt_id, by, lambda at, n: sm.draw(at, subjects, n, 0, dict(items))).attempt
 
-    def start_item(self, attempt_id: str, code: str, examiner: str) -> None:
-        station = self.attempt(attempt_id).station
-        latest = self._latest.get(station, {})
-        start_ns = self.clock.mono_ns()
-        # The station's state when the item starts, just before it: the timeline then holds every
-        # signal's initial value (devices report on change only).
+    def start_item(self, attempt_id: str, code: str, examiner: str, start_anyway: str = "") -> None:
+        """Start a drawn item. The rig must be at the item's rest state and every device the item
+        reads online (station.rig_check); otherwise the item starts only with the examiner's reason
+        in `start_anyway`, which is audited and shown on the sheet."""
+        a = self.attempt(attempt_id)
+        item = self._item(a, code)
+        station = self.config.station(a.station)
+        latest = self._latest.get(a.station, {})
+        ready = readiness(item, station, latest, self._devices)
+        reason = start_anyway.strip()
+        if not ready.ready and not reason:
+            raise ServiceError(
+                f"station {a.station} is not at rest for {code}: {'; '.join(ready.problems())}. Restore the rig "
+                "(the bench's 复位 key clears the self-check verdict and resets tripped protection; switches off, "
+                "meter leads off, every cabinet item back, the extinguisher back on its stand) and bring the device "
+                "back online, then start again; or start anyway, giving the reason")
+        start_ns, utc_ns = self.clock.mono_ns(), self.clock.utc_ns()
+        # The station's state just before the item starts: the timeline then holds every signal's
+        # initial value (devices report on change only) and every device already down.
         initial: list[Record] = [SampleRecord(s.signal, dict(s.value) if isinstance(s.value, Mapping) else s.value,
-                                              start_ns - 1, self.clock.utc_ns(), s.device)
+                                              start_ns - 1, utc_ns, s.device)
                                  for s in sorted(latest.values(), key=lambda x: x.signal)]
-        self._step(attempt_id, examiner, sm.start_item, code, records=initial)
+        for device in devices_read(item, station):
+            state = self._devices.get(device)
+            if state is None or state.online is not True:
+                why = state.reason if state is not None and state.reason else "has not reported"
+                initial.append(FaultRecord(device, False, why, start_ns - 1, utc_ns))
+        log_it = None
+        if not ready.ready:
+            initial.append(DecisionRecord(code, "start_anyway", reason, examiner, start_ns - 1, utc_ns))
+
+            def log_it(tx: Session, _a: sm.Attempt, n: sm.Now) -> None:
+                audit.append(tx, examiner, "item.start_anyway", f"attempt:{attempt_id}",
+                             {"item": code, "reason": reason, "not_at_rest": ready.problems()}, n.utc_ns)
+
+        self._step(attempt_id, examiner, sm.start_item, code, records=initial, extra=log_it)
+
+    def _item(self, a: sm.Attempt, code: str) -> Item:
+        try:
+            return self.rubric(a.operation).item(code)
+        except KeyError as err:
+            raise ServiceError(f"attempt {a.attempt_id}: {err.args[0]}") from None
 
     def pause(self, attempt_id: str, reason: str, by: str) -> None:
         self._step(attempt_id, by, sm.pause, reason)
@@ -302,15 +348,69 @@ class StationServices:
     def resume(self, attempt_id: str, reason: str, by: str) -> None:
         self._step(attempt_id, by, sm.resume, reason)
 
-    def end_item(self, attempt_id: str, reason: EndReason, by: str) -> None:
-        self._step(attempt_id, by, sm.end_item, reason)
+    def end_item(self, attempt_id: str, reason: str, by: str, with_gap: str = "") -> None:
+        """End the running item. Ending it `done` while a device it reads is down, or after one was
+        down for over 10 % of it, needs the examiner's choice: end it `interrupted` (a re-sit, no
+        score), or score it with the gap, giving the reason in `with_gap` (audited; the rows whose
+        evidence fell in the gap are then left unverified on the sheet for the examiner)."""
+        try:
+            why = EndReason(reason)
+        except ValueError:
+            raise ServiceError(f"attempt {attempt_id}: end reason {reason!r} is not one of: {END_REASONS}") from None
+        a = self.attempt(attempt_id)
+        it = a.running_item
+        records: list[Record] = []
+        log_it = None
+        gap_reason = with_gap.strip()
+        if it is not None and why == EndReason.DONE:
+            gap = self._gap(a, self._item(a, it.code), it.started_ns or 0)
+            if gap and not gap_reason:
+                raise ServiceError(
+                    f"attempt {attempt_id} item {it.code}: {gap}, so the candidate could not be fully observed. End it "
+                    "as 'interrupted' (a re-sit: no score for the item), or score it with the gap, giving your reason "
+                    "(with_gap)")
+            if gap_reason:
+                if not gap:
+                    raise ServiceError(f"attempt {attempt_id} item {it.code}: no device it reads was down; end it "
+                                       "without with_gap")
+                records.append(DecisionRecord(it.code, "score_with_gap", gap_reason, by, *self._stamp()))
+                code = it.code
+
+                def log_it(tx: Session, _a: sm.Attempt, n: sm.Now) -> None:
+                    audit.append(tx, by, "item.score_with_gap", f"attempt:{attempt_id}",
+                                 {"item": code, "reason": gap_reason, "gap": gap}, n.utc_ns)
+
+        self._step(attempt_id, by, sm.end_item, why, records=records, extra=log_it)
+
+    def item_gap(self, attempt_id: str) -> str:
+        """Why ending the running item `done` needs the examiner's choice (a device it reads is down,
+        or was for over 10 % of it), or '' when it does not: what a screen shows before asking."""
+        a = self.attempt(attempt_id)
+        it = a.running_item
+        return "" if it is None else self._gap(a, self._item(a, it.code), it.started_ns or 0)
+
+    def _gap(self, a: sm.Attempt, item: Item, started_ns: int) -> str:
+        """Why the item's devices make `done` need a choice ('' when they do not)."""
+        read = devices_read(item, self.config.station(a.station))
+        down = [f"{d} is offline ({st.reason or 'no answer'})" for d in read
+                if (st := self._devices.get(d)) is not None and st.online is False]
+        if down:
+            return "; ".join(down)
+        self.writer.flush()
+        now = self.clock.mono_ns()
+        gaps = [g for g in item_gaps(load_faults(self.db, a.attempt_id), started_ns, now) if g.device in read]
+        if needs_decision(gaps, started_ns, now):
+            devices = ", ".join(sorted({g.device for g in gaps if not g.signal}))
+            return (f"{devices} was offline for {offline_ns(gaps) / 1e9:.0f} s of the item's "
+                    f"{(now - started_ns) / 1e9:.0f} s")
+        return ""
 
     def tick(self) -> None:
         """End items whose time is up or that met a veto (call it a few times a second, off the loop)."""
         for attempt_id in list(self._active.values()):
             if self._vetoed.pop(attempt_id, None) and self.attempt(attempt_id).state in (sm.State.RUNNING,
                                                                                        sm.State.PAUSED):
-                self._step(attempt_id, "exam-system", sm.end_item, "veto_stop")
+                self._step(attempt_id, "exam-system", sm.end_item, EndReason.VETO_STOP)
             self._step(attempt_id, "exam-system", sm.tick)
 
     def record_sample(self, sample: Sample) -> None:
@@ -331,6 +431,18 @@ class StationServices:
                 log.warning("attempt %s: veto %s (%s = %s): the item stops", attempt_id, code, sample.signal,
                             sample.value)
                 self._vetoed[attempt_id] = code
+
+    def record_value_fault(self, fault: ValueFault) -> None:
+        """A device sent a value its profile cannot represent (NaN, out of range): kept in the
+        running item's timeline with its raw form, never as a sample; the rows that read the signal
+        are left unverified at that moment for the examiner."""
+        station = fault.device.split("/", 1)[0]
+        log.warning("%s: %s = %s cannot be a reading (%s); recorded as a device fault", fault.device, fault.signal,
+                    fault.raw, fault.reason)
+        attempt_id = self._active.get(station)
+        if attempt_id is not None and self._attempts[attempt_id].state in (sm.State.RUNNING, sm.State.PAUSED):
+            self.writer.append(attempt_id, FaultRecord(fault.device, True, fault.reason, fault.t_mono_ns,
+                                                       fault.t_utc_ns, fault.signal, fault.raw))
 
     def _live_veto(self, attempt_id: str, sample: Sample) -> str | None:
         """A veto row whose condition this sample meets, for the running item (checked live so the
@@ -356,8 +468,10 @@ class StationServices:
         self._step(attempt_id, examiner, sm.end_item, "veto_stop", records=[mark])
 
     def device_status(self, device: str, online: bool, reason: str) -> None:
-        """A device fault pauses the item running at its station, unless the device plays no part in
-        items (the ID-card reader at check-in)."""
+        """A device went offline or came back. It is remembered (an item whose device is down does
+        not start), recorded in the timeline of the item running at its station (a device gap), and
+        pauses that item's clock, unless the device plays no part in items (the ID-card reader)."""
+        self._devices[device] = DeviceState(online, reason)
         station, _, name = device.partition("/")
         with contextlib.suppress(KeyError):
             settings = next((d for d in self.config.station(station).devices if d.name == name), None)
@@ -365,7 +479,9 @@ class StationServices:
                 return
         attempt_id = self._active.get(station)
         if attempt_id is not None:
-            self._step(attempt_id, "device-monitor", sm.device_status, device, online)
+            running = self.attempt(attempt_id).state in (sm.State.RUNNING, sm.State.PAUSED)
+            records: list[Record] = [FaultRecord(device, online, reason, *self._stamp())] if running else []
+            self._step(attempt_id, "device-monitor", sm.device_status, device, online, records=records)
 
     # -- scoring, review, signatures -------------------------------------------------------------
     def score(self, attempt_id: str) -> ScoreSheet:
@@ -395,18 +511,51 @@ class StationServices:
         return sheet
 
     def mark(self, attempt_id: str, item: str, code: str, count: int, examiner: str, note: str = "") -> None:
-        """A manual deduction or veto (考评员扣分); the sheet is scored again afterwards."""
+        """A manual deduction or veto (考评员扣分) on a code of the rubric; the sheet is scored again."""
+        a = self.attempt(attempt_id)
+        self._refuse_unless(lambda: check_mark(self.rubric(a.operation), _taken(a), item, code, count), attempt_id)
         self._amend(attempt_id, MarkRecord(item, code, count, examiner, note, *self._stamp()), examiner)
 
     def override(self, attempt_id: str, item: str, row: str, points: float, reason: str, examiner: str) -> None:
+        """Set a row's points by hand (whole hundredths within the row), with a reason."""
         if not reason.strip():
             raise ServiceError("an override needs a reason; the automatic value stays beside it")
+        a = self.attempt(attempt_id)
+        self._refuse_unless(lambda: check_override(self.rubric(a.operation), _taken(a), item, row, points), attempt_id)
         self._amend(attempt_id, OverrideRecord(item, row, points, reason, examiner, *self._stamp()), examiner)
+
+    def decide_gap(self, attempt_id: str, item: str, choice: DecisionKind, reason: str, examiner: str) -> None:
+        """For an item the sheet says needs it (a device it reads was down for over 10 % of it, or at
+        its end, and it was not ended by the examiner's choice): score it with the gap, or a re-sit."""
+        if choice not in ("score_with_gap", "resit"):
+            raise ServiceError(f"a gap decision is score_with_gap or resit, not {choice!r}")
+        if not reason.strip():
+            raise ServiceError("a gap decision needs a reason; it is shown on the sheet")
+        pending = self._pending_gap_decisions(attempt_id)
+        if item not in pending:
+            raise ServiceError(f"attempt {attempt_id} item {item} needs no gap decision "
+                               f"(items waiting for one: {', '.join(pending) or 'none'})")
+        self._amend(attempt_id, DecisionRecord(item, choice, reason.strip(), examiner, *self._stamp()), examiner)
+
+    def _pending_gap_decisions(self, attempt_id: str) -> list[str]:
+        with self.db.read() as s:
+            text = s.execute(select(ScoreSheetRow.sheet).where(ScoreSheetRow.attempt_id == attempt_id)
+                             .order_by(ScoreSheetRow.version.desc()).limit(1)).scalar()
+        if text is None:
+            return []
+        return [i["code"] for i in json.loads(text)["items"] if i.get("needs_gap_decision")]
+
+    @staticmethod
+    def _refuse_unless(check: Callable[[], None], attempt_id: str) -> None:
+        try:
+            check()
+        except (ScoringError, KeyError) as err:
+            raise ServiceError(f"attempt {attempt_id}: {err.args[0] if err.args else err}") from None
 
     def _stamp(self) -> tuple[int, int]:
         return self.clock.mono_ns(), self.clock.utc_ns()
 
-    def _amend(self, attempt_id: str, record: MarkRecord | OverrideRecord, examiner: str) -> None:
+    def _amend(self, attempt_id: str, record: MarkRecord | OverrideRecord | DecisionRecord, examiner: str) -> None:
         a = self.attempt(attempt_id)
         if a.state not in (sm.State.SCORED, sm.State.REVIEWED):
             raise ServiceError(f"attempt {attempt_id} is {a.state.value}: marks and overrides are made after scoring "
@@ -420,6 +569,10 @@ class StationServices:
         self.score(attempt_id)
 
     def review(self, attempt_id: str, examiner: str) -> None:
+        pending = self._pending_gap_decisions(attempt_id)
+        if pending:
+            raise ServiceError(f"attempt {attempt_id}: items {', '.join(pending)} had a device down for a large part "
+                               "of them; decide first (decide_gap): score with the gap, or a re-sit")
         self._step(attempt_id, examiner, sm.reviewed, examiner)
 
     def candidate_decision(self, attempt_id: str, item: str, signed: bool) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from scoring.timeline import Record, ordered, record_from_dict
+from scoring.timeline import FaultRecord, Record, ordered, record_from_dict
 from station.db import Database, database_path, upgrade
 from station.db.models import TimelineRow
 from station.timeline_store import load_timeline
@@ -39,6 +39,16 @@ def load_timeline_in(tx: Session, attempt_id: str) -> tuple[Record, ...]:
     rows = tx.execute(select(TimelineRow.record).where(TimelineRow.attempt_id == attempt_id)
                       .order_by(TimelineRow.seq)).scalars()
     return ordered([record_from_dict(json.loads(r)) for r in rows])
+
+
+def load_faults(db: Database, attempt_id: str) -> list[FaultRecord]:
+    """The device faults of an attempt's timeline, in time order (whether an item's device gap needs
+    the examiner's choice is decided from them)."""
+    with db.read() as s:
+        rows = s.execute(select(TimelineRow.record).where(TimelineRow.attempt_id == attempt_id,
+                                                          TimelineRow.record.like('%"type":"fault"%'))).scalars()
+        faults = [r for r in (record_from_dict(json.loads(text)) for text in rows) if isinstance(r, FaultRecord)]
+    return sorted(faults, key=lambda f: f.t_mono_ns)
 
 
 def ensure_database(data_dir: Path) -> Path:

@@ -65,6 +65,7 @@ def test_csv_import_checks_the_whole_file_first(svc: tuple[StationServices, Manu
 
 
 def run_item(services: StationServices, clock: ManualClock, aid: str, code: str) -> None:
+    services.device_status("A01/bench", True, "")  # as the device hub reports it: the rig is there and at rest
     services.start_item(aid, code, "考评员甲")
     clock.t += 60 * S
     services.record_sample(Sample("bench.main_switch", True, clock.t, clock.utc_ns(), "A01/bench"))
