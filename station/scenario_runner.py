@@ -3,8 +3,10 @@
 simulator (the scenario drives it) -> wire -> DeviceHub (production clients) -> StationServices
 (session state machine, persisted timeline, scoring, signatures, signed result). The runner plays
 the examiner's part the simplest way: check the demo candidate in, assign the scenario's items,
-start each item once every device is online, end it when the candidate is done (interrupted if
-equipment is still down; the session itself ends it at the time limit), score, sign.
+ready the rig (its rest state: bench restored and 复位, cabinet restocked...) and start each item
+once every device is online, end it when the candidate is done (after a device gap that needs a
+choice: scored with the gap if the scenario's examiner says why, else interrupted; the session
+itself ends it at the time limit), score, sign.
 
 `examstation demo --scenario NAME --once --json` and `--exam S1,S2,S3,S4` are this module. Like
 station.demo, it may import hardware_sim: it exists to drive the simulator.
@@ -21,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from devices.clock import ScaledClock
-from devices.sample import Sample
 from devices.serial.id_card_codec import check_digit
 from hardware_sim.scenarios import SCENARIOS, Context, Scenario
 from hardware_sim.site import SimSite
@@ -111,36 +112,56 @@ async def _watch(candidate: asyncio.Task[None], sc: Scenario, services: StationS
 
 
 async def _play_item(sc: Scenario, ctx: Context, services: StationServices, attempt_id: str,
-                     site: SimSite, clock: ScaledClock) -> None:
+                     site: SimSite, clock: ScaledClock, restore: bool = True, start_anyway: str = "") -> None:
     clock.set_scale(sc.time_scale)
     site.set_time_scale(sc.time_scale)
     ctx.scale = sc.time_scale
+    if restore:
+        await ctx.restore_rig()
     if sc.setup:
         sc.setup(ctx)
     await asyncio.sleep(SETTLE_REAL_S)
-    await asyncio.to_thread(services.start_item, attempt_id, sc.item, DEMO_EXAMINERS[0])
+    await asyncio.to_thread(services.start_item, attempt_id, sc.item, DEMO_EXAMINERS[0], start_anyway)
     candidate = asyncio.create_task(sc.play(ctx), name=f"scenario {sc.name}")
     await _watch(candidate, sc, services, attempt_id)
     if services.attempt(attempt_id).state in (sm.State.RUNNING, sm.State.PAUSED):
         await asyncio.sleep(SETTLE_REAL_S)
-        a = services.attempt(attempt_id)
-        down = a.running_item is not None and any(r.startswith("device ") for r in a.running_item.pause_reasons)
-        reason: EndReason = "interrupted" if down else "done"
-        await asyncio.to_thread(services.end_item, attempt_id, reason, DEMO_EXAMINERS[0])
+        await _end_item(services, attempt_id, sc)
+
+
+async def _end_item(services: StationServices, attempt_id: str, sc: Scenario) -> None:
+    """The examiner ends the item once the candidate is done. After a device gap that needs a choice
+    it is scored with the gap if the scenario's examiner says why, else ended interrupted (a re-sit)."""
+    gap = await asyncio.to_thread(services.item_gap, attempt_id)
+    if gap and sc.score_with_gap is None:
+        await asyncio.to_thread(services.end_item, attempt_id, EndReason.INTERRUPTED, DEMO_EXAMINERS[0])
+    else:
+        with_gap = sc.score_with_gap or "" if gap else ""
+        await asyncio.to_thread(services.end_item, attempt_id, EndReason.DONE, DEMO_EXAMINERS[0], with_gap)
 
 
 async def play_exam(scenarios: Sequence[Scenario], config: SiteConfig, data_dir: Path | None = None) -> ScenarioRun:
     """One attempt made of `scenarios` (one item each, all of one operation type), signed and stored."""
-    operation = scenarios[0].operation
-    if any(sc.operation != operation for sc in scenarios):
-        raise ValueError("all scenarios of one attempt must be of one operation type")
+    return (await play_candidates([scenarios], config, data_dir))[0]
+
+
+async def play_candidates(papers: Sequence[Sequence[Scenario]], config: SiteConfig, data_dir: Path | None = None,
+                          *, restore: bool = True, start_anyway: str = "") -> list[ScenarioRun]:
+    """Candidates one after another at one station, as a hall works all day: each paper is one
+    candidate's attempt (one scenario per item, all of one operation type), signed and stored. The
+    examiner readies the rig before each item unless `restore` is false; then an item on a rig not
+    at rest starts only with `start_anyway`, the examiner's reason."""
+    operation = papers[0][0].operation
+    if any(sc.operation != operation for paper in papers for sc in paper):
+        raise ValueError("all scenarios must be of one operation type: they play at one station")
     station = station_for(config, operation)
     site_config = one_station(config, station)
+    runs: list[ScenarioRun] = []
     with contextlib.ExitStack() as stack:
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="examstation-rehearsal-")))
         db = stack.enter_context(open_database(ensure_database(data_dir)))
-        clock = ScaledClock(scenarios[0].time_scale)
+        clock = ScaledClock(papers[0][0].time_scale)
         key = SiteKey.load_or_create(data_dir)
         services = StationServices(site_config, db, key, clock)
         stack.callback(services.close)
@@ -151,38 +172,51 @@ async def play_exam(scenarios: Sequence[Scenario], config: SiteConfig, data_dir:
             pending.add(task)
             task.add_done_callback(pending.discard)
 
-        def on_sample(sample: Sample) -> None:
-            services.record_sample(sample)
-
         async with SimSite(site_config, cameras=False, device_clock=clock.seconds,
-                           time_scale=scenarios[0].time_scale) as site:
-            ctx = Context(site, station.id, scenarios[0].time_scale)
-            async with DeviceHub(site.resolved_config(), on_sample, on_status, services.clock) as hub:
+                           time_scale=papers[0][0].time_scale) as site:
+            ctx = Context(site, station.id, papers[0][0].time_scale)
+            async with DeviceHub(site.resolved_config(), services.record_sample, on_status, services.clock,
+                                 services.record_value_fault) as hub:
                 async with asyncio.timeout(10):
                     while not all(s.online for s in hub.status()):  # noqa: ASYNC110 - polling device health
                         await asyncio.sleep(0.02)
-                services.register_candidate(*DEMO_CANDIDATE[:2], operation, DEMO_CANDIDATE[2])
-                attempt_id = await asyncio.to_thread(services.check_in, DEMO_CANDIDATE[0], station.id,
-                                                     DEMO_INVIGILATOR, "manual")
-                rubric = services.rubric(operation)
-                items = {rubric.item(sc.item).subject: sc.item for sc in scenarios}
-                if len(items) != len(scenarios):
-                    raise ValueError("one scenario per subject: these scenarios repeat a subject")
-                await asyncio.to_thread(services.assign, attempt_id, items, "rehearsal")
-                for sc in scenarios:
-                    await _play_item(sc, ctx, services, attempt_id, site, clock)
-                if pending:
-                    await asyncio.gather(*pending)
-        sheet = await asyncio.to_thread(services.score, attempt_id)
-        services.review(attempt_id, DEMO_EXAMINERS[0])
-        for code in items.values():
-            services.candidate_decision(attempt_id, code, signed=True)
-        document: dict[str, Any] | None = None
-        for examiner in DEMO_EXAMINERS[: config.exam.examiners_required]:
-            document = services.examiner_sign(attempt_id, examiner) or document
-        assert document is not None
-        timeline = load_timeline(db, attempt_id)
-        return ScenarioRun(tuple(scenarios), attempt_id, timeline, sheet, document, data_dir, key.public_pem())
+                for n, paper in enumerate(papers):
+                    id_number = DEMO_CANDIDATE[0] if n == 0 else _candidate_id(station.id, n)
+                    services.register_candidate(id_number, DEMO_CANDIDATE[1], operation, DEMO_CANDIDATE[2])
+                    attempt_id = await asyncio.to_thread(services.check_in, id_number, station.id,
+                                                         DEMO_INVIGILATOR, "manual")
+                    rubric = services.rubric(operation)
+                    items = {rubric.item(sc.item).subject: sc.item for sc in paper}
+                    if len(items) != len(paper):
+                        raise ValueError("one scenario per subject: these scenarios repeat a subject")
+                    await asyncio.to_thread(services.assign, attempt_id, items, "rehearsal")
+                    for sc in paper:
+                        await _play_item(sc, ctx, services, attempt_id, site, clock, restore, start_anyway)
+                    if pending:
+                        await asyncio.gather(*pending)
+                    runs.append(await asyncio.to_thread(_sign, services, paper, attempt_id, config, data_dir))
+    return runs
+
+
+def _sign(services: StationServices, paper: Sequence[Scenario], attempt_id: str, config: SiteConfig,
+          data_dir: Path) -> ScenarioRun:
+    """Score, review, the candidate's and the examiners' signatures: the signed result."""
+    sheet = services.score(attempt_id)
+    services.review(attempt_id, DEMO_EXAMINERS[0])
+    for sc in paper:
+        services.candidate_decision(attempt_id, sc.item, signed=True)
+    document: dict[str, Any] | None = None
+    for examiner in DEMO_EXAMINERS[: config.exam.examiners_required]:
+        document = services.examiner_sign(attempt_id, examiner) or document
+    assert document is not None
+    timeline = load_timeline(services.db, attempt_id)
+    return ScenarioRun(tuple(paper), attempt_id, timeline, sheet, document, data_dir, services.key.public_pem())
+
+
+def _candidate_id(station: str, n: int) -> str:
+    """A well-formed 居民身份证号码 (the province rejects others) for the n-th candidate at `station`."""
+    first17 = f"1101011990{ord(station[0]) - 64:02d}{int(station[1:]) % 100:02d}{n % 1000:03d}"
+    return first17 + check_digit(first17)
 
 
 async def play(scenario: Scenario, config: SiteConfig, data_dir: Path | None = None) -> ScenarioRun:
@@ -233,7 +267,8 @@ async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale
                 site = await stack.enter_async_context(
                     SimSite(config, cameras=False, device_clock=clock.seconds, time_scale=scale))
                 hub = await stack.enter_async_context(
-                    DeviceHub(site.resolved_config(), services.record_sample, on_status, services.clock))
+                    DeviceHub(site.resolved_config(), services.record_sample, on_status, services.clock,
+                              services.record_value_fault))
                 async with asyncio.timeout(15):
                     while not all(s.online for s in hub.status()):  # noqa: ASYNC110 - polling device health
                         await asyncio.sleep(0.05)
@@ -258,17 +293,14 @@ async def _station_loop(station: Station, scenarios: Sequence[Scenario], site: S
     while loop.time() < end:
         sc = scenarios[n % len(scenarios)]
         n += 1
-        first17 = f"1101011990{ord(station.id[0]) - 64:02d}{int(station.id[1:]) % 100:02d}{n % 1000:03d}"
-        id_number = first17 + check_digit(first17)  # a well-formed 居民身份证号码, as the province requires
+        id_number = _candidate_id(station.id, n)
         await asyncio.to_thread(services.register_candidate, id_number, f"考生{station.id}-{n}", sc.operation,
                                 "HALL-2026-11")
         attempt_id = await asyncio.to_thread(services.check_in, id_number, station.id, DEMO_INVIGILATOR)
         subject = services.rubric(sc.operation).item(sc.item).subject
         await asyncio.to_thread(services.assign, attempt_id, {subject: sc.item}, "rehearsal")
         ctx = Context(site, station.id, scale)
-        if ctx.rig.cabinet is not None:  # the examiner restocks the cabinet between candidates
-            for slot in ctx.rig.cabinet.present:
-                ctx.cabinet.put_back(slot)
+        await ctx.restore_rig()  # the examiner readies the station between candidates
         if sc.setup:
             sc.setup(ctx)
         await asyncio.sleep(SETTLE_REAL_S)
@@ -277,7 +309,7 @@ async def _station_loop(station: Station, scenarios: Sequence[Scenario], site: S
         await _watch(candidate, sc, services, attempt_id)
         await asyncio.sleep(SETTLE_REAL_S)
         if services.attempt(attempt_id).state in (sm.State.RUNNING, sm.State.PAUSED):
-            await asyncio.to_thread(services.end_item, attempt_id, "done", DEMO_EXAMINERS[0])
+            await _end_item(services, attempt_id, sc)
         sheet = await asyncio.to_thread(services.score, attempt_id)
         item = sheet.item(sc.item)
         results.append(HallResult(station.id, sc.name, attempt_id, (sc.expected_item_score, sc.expected_outcome),

@@ -86,6 +86,17 @@ class BenchModel:
         """The examiner resets a tripped breaker, RCD or thermal relay."""
         self.short_trip = self.rcd_trip = self.fr_trip = False
 
+    def restore(self) -> None:
+        """The examiner readies the bench for the next candidate: switches off, meter leads off the
+        terminals, buttons released, and the 复位 key, which clears the PLC's last self-check verdict
+        and resets tripped protection (the item's rest state, scoring/rubrics)."""
+        self.main_switch = self.lamp_switch = self.meter_probe = False
+        self.buttons = dict.fromkeys(BUTTONS, False)
+        self.reset_protection()
+        self.check_active = False
+        self.check_result = self.check_fault = 0
+        self._check_left_s = 0.0
+
     # --- behaviour --------------------------------------------------------------------
     @property
     def powered(self) -> bool:

@@ -49,6 +49,15 @@ class ExtinguisherModel:
         self.pin_pulled = self.squeezing = False
         self.agent_pct = 100.0
 
+    def restore(self) -> None:
+        """The examiner readies the trainer for the next candidate: a charged extinguisher back on its
+        stand with its pin in, nobody holding the hose, the fire lit again."""
+        self.type_chosen = "none"
+        self.pin_pulled = self.hose_held = self.squeezing = False
+        self.aim = "none"
+        self.distance_cm = 500
+        self.intensity_pct = self.agent_pct = 100.0
+
     def aim_at(self, zone: str, distance_cm: int) -> None:
         if zone not in AIM:
             raise ValueError(f"unknown aim zone {zone!r}; one of {', '.join(AIM)}")

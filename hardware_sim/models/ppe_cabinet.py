@@ -25,6 +25,11 @@ class PpeCabinetModel:
         self._slot(item)
         self.present[item] = True
 
+    def restock(self) -> None:
+        """The examiner puts every item back and closes the door for the next candidate."""
+        self.present = dict.fromkeys(ITEMS, True)
+        self.door_open = False
+
     def _slot(self, item: str) -> None:
         if item not in self.present:
             raise ValueError(f"cabinet has no slot {item!r}; slots: {', '.join(ITEMS)}")

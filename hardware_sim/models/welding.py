@@ -73,6 +73,12 @@ class WeldPowerModel:
         self.earth_clamp_on = False
         self.current_setpoint_a = current_setpoint_a
 
+    def restore(self) -> None:
+        """The examiner readies the booth for the next candidate: torch released, power source off,
+        gas closed, earth clamp off the work."""
+        self.sim.trigger = False
+        self.power_on = self.gas_valve_open = self.earth_clamp_on = False
+
     def tick(self, dt_s: float) -> None:
         self.sim.arc_possible = self.power_on and self.earth_clamp_on
 

@@ -77,6 +77,23 @@ class Context:
         else:
             raise ValueError(f"{self.station} has no device {device} that can be switched on here")
 
+    async def restore_rig(self) -> None:
+        """The examiner readies the station for the next item (its rest state): the bench restored
+        and 复位, the cabinet restocked, the extinguisher back on its stand, the booth switched off,
+        the manikin's head back and nobody touching it."""
+        rig = self.rig
+        if rig.bench is not None:
+            rig.bench.restore()
+        if rig.cabinet is not None:
+            rig.cabinet.restock()
+        if rig.extinguisher is not None:
+            rig.extinguisher.restore()
+        if rig.power is not None:
+            rig.power.restore()
+        if rig.manikin is not None and rig.manikin.plugged:
+            await rig.manikin.set_state(airway_open=False, head_tilt_deg=0, pulse_check=False,
+                                        consciousness_check=False)
+
     @property
     def bench(self) -> BenchModel:
         return _need(self.rig.bench, "bench")
@@ -125,21 +142,24 @@ class Scenario:
     """Exam seconds per real second while it plays."""
     setup: Callable[[Context], None] | None = None
     """Prepares the equipment before the item starts (the bench's task, the fire's class...)."""
+    score_with_gap: str | None = None
+    """The examiner's reason for scoring the item although a device it reads was down for a large
+    part of it (None: such an item is ended interrupted, a re-sit)."""
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
 def scenario(name: str, operation: str, item: str, expected_item_score: float, expected_outcome: Outcome,
-             arithmetic: str, time_scale: float = 10.0,
-             setup: Callable[[Context], None] | None = None) -> Callable[[Play], Play]:
+             arithmetic: str, time_scale: float = 10.0, setup: Callable[[Context], None] | None = None,
+             score_with_gap: str | None = None) -> Callable[[Play], Play]:
     """Register a scenario script under `name`."""
 
     def wrap(play: Play) -> Play:
         if name in SCENARIOS:
             raise ValueError(f"scenario {name} registered twice")
         SCENARIOS[name] = Scenario(name, operation, item, expected_item_score, expected_outcome,
-                                   " ".join(arithmetic.split()), play, time_scale, setup)
+                                   " ".join(arithmetic.split()), play, time_scale, setup, score_with_gap)
         return play
 
     return wrap

@@ -114,10 +114,12 @@ async def cpr_too_shallow(ctx: Context) -> None:
     await cpr(ctx, set_of=set_of)
 
 
-@scenario("cpr-too-fast", ELECTRICIAN, "K42", 90, "scored",
-          "All 5 sets at a steady 140/min: 30 compressions take 12.9 s (under 15 s), K42-5b -5 (taken once "
-          "per item, max_count 1); every set's mean rate 140/min is outside 100-120, K42-10a -1 x 5 sets "
-          "= -5; depth, recoil, rhythm (steady), breaths and cycles fine. 100 - 5 - 5 = 90.",
+@scenario("cpr-too-fast", ELECTRICIAN, "K42", 91, "scored",
+          "All 5 sets at a steady 140/min: 30 compressions take 12.9 s (under 15 s), K42-5b -5 for set 1 "
+          "(taken once per item, max_count 1); every set's mean rate 140/min is outside 100-120, but set 1's "
+          "is the fault K42-5b already charged (one fault, one charge: K42-10a same_fault_as K42-5b), so "
+          "K42-10a -1 x 4 sets (2-5) = -4 (it was -5 before that rule); depth, recoil, rhythm (steady), "
+          "breaths and cycles fine. 100 - 5 - 4 = 91.",
           time_scale=CPR_SCALE)
 async def cpr_too_fast(ctx: Context) -> None:
     async def set_of(c: Context, n: int) -> None:

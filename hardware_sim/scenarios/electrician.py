@@ -216,7 +216,10 @@ async def k21_timeout(ctx: Context) -> None:
 @scenario("k21-bench-dropout", ELECTRICIAN, "K21", 100, "scored",
           "After the meter check and a passing self-check the bench loses power for 20 s: the item pauses "
           "and resumes when it answers again; the candidate waits, then powers on and shows jog, run and "
-          "stop. Nothing is lost: 25 + 10 + 40 + 15 + 10 = 100.", setup=task(21))
+          "stop. The bench was down for over 10 % of the item, so the examiner must choose at the end: "
+          "score it with the gap (the candidate only waited). No finding falls in the gap, nothing is "
+          "unverified: 25 + 10 + 40 + 15 + 10 = 100.", setup=task(21),
+          score_with_gap="考台断电 20 s，考生停止操作等待，考评员全程在场")
 async def k21_bench_dropout(ctx: Context) -> None:
     await meter_check(ctx)
     await self_check(ctx)
