@@ -145,3 +145,23 @@ async def cpr_poor_recoil(ctx: Context) -> None:
         await compressions(c, recoil_ok=lambda k: not (n == 1 and 9 <= k <= 11))
 
     await cpr(ctx, set_of=set_of)
+
+
+@scenario("cpr-manikin-dies", ELECTRICIAN, "K42", 100, "scored",
+          "The manikin's cable comes out after 2 good cycles and it never comes back; the candidate carries on "
+          "and the examiner watches the last 3 cycles, then scores the item with the gap. What the manikin "
+          "could not show is not the candidate's fault: the findings for the 3 cycles it never reported "
+          "(K42-10b, 3 x -1) and their 6 breaths (K42-8a, 6 x -2) span the gap, so they are listed as "
+          "unverified, not charged, for the examiner to decide (a mark charges one). Everything the "
+          "manikin saw was right: 100.", time_scale=CPR_SCALE,
+          score_with_gap="模拟人数据线脱落，考评员现场目视后 3 个循环按压与吹气合格")
+async def cpr_manikin_dies(ctx: Context) -> None:
+    await assess(ctx)
+    for c in range(5):
+        if c == 2:
+            await ctx.power_off("manikin")
+        await good_set(ctx, c)
+        if c == 0:
+            await ctx.wait(2)
+        await breaths(ctx)
+    await pulse_check(ctx)

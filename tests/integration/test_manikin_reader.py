@@ -19,7 +19,7 @@ import pytest
 from devices.clock import SystemClock
 from devices.errors import DeviceConfigError
 from devices.profile import FrameField, FramePoint, SerialProfile, load_profile
-from devices.sample import Sample
+from devices.sample import Sample, ValueFault
 from devices.serial.manikin_codec import StateFrame, encode
 from devices.serial.manikin_reader import ManikinReader
 from devices.settings import SerialDevice
@@ -68,6 +68,7 @@ async def running(
     *,
     wait_open: bool = True,
     on_sample: Callable[[Sample], None] | None = None,
+    on_fault: Callable[[ValueFault], None] | None = None,
 ) -> AsyncIterator[ManikinReader]:
     """A reader on the simulator's path; with wait_open, once the port is open (frames sent
     before that are flushed by the open, as on a real port)."""
@@ -76,7 +77,7 @@ async def running(
     )
     reader = ManikinReader(
         "A01", settings, profile(), on_sample or samples.append, SystemClock(),
-        reopen_min_s=0.05, reopen_max_s=0.2,
+        reopen_min_s=0.05, reopen_max_s=0.2, on_fault=on_fault,
     )
     async with reader:
         if wait_open:
@@ -121,6 +122,22 @@ async def test_samples_arrive_with_the_right_values() -> None:
     health = reader.health
     assert (health.battery_pct, health.firmware) == (77, "2.0.1")
     assert (health.crc_errors, health.lost_frames, health.garbage_bytes) == (0, 0, 0)
+
+
+async def test_a_frame_field_outside_the_profiles_range_is_a_fault_not_a_sample() -> None:
+    """A sensor that reports a 1500 mm compression (the profile says the chest travels at most
+    100 mm): the frame is a device fault with its raw fields, and the next good frame a sample."""
+    samples: list[Sample] = []
+    faults: list[ValueFault] = []
+    sim = ManikinSim(heartbeat_interval_s=HEARTBEAT_S)
+    async with sim, running(sim, samples, on_fault=faults.append):
+        await sim.compress(1500.0)
+        good = await sim.compress(55.0)
+        await wait_until(lambda: len(samples) == 1 and len(faults) == 1, 2.0, "one fault, one sample")
+    assert samples[0].value["depth_mm"] == 55.0 and samples[0].value["device_ms"] == good.device_ms  # type: ignore[index]
+    fault = faults[0]
+    assert (fault.signal, fault.device) == ("manikin.compression", "A01/manikin")
+    assert "depth_mm is above 100 mm" in fault.reason and "depth_mm=1500.0" in fault.raw
 
 
 async def test_crc_corrupted_frames_are_counted_and_never_delivered() -> None:
