@@ -11,9 +11,10 @@ live is refused again when a stored timeline is loaded.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from scoring.condition import SignalUse
 from scoring.detectors.base import ItemView
@@ -48,7 +49,14 @@ class Parts:
     overrides: list[OverrideRecord]
     decisions: list[DecisionRecord]
     samples: list[SampleRecord]
-    last_t: int
+
+    def last_t(self, last_sample_t: int) -> int:
+        """The latest time in the timeline (the end of an item that never ended)."""
+        ends = [last_sample_t]
+        for part in (self.lifecycle, self.faults, self.marks, self.overrides, self.decisions):
+            if part:
+                ends.append(part[-1].t_mono_ns)
+        return max(ends)
 
 
 _R = TypeVar("_R", LifecycleRecord, FaultRecord, MarkRecord, OverrideRecord, DecisionRecord)
@@ -66,7 +74,6 @@ def split(records: Timeline | Iterable[Record]) -> Parts:
     overrides: list[OverrideRecord] = []
     decisions: list[DecisionRecord] = []
     samples: list[SampleRecord] = []
-    last = 0
     for r in records:
         if type(r) is SampleRecord:
             samples.append(r)
@@ -80,10 +87,8 @@ def split(records: Timeline | Iterable[Record]) -> Parts:
             overrides.append(r)
         elif isinstance(r, DecisionRecord):
             decisions.append(r)
-        if r.t_mono_ns > last:
-            last = r.t_mono_ns
     return Parts(_canonical(lifecycle), _canonical(faults), _canonical(marks), _canonical(overrides),
-                 _canonical(decisions), samples, last)
+                 _canonical(decisions), samples)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +193,7 @@ def check_values(item: Item, uses: dict[str, tuple[SignalUse, ...]], view: ItemV
                 continue
             checked.add(use)
             series = view.series.get(use.signal)
-            if series is None:
+            if series is None or _plainly_fine(use, series.values, series.initial):
                 continue
             for t, v in ((view.t_start_ns, series.initial), *zip(series.times, series.values, strict=True)):
                 if v is None:
@@ -200,6 +205,25 @@ def check_values(item: Item, uses: dict[str, tuple[SignalUse, ...]], view: ItemV
                         f"{code} reads it: a device cannot report this (its decoder records a device fault "
                         "instead), so the timeline is damaged or was not written by a station: run "
                         "`examstation audit verify`")
+
+
+_TYPES: dict[str, frozenset[type]] = {"bool": frozenset({bool}), "number": frozenset({int, float}),
+                                      "string": frozenset({str})}
+
+
+def _plainly_fine(use: SignalUse, values: tuple[object, ...], initial: object) -> bool:
+    """The fast path for plain values (a 50 Hz weld trace has hundreds of thousands): their types
+    in C, and finiteness only when there are floats. False means: look at each value."""
+    if use.kind is None:
+        return False
+    types = set(map(type, values))
+    if initial is not None:
+        types.add(type(initial))
+    if not types <= _TYPES[use.kind]:
+        return False
+    numbers = cast("tuple[float, ...]", values)
+    return float not in types or (all(map(math.isfinite, numbers)) and (
+        not isinstance(initial, float) or math.isfinite(initial)))
 
 
 def end_reason(window: Window) -> EndReason:

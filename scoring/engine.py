@@ -10,6 +10,8 @@ by two rows is charged once (`same_fault_as`, scoring.charge).
 from __future__ import annotations
 
 import bisect
+import itertools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -33,21 +35,21 @@ class _Signals:
     content, so the input's order never matters), sliced per item by bisection."""
 
     def __init__(self, samples: list[SampleRecord]) -> None:
-        grouped: dict[str, tuple[list[int], list[Value]]] = {}
-        self.device_of: dict[str, str] = {}
+        first: dict[str, tuple[list[int], list[Value], str]] = {}
         for s in samples:
-            g = grouped.get(s.signal)
-            if g is None:
-                g = grouped[s.signal] = ([], [])
-                if s.device:
-                    self.device_of[s.signal] = s.device
-            g[0].append(s.t_mono_ns)
-            g[1].append(s.value)
-        for name, (times, values) in grouped.items():
-            if times != sorted(times) or len(set(times)) != len(times):
+            times, values, _ = first.setdefault(s.signal, ([], [], s.device))
+            times.append(s.t_mono_ns)
+            values.append(s.value)
+        self.device_of = {name: device for name, (_, _, device) in first.items() if device}
+        """signal -> the device that reported it (for device gaps)."""
+        grouped: dict[str, tuple[list[int], list[Value]]] = {}
+        for name, (times, values, _) in first.items():
+            if not all(map(operator.lt, times, itertools.islice(times, 1, None))):  # not strictly increasing
                 pairs = sorted(zip(times, values, strict=True), key=lambda p: (p[0], repr(p[1])))
-                grouped[name] = ([t for t, _ in pairs], [v for _, v in pairs])
+                times, values = [t for t, _ in pairs], [v for _, v in pairs]
+            grouped[name] = (times, values)
         self._grouped = grouped
+        self.last_t = max((times[-1] for times, _ in grouped.values()), default=0)
 
     def window(self, start: int, end: int) -> dict[str, Series]:
         out = {}
@@ -86,7 +88,7 @@ def _outcome(vetoed: bool, reason: EndReason, resit: bool) -> Outcome:
 
 def _score_item(rubric: Rubric, item: Item, w: Window, parts: Parts, signals: _Signals, origin: int) -> ItemScore:
     start = w.start.t_mono_ns
-    end = w.end.t_mono_ns if w.end else max(parts.last_t, start)
+    end = w.end.t_mono_ns if w.end else max(parts.last_t(signals.last_t), start)
     reason = end_reason(w)
     lifecycle = tuple(r for r in parts.lifecycle if start <= r.t_mono_ns <= end)
     view = ItemView(item.code, start, end, item.time_limit_s, _active_ns(lifecycle, start, end),
