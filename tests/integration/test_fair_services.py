@@ -5,8 +5,6 @@ to a score. The devices are driven the way the device hub drives the services (`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,11 +13,9 @@ from devices.sample import Sample
 from station import audit
 from station import session as sm
 from station.config import load_site_config
-from station.db import database_path, open_database
 from station.db.models import AuditRow
 from station.services import ServiceError, StationServices
-from station.signing import SiteKey
-from station.stored import ensure_database
+from tests.integration.conftest import ManualClock
 
 CONFIG = load_site_config("examples/site.yaml")
 S = 1_000_000_000
@@ -28,27 +24,6 @@ A01_DEVICES = ("A01/bench", "A01/extinguisher", "A01/cabinet", "A01/manikin")
 BENCH_AT_REST = {"bench.main_switch": False, "bench.meter_probe": False, "bench.check_result": 0,
                  "bench.check_fault": 0, "bench.short_trip": False, "bench.rcd_trip": False, "bench.fr_trip": False,
                  "bench.motor_dir": 0, "bench.lamp_switch": False}
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.t = 1_000 * S
-
-    def mono_ns(self) -> int:
-        return self.t
-
-    def utc_ns(self) -> int:
-        return 1_790_000_000 * S + self.t
-
-
-@pytest.fixture
-def svc(tmp_path: Path) -> Iterator[tuple[StationServices, ManualClock]]:
-    ensure_database(tmp_path)
-    clock = ManualClock()
-    with open_database(database_path(tmp_path)) as db:
-        services = StationServices(CONFIG, db, SiteKey.load_or_create(tmp_path), clock)
-        yield services, clock
-        services.close()
 
 
 def report(services: StationServices, clock: ManualClock, values: dict[str, object], device: str = "A01/bench") -> None:

@@ -4,7 +4,6 @@ actions, their refusals, and what ends up stored and signed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,35 +14,13 @@ from station import audit
 from station import session as sm
 from station.candidates import import_candidates_csv
 from station.config import load_site_config
-from station.db import database_path, open_database
 from station.db.models import AuditRow
 from station.services import ServiceError, StationServices
-from station.signing import SiteKey, verify
-from station.stored import ensure_database
+from station.signing import verify
+from tests.integration.conftest import ManualClock
 
 CONFIG = load_site_config("examples/site.yaml")
 S = 1_000_000_000
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.t = 1_000 * S
-
-    def mono_ns(self) -> int:
-        return self.t
-
-    def utc_ns(self) -> int:
-        return 1_790_000_000 * S + self.t
-
-
-@pytest.fixture
-def svc(tmp_path: Path) -> Iterator[tuple[StationServices, ManualClock]]:
-    ensure_database(tmp_path)
-    clock = ManualClock()
-    with open_database(database_path(tmp_path)) as db:
-        services = StationServices(CONFIG, db, SiteKey.load_or_create(tmp_path), clock)
-        yield services, clock
-        services.close()
 
 
 def test_csv_import_checks_the_whole_file_first(svc: tuple[StationServices, ManualClock], tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from scoring.detectors.bands import BandParams
 from scoring.detectors.base import Condition
 from scoring.detectors.equipment import AgentParams, PpeParams
 from scoring.engine import score
+from scoring.rig import signals_read
 from scoring.rubric import Item, Rubric
 from scoring.rubric_loader import RUBRIC_DIR, RubricError, load_rubric_file, rubric_for
 from scoring.sheet import ItemScore
@@ -74,6 +75,7 @@ def _signals(item: Item) -> Iterator[str]:
             yield from (p.type_signal, p.class_signal, p.discharge_signal)
         elif ref.name.startswith("cpr_"):
             yield "manikin.compression"
+    yield from (r.condition.signal for r in item.rest)
 
 
 # --- the files -----------------------------------------------------------------------------------
@@ -138,6 +140,25 @@ def test_detectors_read_only_signals_some_device_profile_provides(path: Path) ->
     for item in _rubric(path).items:
         for signal in _signals(item):
             assert signal in provided, f"{item.code} reads {signal}, which no profile in devices/profiles/ maps"
+
+
+@pytest.mark.parametrize("path", [LV, WELD], ids=["lv", "weld"])
+def test_what_detectors_declare_they_read_covers_every_signal_their_params_name(path: Path) -> None:
+    """Device gaps and the value checks depend on each detector's `reads`: it must name at least
+    every signal its parameters do."""
+    for item in _rubric(path).items:
+        missing = set(_signals(item)) - signals_read(item)
+        assert not missing, f"{item.code}: detectors read {sorted(missing)} without declaring it"
+
+
+@pytest.mark.parametrize("path", [LV, WELD], ids=["lv", "weld"])
+def test_every_device_item_declares_its_rigs_rest_state(path: Path) -> None:
+    """An item that reads a bench, manikin, extinguisher, cabinet or booth says what that rig must
+    show before it starts, so the previous candidate's state is never scored as this one's."""
+    for item in _rubric(path).items:
+        rigs = {s.split(".")[0] for s in _signals(item)} - {"weldsim"}  # the simulator follows the power source
+        declared = {r.condition.signal.split(".")[0] for r in item.rest}
+        assert rigs <= declared, f"{item.code} reads {sorted(rigs)} but declares the rest state of {sorted(declared)}"
 
 
 @pytest.mark.parametrize("path", [LV, WELD], ids=["lv", "weld"])
