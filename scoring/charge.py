@@ -3,15 +3,16 @@
 Three rules decide whether a finding is charged (docs/rubrics.md, "How a sheet is scored"):
 - a finding whose evidence falls in a gap of a device the row reads is not charged: it is listed
   as `unverified` with what it would cost, and the examiner decides (a mark charges it);
-- a finding whose evidence overlaps a finding charged by a deduction named in `same_fault_as` is
-  the same fault and is not charged again (those deductions are charged first);
+- a finding whose evidence holds at the moment a finding of a deduction named in `same_fault_as`
+  began is the same fault: not charged again if that one was charged, and left unverified with it
+  if that one was (those deductions are judged first);
 - `max_count` caps the occurrences of a deduction, automatic and manual together.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scoring.condition import SignalUse
 from scoring.detectors.base import REGISTRY, Finding, ItemView
@@ -35,7 +36,8 @@ def _offset(t_ns: int, origin_ns: int) -> float:
 
 def _gap_note(gap_device: str, gap_signal: str, a_s: float, b_s: float, raw: str) -> str:
     if gap_signal:
-        return f"unverified: {gap_device} sent {gap_signal} = {raw}, which it cannot report, at +{a_s:.1f} s"
+        return (f"unverified: {gap_device} sent {gap_signal} = {raw}, which it cannot report, at +{a_s:.1f} s "
+                f"(no good value until +{b_s:.1f} s)")
     return f"unverified: {gap_device} offline +{a_s:.1f}-+{b_s:.1f} s"
 
 
@@ -55,42 +57,72 @@ def _charge_order(item: Item) -> list[Deduction]:
     return list(done.values())
 
 
+@dataclass(slots=True)
+class _Spans:
+    """Where a deduction's findings began: charged ones, and ones left unverified in a gap."""
+
+    charged: list[int] = field(default_factory=list)
+    unverified: list[int] = field(default_factory=list)
+
+
+def _same_fault(f: Finding, starts: list[int]) -> bool:
+    """`f` is a fault another row already judged when its evidence holds at the moment that row's
+    finding began (a set too fast and its rate; a failed self-check and the fault code it reported).
+    A later, different fault (the next self-check failing for another reason) is not."""
+    return any(f.t_from_ns <= t <= f.t_to_ns for t in starts)
+
+
 def _auto_lines(row: str, d: Deduction, findings: tuple[Finding, ...], uses: tuple[SignalUse, ...],
-                gaps: GapIndex, charged: Mapping[str, list[tuple[int, int]]], origin: int
-                ) -> tuple[list[DeductionLine], list[tuple[int, int]], int]:
-    """(lines, evidence of the charged findings, occurrences used of max_count)."""
+                gaps: GapIndex, judged: Mapping[str, _Spans], origin: int) -> tuple[list[DeductionLine], _Spans, int]:
+    """(lines, where its findings began, occurrences used of max_count). Verified findings are
+    charged first, so an unverified one is offered to the examiner only within what is left of
+    max_count."""
     relevant = gaps.relevant(uses)
-    same_fault = [span for other in d.same_fault_as for span in charged.get(other, [])]
+    charged_before = [t for other in d.same_fault_as for t in judged[other].charged]
+    unverified_before = [t for other in d.same_fault_as for t in judged[other].unverified]
     points_h = to_hundredths(d.points, d.code)
-    budget = d.max_count
     lines: list[DeductionLine] = []
-    spans: list[tuple[int, int]] = []
+    spans = _Spans()
+    pending: list[tuple[Finding, str]] = []
     used = 0
     for f in findings:
+        if _same_fault(f, charged_before):
+            continue
+        if _same_fault(f, unverified_before):
+            same = ", ".join(d.same_fault_as)
+            pending.append((f, f"unverified: the same fault as {same}, which is left to the examiner"))
+            continue
         gap = first_overlap(relevant, f.t_from_ns, f.t_to_ns)
         if gap is not None:
-            cost = share_of(points_h, f.share) if f.share is not None else points_h * f.count
-            if cost > 0:
-                note = _gap_note(gap.device, gap.signal, _offset(gap.t_from_ns, origin), _offset(gap.t_to_ns, origin),
-                                 gap.raw)
-                lines.append(DeductionLine(row, d.code, d.reason_zh, shown(cost), f.count, "unverified",
-                                           f"{note}; {f.detail}", f.t_from_ns, f.t_to_ns, _offset(f.t_from_ns, origin)))
-            continue
-        if any(a <= f.t_to_ns and b >= f.t_from_ns for a, b in same_fault):
+            note = _gap_note(gap.device, gap.signal, _offset(gap.t_from_ns, origin), _offset(gap.t_to_ns, origin),
+                             gap.raw)
+            pending.append((f, note))
             continue
         if f.share is not None:
             cost, count = share_of(points_h, f.share), 1
         else:
-            count = f.count if budget is None else min(f.count, budget - used)
-            if count <= 0:
-                continue
-            used += count
+            count = f.count if d.max_count is None else min(f.count, d.max_count - used)
+            used += max(count, 0)
             cost = points_h * count
         if cost <= 0:
             continue
-        spans.append((f.t_from_ns, f.t_to_ns))
+        spans.charged.append(f.t_from_ns)
         lines.append(DeductionLine(row, d.code, d.reason_zh, shown(cost), count, "auto", f.detail, f.t_from_ns,
                                    f.t_to_ns, _offset(f.t_from_ns, origin)))
+    left = used
+    for f, note in pending:
+        if f.share is not None:
+            cost, count = share_of(points_h, f.share), 1
+        else:
+            count = f.count if d.max_count is None else min(f.count, d.max_count - left)
+            left += max(count, 0)
+            cost = points_h * count
+        if cost <= 0:
+            continue
+        spans.unverified.append(f.t_from_ns)
+        lines.append(DeductionLine(row, d.code, d.reason_zh, shown(cost), count, "unverified", f"{note}; {f.detail}",
+                                   f.t_from_ns, f.t_to_ns, _offset(f.t_from_ns, origin)))
+    lines.sort(key=lambda x: (x.t_from_ns, x.by))
     return lines, spans, used
 
 
@@ -98,15 +130,16 @@ def charge_rows(item: Item, view: ItemView, marks: Mapping[str, int], overrides:
                 uses: Mapping[str, tuple[SignalUse, ...]], gaps: GapIndex, origin: int) -> list[ChargedRow]:
     """Every row of the item with its lines, automatic value and (overridden) points."""
     row_of = {d.code: r.code for r in item.rows for d in r.deductions}
-    charged: dict[str, list[tuple[int, int]]] = {}
+    judged: dict[str, _Spans] = {}
     lines: dict[str, list[DeductionLine]] = {}
     for d in _charge_order(item):
         out: list[DeductionLine] = []
         used = 0
+        judged[d.code] = _Spans()
         if d.detector is not None:
             findings = REGISTRY[d.detector.name].detect(d.detector.params, view)
-            out, charged[d.code], used = _auto_lines(row_of[d.code], d, findings, uses.get(d.code, ()), gaps,
-                                                     charged, origin)
+            out, judged[d.code], used = _auto_lines(row_of[d.code], d, findings, uses.get(d.code, ()), gaps,
+                                                    judged, origin)
         n = marks.get(d.code, 0)
         count = n if d.max_count is None else min(n, d.max_count - used)
         if count > 0:

@@ -104,7 +104,14 @@ def windows(rubric: Rubric, lifecycle: list[LifecycleRecord]) -> list[Window]:
     """Each item's start and end, paired by item code, refusing what cannot happen."""
     starts: dict[str, LifecycleRecord] = {}
     ends: dict[str, LifecycleRecord] = {}
+    clock: dict[tuple[str, int], str] = {}
     for r in lifecycle:
+        if r.kind in ("pause", "resume"):
+            other = clock.setdefault((r.item, r.t_mono_ns), r.kind)
+            if other != r.kind:
+                raise ScoringError(f"item {r.item}: a pause and a resume at the same instant ({r.t_mono_ns} ns); "
+                                   "their order cannot be told, so neither can the item's clock (a station stamps "
+                                   "every step at its own instant)")
         if r.kind not in ("item_start", "item_end"):
             continue
         seen = starts if r.kind == "item_start" else ends

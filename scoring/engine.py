@@ -13,13 +13,13 @@ import bisect
 import itertools
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from scoring.charge import charge_rows, veto_hits
 from scoring.checks import Parts, ScoringError, Window, check_records, check_values, end_reason, split, windows
 from scoring.detectors.base import ItemView, Series
-from scoring.gaps import GapIndex, item_gaps
+from scoring.gaps import Gap, GapIndex, item_gaps
 from scoring.points import exact, shown, shown_total, to_hundredths, weighted_total
 from scoring.reports import REPORTS
 from scoring.rig import item_reads, rest_deviations
@@ -51,6 +51,12 @@ class _Signals:
         self._grouped = grouped
         self.last_t = max((times[-1] for times, _ in grouped.values()), default=0)
 
+    def next_after(self, signal: str, t_ns: int) -> int | None:
+        """When `signal` next reported after `t_ns` (None: it did not)."""
+        times = self._grouped.get(signal, ((), ()))[0]
+        i = bisect.bisect_right(times, t_ns)
+        return times[i] if i < len(times) else None
+
     def window(self, start: int, end: int) -> dict[str, Series]:
         out = {}
         for name, (times, values) in self._grouped.items():
@@ -78,6 +84,18 @@ def _active_ns(lifecycle: tuple[LifecycleRecord, ...], start: int, end: int) -> 
     return end - start - paused
 
 
+def _until_good_again(gaps: list[Gap], signals: _Signals, end: int) -> list[Gap]:
+    """A value fault lasts until the signal next reports a good value: the device layer reports the
+    bad value once and keeps the last good one, which is not what the rig showed meanwhile."""
+    out = []
+    for g in gaps:
+        if g.signal:
+            nxt = signals.next_after(g.signal, g.t_from_ns)
+            g = replace(g, t_to_ns=min(end, nxt) if nxt is not None else end)
+        out.append(g)
+    return out
+
+
 def _outcome(vetoed: bool, reason: EndReason, resit: bool) -> Outcome:
     if vetoed:
         return "veto"
@@ -96,7 +114,7 @@ def _score_item(rubric: Rubric, item: Item, w: Window, parts: Parts, signals: _S
                     tuple(f for f in parts.faults if start <= f.t_mono_ns <= end), reason.value)
     uses = item_reads(item)
     check_values(item, uses, view, origin)
-    gaps = GapIndex(item_gaps(parts.faults, start, end), signals.device_of)
+    gaps = GapIndex(_until_good_again(item_gaps(parts.faults, start, end), signals, end), signals.device_of)
     marks: dict[str, int] = {}
     for m in parts.marks:
         if m.item == item.code:

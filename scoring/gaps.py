@@ -66,16 +66,22 @@ def item_gaps(faults: Iterable[FaultRecord], start_ns: int, end_ns: int) -> list
 
 class GapIndex:
     """Which gaps a row's findings depend on, by the signals the row reads and the devices that
-    report them (known from the item's samples; a signal no device reported depends on every
-    offline device, since its silence may be theirs)."""
+    report them (known from the timeline's samples: a signal not reported yet belongs to the device
+    that reported others of its family, manikin.ventilation to the one that sent manikin.compression;
+    one with no such relative depends on every offline device, since its silence may be theirs)."""
 
     def __init__(self, gaps: list[Gap], device_of: Mapping[str, str]) -> None:
         self.gaps = gaps
-        self._device_of = device_of
+        self._device_of = dict(device_of)
+        for signal, device in device_of.items():  # a signal's family (manikin.*) is one device
+            self._device_of.setdefault(signal.split(".", 1)[0], device)
+
+    def _device(self, signal: str) -> str:
+        return self._device_of.get(signal) or self._device_of.get(signal.split(".", 1)[0], "")
 
     def relevant(self, uses: Iterable[SignalUse]) -> list[Gap]:
         signals = {u.signal for u in uses}
-        devices = {self._device_of.get(s, "") for s in signals}
+        devices = {self._device(s) for s in signals}
         unknown = "" in devices
 
 

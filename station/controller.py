@@ -23,6 +23,7 @@ from station.db import database_path, open_database
 from station.device_hub import DeviceHub
 from station.services import StationServices
 from station.signing import SiteKey
+from station.status_feed import StatusFeed
 from station.uplink.live import live_documents
 from station.uplink.relay import RelaySettings, UplinkRelay
 
@@ -38,15 +39,13 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
             for attempt_id in await asyncio.to_thread(services.recover):
                 print(f"examstation run: attempt {attempt_id} was running when the controller stopped; "
                       "it is paused until an examiner resumes or closes it", flush=True)
-            pending: set[asyncio.Task[None]] = set()
-
-            def on_status(device: str, online: bool, reason: str) -> None:
-                print(f"  device {device} {'online' if online else 'OFFLINE: ' + reason}", flush=True)
-                task = asyncio.create_task(asyncio.to_thread(services.device_status, device, online, reason))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-
             async with contextlib.AsyncExitStack() as stack:
+                feed = await stack.enter_async_context(StatusFeed(services.device_status))
+
+                def on_status(device: str, online: bool, reason: str) -> None:
+                    print(f"  device {device} {'online' if online else 'OFFLINE: ' + reason}", flush=True)
+                    feed(device, online, reason)
+
                 hub = await stack.enter_async_context(DeviceHub(config, services.record_sample, on_status,
                                                                 services.clock, services.record_value_fault))
                 relay = await stack.enter_async_context(uplink_relay(config, services, hub, relay_settings))
@@ -65,8 +64,6 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
                               f"{len(services.active_attempts())} attempts in progress; {health.line()}", flush=True)
                         next_status += status_every_s
                     await asyncio.sleep(TICK_S)
-                if pending:
-                    await asyncio.gather(*pending)
         finally:
             services.close()
 

@@ -34,6 +34,7 @@ from station.db import open_database
 from station.device_hub import DeviceHub
 from station.services import StationServices
 from station.signing import SiteKey
+from station.status_feed import StatusFeed
 from station.stored import ensure_database
 from station.timeline_store import load_timeline
 
@@ -165,17 +166,11 @@ async def play_candidates(papers: Sequence[Sequence[Scenario]], config: SiteConf
         key = SiteKey.load_or_create(data_dir)
         services = StationServices(site_config, db, key, clock)
         stack.callback(services.close)
-        pending: set[asyncio.Task[None]] = set()
-
-        def on_status(device: str, online: bool, reason: str) -> None:
-            task = asyncio.create_task(asyncio.to_thread(services.device_status, device, online, reason))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-
-        async with SimSite(site_config, cameras=False, device_clock=clock.seconds,
-                           time_scale=papers[0][0].time_scale) as site:
+        async with StatusFeed(services.device_status) as feed, \
+                SimSite(site_config, cameras=False, device_clock=clock.seconds,
+                        time_scale=papers[0][0].time_scale) as site:
             ctx = Context(site, station.id, papers[0][0].time_scale)
-            async with DeviceHub(site.resolved_config(), services.record_sample, on_status, services.clock,
+            async with DeviceHub(site.resolved_config(), services.record_sample, feed, services.clock,
                                  services.record_value_fault) as hub:
                 async with asyncio.timeout(10):
                     while not all(s.online for s in hub.status()):  # noqa: ASYNC110 - polling device health
@@ -192,8 +187,7 @@ async def play_candidates(papers: Sequence[Sequence[Scenario]], config: SiteConf
                     await asyncio.to_thread(services.assign, attempt_id, items, "rehearsal")
                     for sc in paper:
                         await _play_item(sc, ctx, services, attempt_id, site, clock, restore, start_anyway)
-                    if pending:
-                        await asyncio.gather(*pending)
+                    await feed.drain()
                     runs.append(await asyncio.to_thread(_sign, services, paper, attempt_id, config, data_dir))
     return runs
 
@@ -255,19 +249,13 @@ async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale
     results: list[HallResult] = []
     with open_database(ensure_database(data_dir)) as db:
         services = StationServices(config, db, SiteKey.load_or_create(data_dir), clock)
-        pending: set[asyncio.Task[None]] = set()
-
-        def on_status(device: str, online: bool, reason: str) -> None:
-            task = asyncio.create_task(asyncio.to_thread(services.device_status, device, online, reason))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-
         try:
             async with contextlib.AsyncExitStack() as stack:
+                feed = await stack.enter_async_context(StatusFeed(services.device_status))
                 site = await stack.enter_async_context(
                     SimSite(config, cameras=False, device_clock=clock.seconds, time_scale=scale))
                 hub = await stack.enter_async_context(
-                    DeviceHub(site.resolved_config(), services.record_sample, on_status, services.clock,
+                    DeviceHub(site.resolved_config(), services.record_sample, feed, services.clock,
                               services.record_value_fault))
                 async with asyncio.timeout(15):
                     while not all(s.online for s in hub.status()):  # noqa: ASYNC110 - polling device health
@@ -279,8 +267,6 @@ async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale
                     for station in config.stations:
                         group.create_task(_station_loop(station, pick(station), site, services, scale, end, results),
                                           name=f"hall {station.id}")
-                if pending:
-                    await asyncio.gather(*pending)
         finally:
             services.close()
     return results

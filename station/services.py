@@ -8,7 +8,6 @@ synchronous (a commit waits for fsync): async code calls them with `asyncio.to_t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -115,6 +114,7 @@ class StationServices:
         self._devices: dict[str, DeviceState] = {}
         """What the device hub last said of each device (`A01/bench`): online, and why not."""
         self._lock = threading.RLock()
+        self._last_step_ns = 0
         self.result_listeners: list[Callable[[dict[str, Any]], None]] = []
         """Called (in the signing thread) with each signed result once it is committed: the uplink
         relay wakes on it instead of waiting for its next poll."""
@@ -125,7 +125,12 @@ class StationServices:
 
     # -- helpers ------------------------------------------------------------------------------
     def now(self) -> sm.Now:
-        return sm.Now(self.clock.mono_ns(), self.clock.utc_ns())
+        """The moment of a step: strictly after the previous step's, so no two lifecycle records of
+        an attempt share an instant (scoring cannot tell the order of a pause and a resume that do)."""
+        with self._lock:
+            mono = max(self.clock.mono_ns(), self._last_step_ns + 1)
+            self._last_step_ns = mono
+            return sm.Now(mono, self.clock.utc_ns())
 
     def rubric(self, operation: str) -> Rubric:
         if operation not in self.rubrics:
@@ -175,7 +180,7 @@ class StationServices:
                 after, events = fn(before, *args, now)
             except sm.SessionError as err:
                 raise ServiceError(str(err)) from err
-            if after is before and not events:
+            if after is before and not events and not records:
                 return Stored(after, ())
             lifecycle: list[Record] = [
                 LifecycleRecord(k, e.at.mono_ns, e.at.utc_ns, e.item, e.detail)
@@ -303,6 +308,10 @@ class StationServices:
         """Start a drawn item. The rig must be at the item's rest state and every device the item
         reads online (station.rig_check); otherwise the item starts only with the examiner's reason
         in `start_anyway`, which is audited and shown on the sheet."""
+        with self._lock:  # no device may change between the check and the start
+            self._start_item(attempt_id, code, examiner, start_anyway)
+
+    def _start_item(self, attempt_id: str, code: str, examiner: str, start_anyway: str) -> None:
         a = self.attempt(attempt_id)
         item = self._item(a, code)
         station = self.config.station(a.station)
@@ -469,18 +478,20 @@ class StationServices:
 
     def device_status(self, device: str, online: bool, reason: str) -> None:
         """A device went offline or came back. It is remembered (an item whose device is down does
-        not start), recorded in the timeline of the item running at its station (a device gap), and
-        pauses that item's clock, unless the device plays no part in items (the ID-card reader)."""
-        self._devices[device] = DeviceState(online, reason)
-        station, _, name = device.partition("/")
-        with contextlib.suppress(KeyError):
-            settings = next((d for d in self.config.station(station).devices if d.name == name), None)
-            if settings is not None and settings.profile == "id-card-reader":
+        not start); when the item running at its station reads it, it is recorded in that item's
+        timeline (a device gap) and pauses (resumes) the item's clock. Call it in the order the
+        device layer reported the changes (station.status_feed)."""
+        station = device.partition("/")[0]
+        with self._lock:
+            self._devices[device] = DeviceState(online, reason)
+            attempt_id = self._active.get(station)
+            if attempt_id is None:
                 return
-        attempt_id = self._active.get(station)
-        if attempt_id is not None:
-            running = self.attempt(attempt_id).state in (sm.State.RUNNING, sm.State.PAUSED)
-            records: list[Record] = [FaultRecord(device, online, reason, *self._stamp())] if running else []
+            a = self.attempt(attempt_id)
+            it = a.running_item
+            if it is None or device not in devices_read(self._item(a, it.code), self.config.station(station)):
+                return  # a device the running item does not read (the cabinet during CPR): nothing to pause
+            records: list[Record] = [FaultRecord(device, online, reason, *self._stamp())]
             self._step(attempt_id, "device-monitor", sm.device_status, device, online, records=records)
 
     # -- scoring, review, signatures -------------------------------------------------------------
@@ -513,8 +524,23 @@ class StationServices:
     def mark(self, attempt_id: str, item: str, code: str, count: int, examiner: str, note: str = "") -> None:
         """A manual deduction or veto (考评员扣分) on a code of the rubric; the sheet is scored again."""
         a = self.attempt(attempt_id)
-        self._refuse_unless(lambda: check_mark(self.rubric(a.operation), _taken(a), item, code, count), attempt_id)
+        rubric = self.rubric(a.operation)
+        self._refuse_unless(lambda: check_mark(rubric, _taken(a), item, code, count), attempt_id)
+        found = rubric.item(item).deduction(code)
+        if found is not None and found[1].max_count is not None:
+            used = self._charged(attempt_id, item, code)
+            if used + count > found[1].max_count:
+                raise ServiceError(f"attempt {attempt_id}: {code} is charged at most {found[1].max_count} times and "
+                                   f"{used} are charged already; a mark of {count} more would change nothing: "
+                                   "override the row instead if the sheet is wrong")
         self._amend(attempt_id, MarkRecord(item, code, count, examiner, note, *self._stamp()), examiner)
+
+    def _charged(self, attempt_id: str, item: str, code: str) -> int:
+        """How many occurrences of deduction `code` the latest sheet charges (automatic and manual)."""
+        sheet = self._latest_sheet(attempt_id)
+        lines = [d for i in (sheet or {}).get("items", []) if i["code"] == item for r in i["rows"]
+                 for d in r["deductions"] if d["code"] == code and d["by"] != "unverified"]
+        return sum(int(d["count"]) for d in lines)
 
     def override(self, attempt_id: str, item: str, row: str, points: float, reason: str, examiner: str) -> None:
         """Set a row's points by hand (whole hundredths within the row), with a reason."""
@@ -538,12 +564,15 @@ class StationServices:
         self._amend(attempt_id, DecisionRecord(item, choice, reason.strip(), examiner, *self._stamp()), examiner)
 
     def _pending_gap_decisions(self, attempt_id: str) -> list[str]:
+        sheet = self._latest_sheet(attempt_id)
+        return [i["code"] for i in (sheet or {}).get("items", []) if i.get("needs_gap_decision")]
+
+    def _latest_sheet(self, attempt_id: str) -> dict[str, Any] | None:
+        """The latest stored score sheet of the attempt, as JSON data (None before scoring)."""
         with self.db.read() as s:
             text = s.execute(select(ScoreSheetRow.sheet).where(ScoreSheetRow.attempt_id == attempt_id)
                              .order_by(ScoreSheetRow.version.desc()).limit(1)).scalar()
-        if text is None:
-            return []
-        return [i["code"] for i in json.loads(text)["items"] if i.get("needs_gap_decision")]
+        return None if text is None else dict(json.loads(text))
 
     @staticmethod
     def _refuse_unless(check: Callable[[], None], attempt_id: str) -> None:

@@ -150,3 +150,51 @@ def test_an_item_ended_interrupted_for_a_dead_device_scores_nothing(
     services.end_item(aid, "interrupted", "考评员甲")
     sheet = services.score(aid)
     assert sheet.item("K42").outcome == "interrupted" and sheet.item("K42").score == 0 and not sheet.passed
+
+
+# -- found in review of the fix -------------------------------------------------------------------------
+
+def test_a_device_the_item_does_not_read_neither_pauses_it_nor_leaves_a_gap(
+        svc: tuple[StationServices, ManualClock]) -> None:
+    services, clock = svc
+    aid = ready_station(services, clock, {"K4": "K42"})
+    services.start_item(aid, "K42", "考评员甲")
+    clock.t += 30 * S
+    services.device_status("A01/cabinet", False, "timeout")  # the PPE cabinet plays no part in CPR
+    assert services.attempt(aid).state == sm.State.RUNNING
+    clock.t += 60 * S
+    assert services.item_gap(aid) == ""
+    services.end_item(aid, "done", "考评员甲")
+    assert services.score(aid).item("K42").gaps == ()
+
+
+def test_a_device_back_after_a_start_anyway_closes_its_gap(svc: tuple[StationServices, ManualClock]) -> None:
+    """Started anyway while the manikin was down; it answers 2 s later. The gap is those 2 s, not
+    the whole item (the 'back online' record used to be dropped: nothing in the state changed)."""
+    services, clock = svc
+    aid = ready_station(services, clock, {"K4": "K42"})
+    services.device_status("A01/manikin", False, "no valid frame for 3.0 s")
+    services.start_item(aid, "K42", "考评员甲", start_anyway="模拟人正在重连")
+    clock.t += 2 * S
+    services.device_status("A01/manikin", True, "")
+    clock.t += 118 * S
+    assert services.item_gap(aid) == ""
+    services.end_item(aid, "done", "考评员甲")
+    it = services.score(aid).item("K42")
+    assert [(g.device, g.to_offset_s - g.from_offset_s) for g in it.gaps] == [("A01/manikin", 2.0)]
+    assert not it.needs_gap_decision
+
+
+def test_a_mark_beyond_what_its_deduction_may_charge_is_refused(svc: tuple[StationServices, ManualClock]) -> None:
+    services, clock = svc
+    aid = ready_station(services, clock, {"K2": "K21"})
+    services.start_item(aid, "K21", "考评员甲")
+    for _ in range(3):  # three short circuits: K21-3g's cap
+        clock.t += 20 * S
+        report(services, clock, {"bench.short_trip": True})
+        clock.t += 5 * S
+        report(services, clock, {"bench.short_trip": False})
+    services.end_item(aid, "done", "考评员甲")
+    services.score(aid)
+    with pytest.raises(ServiceError, match=r"K21-3g is charged at most 3 times and 3 are charged already"):
+        services.mark(aid, "K21", "K21-3g", 1, "考评员甲", "a fourth one the bench missed")

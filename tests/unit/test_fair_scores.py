@@ -287,3 +287,65 @@ def test_rows_whose_evidence_falls_in_a_device_gap_are_left_to_the_examiner() ->
     assert unverified and all("K42-8a" in u or "K42-10b" in u for u in unverified), unverified
     assert it.score == 100
     assert it.gaps and it.gaps[0].device == "A01/manikin"
+
+
+# -- found in review of the fix -------------------------------------------------------------------------
+
+def test_a_second_self_check_failing_for_another_reason_is_another_fault() -> None:
+    """Check 1 fails for a missing PE (K21-3a -20, K21-1c the same fault); the candidate adds PE and
+    check 2 fails for no self-hold while the verdict stays 不合格: K21-3e -10 is a new fault. 70."""
+    records = [sample("bench.meter_probe", True, 20), sample("bench.meter_probe", False, 40),
+               sample("bench.check_result", 2, 60), sample("bench.check_fault", 6, 60),
+               sample("bench.check_fault", 3, 90),
+               sample("bench.check_result", 1, 120), sample("bench.check_fault", 0, 120), *trial_run(130)]
+    it = score(LV, attempt(item("K21", 10, 300, records, initial=AT_REST))).item("K21")
+    assert sorted(lines(it)) == ["K21-3a -20", "K21-3e -10"] and it.score == 70
+
+
+def test_the_same_fault_left_unverified_is_not_offered_twice() -> None:
+    """The first self-check fails for a missing PE, but the bench sent an unreadable check_result in
+    between: K21-3a is unverified, and K21-1c (the same fault) is unverified with it, not charged."""
+    records = [sample("bench.meter_probe", True, 20), sample("bench.meter_probe", False, 40),
+               sample("bench.check_result", 2, 60), sample("bench.check_fault", 6, 60),
+               FaultRecord("A01/bench", True, "decode to nan", at(90), at(90), "bench.check_result", "0x7FC0"),
+               sample("bench.check_result", 1, 120), sample("bench.check_fault", 0, 120), *trial_run(130)]
+    it = score(LV, attempt(item("K21", 10, 300, records, initial=AT_REST))).item("K21")
+    assert lines(it) == [] and sorted(lines(it, "unverified")) == ["K21-1c -10", "K21-3a -20"]
+    same = next(d for r in it.rows for d in r.deductions if d.code == "K21-1c")
+    assert same.detail.startswith("unverified: the same fault as K21-3a")
+
+
+def test_a_bad_value_is_a_gap_until_the_signal_is_good_again() -> None:
+    """The bench sends an unreadable check_result at 30 s and nothing readable until the 不合格 at
+    60 s: a self-check in between may have passed, so "first power-on failed" cannot be judged and
+    is left to the examiner (the device layer kept the last good value meanwhile, not the truth)."""
+    records = [sample("bench.meter_probe", True, 20), sample("bench.meter_probe", False, 25),
+               FaultRecord("A01/bench", True, "decode to 7, above the profile's max 2", at(30), at(30),
+                           "bench.check_result", "0x0007"),
+               sample("bench.check_result", 2, 60), sample("bench.check_fault", 2, 60),
+               sample("bench.check_result", 1, 120), sample("bench.check_fault", 0, 120), *trial_run(130)]
+    it = score(LV, attempt(item("K21", 10, 300, records, initial=AT_REST))).item("K21")
+    assert lines(it) == [] and lines(it, "unverified") == ["K21-3a -20"]
+    assert [(g.signal, g.from_offset_s, g.to_offset_s) for g in it.gaps] == [("bench.check_result", 20.0, 50.0)]
+
+
+def test_a_pause_and_a_resume_at_one_instant_are_refused() -> None:
+    recs: list[Record] = [*trial_run(20), LifecycleRecord("pause", at(50), at(50), "K21", "device A01/bench"),
+                          LifecycleRecord("resume", at(100), at(100), "K21", "device A01/bench"),
+                          LifecycleRecord("pause", at(100), at(100), "K21", "examiner"),
+                          LifecycleRecord("resume", at(500), at(500), "K21", "examiner")]
+    with pytest.raises(ScoringError, match="a pause and a resume at the same instant"):
+        score(LV, attempt(item("K21", 10, 2000, recs, initial=AT_REST)))
+
+
+def test_a_deduction_whose_cap_is_used_up_offers_nothing_unverified() -> None:
+    """Four short circuits, the first while the bench was down: the other three use up K21-3g's
+    max_count of 3, so nothing is left to offer the examiner for the first."""
+    recs: list[Record] = [FaultRecord("A01/bench", False, "timeout", at(29), at(29)),
+                          sample("bench.short_trip", True, 30), FaultRecord("A01/bench", True, "", at(31), at(31)),
+                          sample("bench.short_trip", False, 35)]
+    for t in (60, 90, 120):
+        recs += [sample("bench.short_trip", True, t), sample("bench.short_trip", False, t + 5)]
+    it = score(LV, attempt(item("K21", 10, 300, [*recs, *trial_run(150)], initial=AT_REST))).item("K21")
+    assert [x for x in lines(it) if x.startswith("K21-3g")] == ["K21-3g -15"] * 3
+    assert [x for x in lines(it, "unverified") if x.startswith("K21-3g")] == []
