@@ -196,6 +196,7 @@ class DevicePoller:
         with its traceback, counted as a failed poll, and polling goes on.
         """
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
         interval = self.device.interval_s
         next_at = loop.time()
         while True:
@@ -205,6 +206,10 @@ class DevicePoller:
                 log.exception("%s: unexpected error while polling; report this as a bug", self.who)
                 self.health.record_error("internal", f"{type(err).__name__}: {err}")
                 self.health.record_failed_poll()
+            if task is not None and task.cancelling():
+                # Python 3.11's asyncio.wait_for (inside pymodbus) returns an answer that lands as the
+                # task is cancelled and loses the cancellation: stop anyway, or shutdown waits forever.
+                raise asyncio.CancelledError
             next_at += interval
             now = loop.time()
             if next_at < now:
