@@ -80,9 +80,8 @@ def uplink_relay(config: SiteConfig, services: StationServices, hub: DeviceHub |
         return live_documents(config, services, devices, services.clock.mono_ns(), services.clock.utc_ns())
 
     operations = sorted({st.operation for st in config.stations})
-    relay = UplinkRelay(config, services.db, key_id=services.key.key_id,
+    relay = UplinkRelay(config, services.book, key_id=services.key.key_id,
                         rubrics=[services.rubric(op) for op in operations], clock=services.clock,
-                        broker_url=broker_url, settings=settings, live=live,
-                        on_settled=lambda applied: services.forget(applied.attempt_id))
+                        broker_url=broker_url, settings=settings, live=live)
     services.result_listeners.append(lambda _doc: relay.wake())
     return relay

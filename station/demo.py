@@ -21,9 +21,10 @@ from devices.clock import SystemClock
 from hardware_sim.embedded_broker import EmbeddedBroker
 from hardware_sim.province import ProvinceServer
 from hardware_sim.site import SimSite
+from scoring.rubric import Rubric
 from scoring.rubric_loader import rubric_for
 from station.config import SiteConfig, Uplink
-from station.db import database_path, open_database
+from station.db import Database, database_path, open_database
 from station.device_hub import DeviceHub
 from station.services import StationServices
 from station.signing import SiteKey
@@ -158,15 +159,23 @@ async def run_scenarios(config: SiteConfig, data_dir: Path, names: list[str], br
         site_config = demo_config(config, province)
         with open_database(database_path(data_dir)) as db:
             rubrics = [rubric_for(op) for op in sorted({st.operation for st in config.stations})]
-            async with UplinkRelay(site_config, db, key_id=key.key_id, rubrics=rubrics, clock=SystemClock()):
-                try:
-                    async with asyncio.timeout(receipt_timeout_s):
-                        while await asyncio.to_thread(outbox.state_of, db, result_id) == "queued":  # noqa: ASYNC110
-                            await asyncio.sleep(0.05)
-                except TimeoutError:
-                    return run.document, (f"no receipt for result {result_id} within {receipt_timeout_s:g} s; it "
-                                          "stays queued and the next `examstation run` or demo sends it again")
-                if await asyncio.to_thread(outbox.state_of, db, result_id) == "failed":
-                    listed = {r.result_id: r for r in outbox.listing(db, ("failed",))}
-                    return run.document, f"result {result_id}: {listed[result_id].last_error}"
-    return run.document, None
+            delivery = await _await_receipt(site_config, db, key, rubrics, result_id, receipt_timeout_s)
+    return run.document, delivery
+
+
+async def _await_receipt(site_config: SiteConfig, db: Database, key: SiteKey, rubrics: list[Rubric],
+                         result_id: str, receipt_timeout_s: float) -> str | None:
+    """Deliver the result; None once the province's receipt came back, else what went wrong. The
+    attempt is settled: the relay is the only writer of the database now."""
+    async with UplinkRelay(site_config, db, key_id=key.key_id, rubrics=rubrics, clock=SystemClock()):
+        try:
+            async with asyncio.timeout(receipt_timeout_s):
+                while await asyncio.to_thread(outbox.state_of, db, result_id) == "queued":  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            return (f"no receipt for result {result_id} within {receipt_timeout_s:g} s; it "
+                    "stays queued and the next `examstation run` or demo sends it again")
+        if await asyncio.to_thread(outbox.state_of, db, result_id) == "failed":
+            listed = {r.result_id: r for r in outbox.listing(db, ("failed",))}
+            return f"result {result_id}: {listed[result_id].last_error}"
+    return None

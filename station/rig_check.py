@@ -10,6 +10,7 @@ needs the examiner's choice (scoring.gaps).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -28,6 +29,34 @@ class DeviceState:
 
     online: bool | None
     reason: str = ""
+
+
+class RigState:
+    """What the devices last said: every station's latest value of each signal (devices report on
+    change, so this is the rig's state now), and each device's online state. Written on the event
+    loop and by the status feed, read by the exam's worker threads: one lock around both."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[str, dict[str, Sample]] = {}
+        self._devices: dict[str, DeviceState] = {}
+
+    def sample(self, station: str, sample: Sample) -> None:
+        with self._lock:
+            self._latest.setdefault(station, {})[sample.signal] = sample
+
+    def latest(self, station: str) -> dict[str, Sample]:
+        """signal -> its latest sample at `station` (a copy)."""
+        with self._lock:
+            return dict(self._latest.get(station, {}))
+
+    def set_device(self, device: str, state: DeviceState) -> None:
+        with self._lock:
+            self._devices[device] = state
+
+    def devices(self) -> dict[str, DeviceState]:
+        with self._lock:
+            return dict(self._devices)
 
 
 def device_signals(station: Station) -> dict[str, frozenset[str]]:

@@ -170,9 +170,16 @@ def next_due_utc_ns(db: Database) -> int | None:
         return None if value is None else int(value)
 
 
-def apply_receipts(db: Database, receipts: Sequence[Receipt], now: sm.Now, actor: str = "province") -> list[Applied]:
+Deliver = Callable[[str, str, str], "str | None"]
+"""(attempt_id, its stored snapshot, the receipt in words) -> the attempt's delivered snapshot, or
+None when it is not queued. The attempt book provides it: it owns the attempts (one writer)."""
+
+
+def apply_receipts(db: Database, receipts: Sequence[Receipt], now: sm.Now, deliver: Deliver,
+                   actor: str = "province") -> list[Applied]:
     """Settle the outbox rows the receipts name, in ONE transaction with their audit entries and the
-    attempts' state (queued -> delivered). Receipts for settled or unknown results change nothing.
+    attempts' state (queued -> delivered, through `deliver`). Receipts for settled or unknown results
+    change nothing. Call it through `AttemptBook.settle_receipts`, which keeps its cache in step.
 
     Bulk statements throughout: draining a backlog settles hundreds of receipts per transaction,
     and per-row ORM work would make this the slowest step of the whole uplink.
@@ -211,7 +218,9 @@ def apply_receipts(db: Database, receipts: Sequence[Receipt], now: sm.Now, actor
                 continue
             outbox_rows.append({"rid": rc.result_id, "state": "delivered", "at": now.utc_ns, "error": None})
             try:
-                delivered = _attempt_delivered(row.attempt_id, row.snapshot, f"{rc.status} at {rc.stored_at}", now)
+                snap = deliver(row.attempt_id, row.snapshot, f"{rc.status} at {rc.stored_at}")
+                delivered = None if snap is None else {"aid": row.attempt_id, "state_": sm.State.DELIVERED.value,
+                                                       "snap": snap, "at": now.utc_ns}
             except (ValueError, TypeError, KeyError, sm.SessionError) as err:
                 # the delivery stands; only the attempt's bookkeeping failed (a snapshot an older
                 # version wrote?), and it must not hold this receipt or the batch around it hostage
@@ -237,18 +246,6 @@ def apply_receipts(db: Database, receipts: Sequence[Receipt], now: sm.Now, actor
                 state=bindparam("state_"), snapshot=bindparam("snap"), updated_utc_ns=bindparam("at")), attempt_rows)
         audit.append_many(tx, entries, now.utc_ns)
     return applied
-
-
-def _attempt_delivered(attempt_id: str, snapshot: str, receipt: str, now: sm.Now) -> dict[str, Any] | None:
-    """The attempts-table update that moves an attempt to delivered (None when it is not queued)."""
-    a = sm.from_dict(json.loads(snapshot))
-    if a.state == sm.State.SIGNED:  # killed between storing the result and the `queued` step
-        a, _ = sm.queued(a, now)
-    if a.state != sm.State.QUEUED:
-        return None
-    a, _ = sm.delivered(a, receipt, now)
-    return {"aid": attempt_id, "state_": a.state.value, "snap": json.dumps(sm.to_dict(a), ensure_ascii=False),
-            "at": now.utc_ns}
 
 
 def requeue(db: Database, result_id: str, now_utc_ns: int, actor: str) -> None:

@@ -32,7 +32,7 @@ import aiomqtt
 
 from devices.clock import Clock
 from scoring.rubric import Rubric
-from station import session as sm
+from station.attempt_book import AttemptBook
 from station.config import SiteConfig
 from station.db import Database
 from station.uplink import contract, manifest, outbox
@@ -116,12 +116,16 @@ LiveSource = Callable[[], list[dict[str, Any]]]
 class UplinkRelay:
     """Run it as `async with UplinkRelay(...) as relay:`; it delivers until the block ends."""
 
-    def __init__(self, config: SiteConfig, db: Database, *, key_id: str, rubrics: list[Rubric], clock: Clock,
-                 broker_url: str | None = None, settings: RelaySettings | None = None, sleep: Sleep = asyncio.sleep,
-                 client_id: str | None = None, live: LiveSource | None = None,
-                 on_settled: Callable[[outbox.Applied], None] | None = None) -> None:
+    def __init__(self, config: SiteConfig, book: AttemptBook | Database, *, key_id: str, rubrics: list[Rubric],
+                 clock: Clock, broker_url: str | None = None, settings: RelaySettings | None = None,
+                 sleep: Sleep = asyncio.sleep, client_id: str | None = None, live: LiveSource | None = None) -> None:
+        """`book`: the station's one writer of attempts, through which receipts settle them. A relay
+        that runs without the station (`examstation outbox`, a demo delivering after the exam) is
+        given the database instead and is then its only writer: it opens a book of its own."""
         self.config = config
-        self.db = db
+        self._book = book if isinstance(book, AttemptBook) else None
+        self._own_book = self._book is None
+        self.db = book.db if isinstance(book, AttemptBook) else book
         self.key_id = key_id
         self.rubrics = rubrics
         self.clock = clock
@@ -130,7 +134,6 @@ class UplinkRelay:
         self._sleep = sleep
         self.client_id = client_id or f"examstation-{config.site.id}"
         self._live = live
-        self._on_settled = on_settled
         self.stats = RelayStats()
         self.connected = False
         self.last_error: str | None = None
@@ -148,14 +151,29 @@ class UplinkRelay:
         lost with a crashed broker (or before the province resubscribed) say nothing about the
         province, and counting them would leave a result waiting minutes after the link is back."""
 
-    def _next_wait_s(self, result_id: str) -> float:
-        """Seconds to wait for the receipt of the send being made now (called by take_due)."""
-        n = self._sends_this_link.get(result_id, 0) + 1
-        self._sends_this_link[result_id] = n
-        return outbox.resend_delay_s(n, self.settings.resend_first_s, self.settings.resend_cap_s, self._rng)
+    def _wait_for(self) -> Callable[[str], float]:
+        """Seconds to wait for the receipt of each send about to be made, from a copy of the send
+        counts: `take_due` runs in a worker thread and must not touch the relay's own state (the
+        event loop updates the counts once the claim is back, `_claimed`)."""
+        sends = dict(self._sends_this_link)
+        rng = random.Random(self._rng.random())
+        s = self.settings
+        return lambda rid: outbox.resend_delay_s(sends.get(rid, 0) + 1, s.resend_first_s, s.resend_cap_s, rng)
+
+    def _claimed(self, due: list[outbox.Due]) -> None:
+        for d in due:
+            self._sends_this_link[d.result_id] = self._sends_this_link.get(d.result_id, 0) + 1
 
     # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def book(self) -> AttemptBook:
+        if self._book is None:
+            raise RuntimeError("the relay's attempt book opens when the relay starts (async with)")
+        return self._book
+
     async def __aenter__(self) -> UplinkRelay:
+        if self._book is None:
+            self._book = AttemptBook(self.db, self.clock)
         self._loop = asyncio.get_running_loop()
         self._tasks = [asyncio.create_task(self._connection_loop(), name="uplink-connection"),
                        asyncio.create_task(self._settle_loop(), name="uplink-receipts")]
@@ -177,6 +195,9 @@ class UplinkRelay:
         # receipts that arrived but were not settled yet are settled now: they cost a resend otherwise
         await self._settle_pending()
         self.connected = False
+        if self._own_book and self._book is not None:
+            await asyncio.to_thread(self._book.close)
+            self._book = None
 
     def wake(self) -> None:
         """A result was stored: look at the outbox now. Safe to call from any thread."""
@@ -322,7 +343,8 @@ class UplinkRelay:
         while True:
             self._wake.clear()
             due = await asyncio.to_thread(outbox.take_due, self.db, self.clock.utc_ns(), s.batch,
-                                          self._next_wait_s, s.resend_cap_s * (1 + outbox.JITTER))
+                                          self._wait_for(), s.resend_cap_s * (1 + outbox.JITTER))
+            self._claimed(due)
             if due:
                 await self._publish_all(client, due)
                 continue
@@ -395,9 +417,8 @@ class UplinkRelay:
             batch.append(self._receipts.get_nowait())
         if not batch:
             return
-        now = sm.Now(self.clock.mono_ns(), self.clock.utc_ns())
         try:
-            applied = await asyncio.to_thread(outbox.apply_receipts, self.db, batch, now)
+            applied = await asyncio.to_thread(self.book.settle_receipts, batch)
         except Exception as err:  # e.g. the database locked or the disk full: keep the receipts, try again
             log.error("uplink: cannot record %d receipts (%s: %s); trying again in %g s", len(batch),
                       type(err).__name__, err, SETTLE_RETRY_S)
@@ -417,13 +438,6 @@ class UplinkRelay:
                           a.reason, a.result_id)
             else:
                 self.stats.ignored_receipts += 1
-        settled = [a for a in applied if a.state != "unchanged"]
-        if self._on_settled is not None and settled:
-            notify = self._on_settled
-            try:  # in a thread: the callback may wait for the service layer's lock
-                await asyncio.to_thread(lambda: [notify(a) for a in settled])
-            except Exception as err:
-                log.warning("uplink: on_settled failed (%s: %s)", type(err).__name__, err)
 
 
 class UplinkConfigError(Exception):

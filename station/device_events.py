@@ -1,0 +1,97 @@
+"""What the devices tell the station while an exam runs: samples, unreadable values, online/offline.
+
+Each sample becomes the station's latest state of its signal (what the next item's rest check and
+check-in by ID card read) and, while an item runs there, a record of its timeline; a live veto
+condition stops the item at the next tick. A value a device could not have meant is a device
+fault in the timeline, never a sample. A device going offline or coming back is remembered, and
+recorded and pauses the clock only when the running item reads that device.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from devices.clock import Clock
+from devices.sample import Sample, ValueFault
+from scoring.detectors.events import WhenParams
+from scoring.rubric import Rubric
+from scoring.timeline import FaultRecord, Record, SampleRecord
+from station import session as sm
+from station.attempt_book import AttemptBook
+from station.config import SiteConfig
+from station.exam_run import ExamRun
+from station.rig_check import DeviceState, RigState, devices_read
+
+log = logging.getLogger(__name__)
+
+
+class DeviceEvents:
+    def __init__(self, book: AttemptBook, config: SiteConfig, rubric_of: Callable[[str], Rubric], rig: RigState,
+                 exam: ExamRun, clock: Clock) -> None:
+        self.book = book
+        self.config = config
+        self.rubric_of = rubric_of
+        self.rig = rig
+        self.exam = exam
+        self.clock = clock
+
+    def record_sample(self, sample: Sample) -> None:
+        """A device reported a change (on the event loop: no commit here)."""
+        station = sample.device.split("/", 1)[0]
+        self.rig.sample(station, sample)
+        a = self.book.running(station)
+        if a is None:
+            return
+        value = dict(sample.value) if isinstance(sample.value, Mapping) else sample.value
+        self.book.writer.append(a.attempt_id, SampleRecord(sample.signal, value, sample.t_mono_ns, sample.t_utc_ns,
+                                                           sample.device))
+        code = self._live_veto(a, sample)
+        if code is not None:
+            log.warning("attempt %s: veto %s (%s = %s): the item stops", a.attempt_id, code, sample.signal,
+                        sample.value)
+            self.exam.flag_veto(a.attempt_id, code)
+
+    def _live_veto(self, a: sm.Attempt, sample: Sample) -> str | None:
+        """A veto row whose `reached` condition this sample meets, for the running item: checked live so
+        the item stops at once; the veto detectors judge the whole item again when it is scored."""
+        it = a.running_item
+        if it is None:
+            return None
+        for veto in self.rubric_of(a.operation).item(it.code).vetoes:
+            det = veto.detector
+            if det is not None and det.name == "reached" and isinstance(det.params, WhenParams):
+                cond = det.params.when
+                if cond.signal == sample.signal and cond.holds(sample.value):
+                    return veto.code
+        return None
+
+    def record_value_fault(self, fault: ValueFault) -> None:
+        """A device sent a value its profile cannot represent (NaN, out of range): kept in the
+        running item's timeline with its raw form, never as a sample; the rows that read the signal
+        are left unverified at that moment for the examiner."""
+        station = fault.device.split("/", 1)[0]
+        log.warning("%s: %s = %s cannot be a reading (%s); recorded as a device fault", fault.device, fault.signal,
+                    fault.raw, fault.reason)
+        a = self.book.running(station)
+        if a is not None:
+            self.book.writer.append(a.attempt_id, FaultRecord(fault.device, True, fault.reason, fault.t_mono_ns,
+                                                              fault.t_utc_ns, fault.signal, fault.raw))
+
+    def device_status(self, device: str, online: bool, reason: str) -> None:
+        """A device went offline or came back. It is remembered (an item whose device is down does
+        not start); when the item running at its station reads it, it is recorded in that item's
+        timeline (a device gap) and pauses (resumes) the item's clock. Call it in the order the
+        device layer reported the changes (station.status_feed)."""
+        station = device.partition("/")[0]
+        with self.book.lock:
+            self.rig.set_device(device, DeviceState(online, reason))
+            attempt_id = self.book.active(station)
+            if attempt_id is None:
+                return
+            a = self.book.get(attempt_id)
+            it = a.running_item
+            if it is None or device not in devices_read(self.exam.item(a, it.code), self.config.station(station)):
+                return  # a device the running item does not read (the cabinet during CPR): nothing to pause
+            records: list[Record] = [FaultRecord(device, online, reason, self.clock.mono_ns(), self.clock.utc_ns())]
+            self.book.step(attempt_id, "device-monitor", sm.device_status, device, online, records=records)

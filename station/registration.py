@@ -1,0 +1,107 @@
+"""Candidates and check-in: who may sit the exam, and the invigilator's ID check at a station.
+
+A candidate comes from the exam centre's batch list (station.candidates imports a file of them);
+the invigilator checks the candidate's ID against it at the station, by eye or with the station's
+ID-card reader, and that opens the attempt. A wrong ID number is caught here, in the hall, not
+when the province rejects the signed result weeks later.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from devices.clock import Clock
+from scoring.rubric import Rubric
+from station import audit
+from station import session as sm
+from station.attempt_book import AttemptBook, snapshot
+from station.config import SiteConfig
+from station.db.models import Attempt as AttemptRow
+from station.db.models import Candidate, CheckIn
+from station.errors import ServiceError
+from station.ids import uuid7
+from station.rig_check import RigState
+
+ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
+"""What the result schema accepts; checked at registration so a wrong number is caught in the hall,
+not when the province rejects the signed result."""
+CARD_MAX_AGE_S = 120
+"""A check-in by ID card reader needs a card read at the station at most this long ago."""
+
+
+class Registration:
+    def __init__(self, book: AttemptBook, config: SiteConfig, rubric_of: Callable[[str], Rubric], rig: RigState,
+                 clock: Clock) -> None:
+        self.book = book
+        self.config = config
+        self.rubric_of = rubric_of
+        self.rig = rig
+        self.clock = clock
+
+    def register_candidate(self, id_number: str, name: str, operation: str, batch: str,
+                           photo_ref: str | None = None, attempt_number: int = 1) -> None:
+        if not ID_NUMBER.fullmatch(id_number):
+            raise ServiceError(f"candidate {id_number!r}: an ID number (居民身份证号码) is 17 digits and a digit or X; "
+                               "correct it in the batch file")
+        if attempt_number not in (1, 2):
+            raise ServiceError(f"candidate {id_number}: attempt {attempt_number}; one re-sit (补考) is allowed: 1 or 2")
+        with self.book.db.write() as tx:
+            tx.merge(Candidate(id_number=id_number, name=name, photo_ref=photo_ref, operation=operation, batch=batch,
+                               attempt_number=attempt_number, passed_at_utc_ns=None))
+            audit.append(tx, "registration", "candidate.registered", f"candidate:{id_number}",
+                         {"name": name, "operation": operation, "batch": batch, "attempt_number": attempt_number},
+                         self.clock.utc_ns())
+
+    def check_in(self, id_number: str, station: str, verified_by: str, method: str = "manual") -> str:
+        """The invigilator verified the candidate's ID: opens an attempt at `station`."""
+        st = self.config.station(station)
+        with self.book.db.read() as s:
+            cand = s.get(Candidate, id_number)
+            if cand is None:
+                raise ServiceError(f"candidate {id_number} is not registered; import the batch first")
+            if cand.operation != st.operation:
+                raise ServiceError(f"candidate {id_number} is registered for {cand.operation}, station {station} "
+                                   f"is a {st.operation} station")
+        card_name = self._card_name(id_number, station) if method == "id_card_reader" else None
+        rubric = self.rubric_of(st.operation)
+        attempt_id = uuid7()
+
+        def create(tx: Session, a: sm.Attempt, n: sm.Now) -> None:
+            # the attempt row is born checked in: one transaction, no half-made attempt after a crash
+            tx.add(AttemptRow(attempt_id=attempt_id, candidate_id_number=id_number, station=station,
+                              operation=st.operation, rubric_id=rubric.id, rubric_hash=rubric.hash,
+                              state=a.state.value, seed=None, drawn_items="[]", snapshot=snapshot(a),
+                              created_utc_ns=n.utc_ns, updated_utc_ns=n.utc_ns))
+            tx.flush()
+            tx.add(CheckIn(candidate_id_number=id_number, attempt_id=attempt_id, verified_by=verified_by,
+                           method=method, utc_ns=n.utc_ns))
+            payload: dict[str, Any] = {"candidate": id_number, "station": station, "rubric_hash": rubric.hash}
+            if card_name is not None:
+                payload["card_name"] = card_name
+            audit.append(tx, verified_by, "attempt.created", f"attempt:{attempt_id}", payload, n.utc_ns)
+
+        new = sm.Attempt(attempt_id, id_number, station, st.operation, self.config.exam.examiners_required)
+        self.book.open(new, verified_by, sm.check_in, verified_by, method, create=create)
+        return attempt_id
+
+    def _card_name(self, id_number: str, station: str) -> str:
+        """The name on the card the station's ID card reader read for this candidate, or why not."""
+        card = self.rig.latest(station).get("idcard.read")
+        where = f"check-in of {id_number} at {station} by ID card reader"
+        if card is None or not isinstance(card.value, Mapping):
+            raise ServiceError(f"{where}: no card has been read there; place the candidate's card on the "
+                               f"reader at {station}, or check in manually")
+        age_s = max(0, self.clock.mono_ns() - card.t_mono_ns) / 1e9
+        if age_s > CARD_MAX_AGE_S:
+            raise ServiceError(f"{where}: the last card was read {age_s:.0f} s ago (at most {CARD_MAX_AGE_S} s "
+                               f"allowed); place the candidate's card on the reader at {station} again")
+        shown = str(card.value.get("id_number", ""))
+        if shown.upper() != id_number.upper():
+            raise ServiceError(f"{where}: the card shows {shown} but the registration is {id_number}: "
+                               "check the candidate's identity")
+        return str(card.value.get("name", ""))
+

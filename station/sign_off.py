@@ -1,0 +1,218 @@
+"""Review and sign-off: the sheet scored from the stored timeline, the examiners' marks, overrides
+and gap decisions, the candidate's signature or refusal, the examiners' signatures, and replay.
+
+Marks and overrides are checked against the rubric when made (scoring.checks, the same checks a
+stored timeline meets when it is scored again). Each one is a timeline record with its audit entry,
+and the sheet is scored again after it (version 1, 2, ...). The last examiner signature stores the
+signed result and queues it for the province in the same transaction (station.results).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from devices.clock import Clock
+from scoring.checks import ScoringError, check_mark, check_override
+from scoring.engine import score
+from scoring.rubric import Rubric
+from scoring.sheet import ScoreSheet, canonical_json
+from scoring.timeline import DecisionKind, DecisionRecord, MarkRecord, OverrideRecord
+from station import audit
+from station import session as sm
+from station.attempt_book import AttemptBook
+from station.config import SiteConfig
+from station.db.digest import sha256_hex
+from station.db.models import Attempt as AttemptRow
+from station.db.models import ScoreSheetRow, Signature
+from station.errors import ServiceError
+from station.results import store_signed_result
+from station.signing import SiteKey
+from station.stored import stored_timeline
+from station.timeline_store import seal_timeline
+
+ResultListener = Callable[[dict[str, Any]], None]
+
+
+def _sign_and_queue(a: sm.Attempt, examiner: str, now: sm.Now) -> sm.Step:
+    """The examiner's signature and, when it is the last one, the step to `queued`: one state change,
+    so no relay can deliver the stored result while the attempt still says `signed`."""
+    after, events = sm.examiner_signs(a, examiner, now)
+    if after.state != sm.State.SIGNED:
+        return after, events
+    queued, more = sm.queued(after, now)
+    return queued, (*events, *more)
+
+
+def _taken(a: sm.Attempt) -> list[str]:
+    """The items the attempt has started (marks and overrides may name only these)."""
+    return [i.code for i in a.items if i.started_ns is not None]
+
+
+class SignOff:
+    def __init__(self, book: AttemptBook, config: SiteConfig, rubric_of: Callable[[str], Rubric], key: SiteKey,
+                 clock: Clock, software: str) -> None:
+        self.book = book
+        self.config = config
+        self.rubric_of = rubric_of
+        self.key = key
+        self.clock = clock
+        self.software = software
+        self.result_listeners: list[ResultListener] = []
+        """Called (in the signing thread) with each signed result once it is committed: the uplink
+        relay wakes on it instead of waiting for its next poll."""
+
+    def score(self, attempt_id: str) -> ScoreSheet:
+        """Score the ended attempt from its stored timeline and keep the sheet (version 1, 2... after marks)."""
+        self.book.writer.flush()
+        a = self.book.get(attempt_id)
+        sheet = score(self.rubric_of(a.operation), stored_timeline(self.book.db, attempt_id))
+        text = canonical_json(sheet)
+
+        def keep(tx: Session, _a: sm.Attempt, n: sm.Now) -> None:
+            version = (tx.execute(select(func.max(ScoreSheetRow.version)).where(
+                ScoreSheetRow.attempt_id == attempt_id)).scalar() or 0) + 1
+            tx.add(ScoreSheetRow(attempt_id=attempt_id, version=version, sheet=text, rubric_id=sheet.rubric_id,
+                                 rubric_hash=sheet.rubric_hash, created_utc_ns=n.utc_ns, sheet_sha256=sha256_hex(text)))
+            audit.append(tx, "exam-system", "sheet.scored", f"attempt:{attempt_id}",
+                         {"version": version, "sheet_sha256": sha256_hex(text), "total": sheet.total}, n.utc_ns)
+            if version == 1:
+                seal_timeline(tx, "exam-system", attempt_id, n.utc_ns)
+
+        if a.state == sm.State.ENDED:
+            self.book.step(attempt_id, "exam-system", sm.scored, extra=keep)
+        elif a.state in (sm.State.SCORED, sm.State.REVIEWED):
+            now = self.book.now()
+            self.book.writer.commit_with([], lambda tx: keep(tx, a, now))
+        else:
+            raise ServiceError(f"attempt {attempt_id} is {a.state.value}; it can be scored once every item has ended")
+        return sheet
+
+    def mark(self, attempt_id: str, item: str, code: str, count: int, examiner: str, note: str = "") -> None:
+        """A manual deduction or veto (考评员扣分) on a code of the rubric; the sheet is scored again."""
+        a = self.book.get(attempt_id)
+        rubric = self.rubric_of(a.operation)
+        _refuse_unless(lambda: check_mark(rubric, _taken(a), item, code, count), attempt_id)
+        found = rubric.item(item).deduction(code)
+        if found is not None and found[1].max_count is not None:
+            used = self._charged(attempt_id, item, code)
+            if used + count > found[1].max_count:
+                raise ServiceError(f"attempt {attempt_id}: {code} is charged at most {found[1].max_count} times and "
+                                   f"{used} are charged already; a mark of {count} more would change nothing: "
+                                   "override the row instead if the sheet is wrong")
+        self._amend(attempt_id, MarkRecord(item, code, count, examiner, note, *self._stamp()), examiner)
+
+    def override(self, attempt_id: str, item: str, row: str, points: float, reason: str, examiner: str) -> None:
+        """Set a row's points by hand (whole hundredths within the row), with a reason."""
+        if not reason.strip():
+            raise ServiceError("an override needs a reason; the automatic value stays beside it")
+        a = self.book.get(attempt_id)
+        _refuse_unless(lambda: check_override(self.rubric_of(a.operation), _taken(a), item, row, points), attempt_id)
+        self._amend(attempt_id, OverrideRecord(item, row, points, reason, examiner, *self._stamp()), examiner)
+
+    def decide_gap(self, attempt_id: str, item: str, choice: DecisionKind, reason: str, examiner: str) -> None:
+        """For an item the sheet says needs it (a device it reads was down for over 10 % of it, or at
+        its end, and it was not ended by the examiner's choice): score it with the gap, or a re-sit."""
+        if choice not in ("score_with_gap", "resit"):
+            raise ServiceError(f"a gap decision is score_with_gap or resit, not {choice!r}")
+        if not reason.strip():
+            raise ServiceError("a gap decision needs a reason; it is shown on the sheet")
+        pending = self.pending_gap_decisions(attempt_id)
+        if item not in pending:
+            raise ServiceError(f"attempt {attempt_id} item {item} needs no gap decision "
+                               f"(items waiting for one: {', '.join(pending) or 'none'})")
+        self._amend(attempt_id, DecisionRecord(item, choice, reason.strip(), examiner, *self._stamp()), examiner)
+
+    def pending_gap_decisions(self, attempt_id: str) -> list[str]:
+        sheet = self.latest_sheet(attempt_id)
+        return [i["code"] for i in (sheet or {}).get("items", []) if i.get("needs_gap_decision")]
+
+    def latest_sheet(self, attempt_id: str) -> dict[str, Any] | None:
+        """The latest stored score sheet of the attempt, as JSON data (None before scoring)."""
+        with self.book.db.read() as s:
+            text = s.execute(select(ScoreSheetRow.sheet).where(ScoreSheetRow.attempt_id == attempt_id)
+                             .order_by(ScoreSheetRow.version.desc()).limit(1)).scalar()
+        return None if text is None else dict(json.loads(text))
+
+    def _charged(self, attempt_id: str, item: str, code: str) -> int:
+        """How many occurrences of deduction `code` the latest sheet charges (automatic and manual)."""
+        sheet = self.latest_sheet(attempt_id)
+        lines = [d for i in (sheet or {}).get("items", []) if i["code"] == item for r in i["rows"]
+                 for d in r["deductions"] if d["code"] == code and d["by"] != "unverified"]
+        return sum(int(d["count"]) for d in lines)
+
+    def _stamp(self) -> tuple[int, int]:
+        return self.clock.mono_ns(), self.clock.utc_ns()
+
+    def _amend(self, attempt_id: str, record: MarkRecord | OverrideRecord | DecisionRecord, examiner: str) -> None:
+        a = self.book.get(attempt_id)
+        if a.state not in (sm.State.SCORED, sm.State.REVIEWED):
+            raise ServiceError(f"attempt {attempt_id} is {a.state.value}: marks and overrides are made after scoring "
+                               "and before the examiners sign")
+
+        def log_it(tx: Session) -> None:
+            audit.append(tx, examiner, f"sheet.{type(record).__name__.removesuffix('Record').lower()}",
+                         f"attempt:{attempt_id}", {k: getattr(record, k) for k in record.__slots__}, record.t_utc_ns)
+
+        self.book.writer.commit_with([(attempt_id, record)], log_it)
+        self.score(attempt_id)
+
+    def review(self, attempt_id: str, examiner: str) -> None:
+        pending = self.pending_gap_decisions(attempt_id)
+        if pending:
+            raise ServiceError(f"attempt {attempt_id}: items {', '.join(pending)} had a device down for a large part "
+                               "of them; decide first (decide_gap): score with the gap, or a re-sit")
+        self.book.step(attempt_id, examiner, sm.reviewed, examiner)
+
+    def candidate_decision(self, attempt_id: str, item: str, signed: bool) -> None:
+        def keep(tx: Session, a: sm.Attempt, n: sm.Now) -> None:
+            tx.add(Signature(attempt_id=attempt_id, item_code=item, role="candidate", who=a.candidate,
+                             decision="signed" if signed else "refused", utc_ns=n.utc_ns))
+
+        self.book.step(attempt_id, "candidate", sm.candidate_decision, item, signed, extra=keep)
+        if not signed:
+            self.score(attempt_id)  # a refused item scores 0
+
+    def examiner_sign(self, attempt_id: str, examiner: str) -> dict[str, Any] | None:
+        """An examiner signs; the last required signature stores the signed result and queues it,
+        attempt state included, in ONE transaction (the uplink may deliver it a moment later).
+        Returns the result document then."""
+        stored: dict[str, Any] = {}
+
+        def keep(tx: Session, a: sm.Attempt, n: sm.Now) -> None:
+            tx.add(Signature(attempt_id=attempt_id, item_code=None, role="examiner", who=examiner, decision="signed",
+                             utc_ns=n.utc_ns))
+            if a.state == sm.State.QUEUED:
+                stored.update(store_signed_result(tx, a, n, rubric=self.rubric_of(a.operation), config=self.config,
+                                                  key=self.key, software=self.software))
+
+        self.book.step(attempt_id, examiner, _sign_and_queue, examiner, extra=keep)
+        if stored:
+            for listener in self.result_listeners:
+                listener(stored)
+            return stored
+        return None
+
+    def replay(self, attempt_id: str) -> ScoreSheet:
+        """Score the stored timeline again with the rubric that scored it (the hash must match)."""
+        a = self.book.get(attempt_id)
+        with self.book.db.read() as s:
+            row = s.get(AttemptRow, attempt_id)
+            assert row is not None
+            rubric_hash = row.rubric_hash
+        rubric = self.rubric_of(a.operation)
+        if rubric.hash != rubric_hash:
+            raise ServiceError(f"attempt {attempt_id} was scored with rubric {rubric_hash}; the rubric file now is "
+                               f"{rubric.hash}; replay needs the same rubric file (restore it from the export)")
+        return score(rubric, stored_timeline(self.book.db, attempt_id))
+
+
+def _refuse_unless(check: Callable[[], None], attempt_id: str) -> None:
+    try:
+        check()
+    except (ScoringError, KeyError) as err:
+        raise ServiceError(f"attempt {attempt_id}: {err.args[0] if err.args else err}") from None
