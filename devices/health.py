@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from devices.ref import DeviceRef
+
 
 @dataclass(frozen=True, slots=True)
 class HealthSnapshot:
-    device: str
+    device: DeviceRef
     online: bool | None
     polls_ok: int
     polls_failed: int
@@ -29,7 +31,7 @@ class DeviceHealth:
     `online` is None until the first poll finishes: "unknown" is not "offline".
     """
 
-    device: str
+    device: DeviceRef
     online: bool | None = None
     polls_ok: int = 0
     polls_failed: int = 0

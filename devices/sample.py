@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from devices.ref import DeviceRef
+
 Scalar = bool | int | float | str
 """A plain signal value: a bit, a count, a measurement or a code."""
 
@@ -29,8 +31,8 @@ class Sample:
     value: SignalValue
     t_mono_ns: int
     t_utc_ns: int
-    device: str = ""
-    """Which configured device produced it (`A01/bench`), for health and audit, not for scoring."""
+    device: DeviceRef
+    """Which configured device produced it (A01/bench), for health, device gaps and audit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,4 +47,4 @@ class ValueFault:
     reason: str
     t_mono_ns: int
     t_utc_ns: int
-    device: str = ""
+    device: DeviceRef

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from devices.errors import DeviceConfigError
 from devices.profile import ModbusProfile, SerialProfile, available_profiles, load_profile
+from devices.ref import DeviceRef
 from devices.settings import DeviceSettings, ModbusRtuDevice, ModbusTcpDevice, RtuBus, SerialDevice
 
 OPERATIONS = ("低压电工作业", "熔化焊接与热切割作业")
@@ -121,7 +122,7 @@ class SiteConfig(_Config):
                             f"station {st.id} device {dev.name}: unit {dev.unit} on bus {dev.bus} is already "
                             f"{used[key]}; every device on one bus needs its own unit id"
                         )
-                    used[key] = f"{st.id}/{dev.name}"
+                    used[key] = str(DeviceRef(st.id, dev.name))
         return self
 
     def bus(self, bus_id: str) -> RtuBus:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from devices.clock import SystemClock
+from devices.ref import DeviceRef
 from station.config import SiteConfig
 from station.db import database_path, open_database
 from station.device_hub import DeviceHub
@@ -42,7 +43,7 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
             async with contextlib.AsyncExitStack() as stack:
                 feed = await stack.enter_async_context(StatusFeed(services.device_status))
 
-                def on_status(device: str, online: bool, reason: str) -> None:
+                def on_status(device: DeviceRef, online: bool, reason: str) -> None:
                     print(f"  device {device} {'online' if online else 'OFFLINE: ' + reason}", flush=True)
                     feed(device, online, reason)
 

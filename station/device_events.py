@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 
 from devices.clock import Clock
+from devices.ref import DeviceRef
 from devices.sample import Sample, ValueFault
 from scoring.detectors.events import WhenParams
 from scoring.rubric import Rubric
@@ -38,14 +39,14 @@ class DeviceEvents:
 
     def record_sample(self, sample: Sample) -> None:
         """A device reported a change (on the event loop: no commit here)."""
-        station = sample.device.split("/", 1)[0]
+        station = sample.device.station
         self.rig.sample(station, sample)
         a = self.book.running(station)
         if a is None:
             return
         value = dict(sample.value) if isinstance(sample.value, Mapping) else sample.value
         self.book.writer.append(a.attempt_id, SampleRecord(sample.signal, value, sample.t_mono_ns, sample.t_utc_ns,
-                                                           sample.device))
+                                                           str(sample.device)))
         code = self._live_veto(a, sample)
         if code is not None:
             log.warning("attempt %s: veto %s (%s = %s): the item stops", a.attempt_id, code, sample.signal,
@@ -70,20 +71,20 @@ class DeviceEvents:
         """A device sent a value its profile cannot represent (NaN, out of range): kept in the
         running item's timeline with its raw form, never as a sample; the rows that read the signal
         are left unverified at that moment for the examiner."""
-        station = fault.device.split("/", 1)[0]
+        station = fault.device.station
         log.warning("%s: %s = %s cannot be a reading (%s); recorded as a device fault", fault.device, fault.signal,
                     fault.raw, fault.reason)
         a = self.book.running(station)
         if a is not None:
-            self.book.writer.append(a.attempt_id, FaultRecord(fault.device, True, fault.reason, fault.t_mono_ns,
+            self.book.writer.append(a.attempt_id, FaultRecord(str(fault.device), True, fault.reason, fault.t_mono_ns,
                                                               fault.t_utc_ns, fault.signal, fault.raw))
 
-    def device_status(self, device: str, online: bool, reason: str) -> None:
+    def device_status(self, device: DeviceRef, online: bool, reason: str) -> None:
         """A device went offline or came back. It is remembered (an item whose device is down does
         not start); when the item running at its station reads it, it is recorded in that item's
         timeline (a device gap) and pauses (resumes) the item's clock. Call it in the order the
         device layer reported the changes (station.status_feed)."""
-        station = device.partition("/")[0]
+        station = device.station
         with self.book.lock:
             self.rig.set_device(device, DeviceState(online, reason))
             attempt_id = self.book.active(station)
@@ -93,5 +94,6 @@ class DeviceEvents:
             it = a.running_item
             if it is None or device not in devices_read(self.exam.item(a, it.code), self.config.station(station)):
                 return  # a device the running item does not read (the cabinet during CPR): nothing to pause
-            records: list[Record] = [FaultRecord(device, online, reason, self.clock.mono_ns(), self.clock.utc_ns())]
-            self.book.step(attempt_id, "device-monitor", sm.device_status, device, online, records=records)
+            records: list[Record] = [FaultRecord(str(device), online, reason, self.clock.mono_ns(),
+                                                 self.clock.utc_ns())]
+            self.book.step(attempt_id, "device-monitor", sm.device_status, str(device), online, records=records)

@@ -16,21 +16,22 @@ from dataclasses import dataclass
 from devices.clock import Clock, SystemClock
 from devices.modbus.poller import ModbusPoller, PolledDevice
 from devices.profile import ModbusProfile, SerialProfile, load_profile
+from devices.ref import DeviceRef
 from devices.sample import Sample, ValueFault
 from devices.serial.id_card_reader import IdCardHealth, IdCardReader
 from devices.serial.manikin_reader import ManikinHealth, ManikinReader
 from devices.settings import ModbusRtuDevice, SerialDevice
 from station.config import SiteConfig
 
-StatusSink = Callable[[str, bool, str], None]
-"""Called as (device id `A01/bench`, online, reason) on every transition."""
+StatusSink = Callable[[DeviceRef, bool, str], None]
+"""Called as (device, online, reason) on every transition."""
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceStatus:
     """What the proctor's device panel shows for one device."""
 
-    device: str
+    device: DeviceRef
     kind: str
     online: bool | None
     detail: str

@@ -81,13 +81,13 @@ class ExamRun:
             # The station's state just before the item starts: the timeline then holds every signal's
             # initial value (devices report on change only) and every device already down.
             initial: list[Record] = [SampleRecord(s.signal, dict(s.value) if isinstance(s.value, Mapping) else s.value,
-                                                  start_ns - 1, utc_ns, s.device)
+                                                  start_ns - 1, utc_ns, str(s.device))
                                      for s in sorted(latest.values(), key=lambda x: x.signal)]
             for device in devices_read(item, station):
                 state = devices.get(device)
                 if state is None or state.online is not True:
                     why = state.reason if state is not None and state.reason else "has not reported"
-                    initial.append(FaultRecord(device, False, why, start_ns - 1, utc_ns))
+                    initial.append(FaultRecord(str(device), False, why, start_ns - 1, utc_ns))
             log_it = None
             if not ready.ready:
                 initial.append(DecisionRecord(code, "start_anyway", reason, examiner, start_ns - 1, utc_ns))
@@ -156,7 +156,8 @@ class ExamRun:
             return "; ".join(down)
         self.book.writer.flush()
         now = self.clock.mono_ns()
-        gaps = [g for g in item_gaps(load_faults(self.book.db, a.attempt_id), started_ns, now) if g.device in read]
+        names = {str(d) for d in read}
+        gaps = [g for g in item_gaps(load_faults(self.book.db, a.attempt_id), started_ns, now) if g.device in names]
         if needs_decision(gaps, started_ns, now):
             down_devices = ", ".join(sorted({g.device for g in gaps if not g.signal}))
             return (f"{down_devices} was offline for {offline_ns(gaps) / 1e9:.0f} s of the item's "

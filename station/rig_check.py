@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from devices.profile import load_profile
+from devices.ref import DeviceRef
 from devices.sample import Sample
 from scoring.rig import rest_deviations, signals_read
 from scoring.rubric import Item
@@ -39,7 +40,7 @@ class RigState:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: dict[str, dict[str, Sample]] = {}
-        self._devices: dict[str, DeviceState] = {}
+        self._devices: dict[DeviceRef, DeviceState] = {}
 
     def sample(self, station: str, sample: Sample) -> None:
         with self._lock:
@@ -50,22 +51,22 @@ class RigState:
         with self._lock:
             return dict(self._latest.get(station, {}))
 
-    def set_device(self, device: str, state: DeviceState) -> None:
+    def set_device(self, device: DeviceRef, state: DeviceState) -> None:
         with self._lock:
             self._devices[device] = state
 
-    def devices(self) -> dict[str, DeviceState]:
+    def devices(self) -> dict[DeviceRef, DeviceState]:
         with self._lock:
             return dict(self._devices)
 
 
-def device_signals(station: Station) -> dict[str, frozenset[str]]:
-    """Device id (`A01/bench`) -> the signals its profile maps."""
-    return {f"{station.id}/{d.name}": frozenset(p.signal for p in load_profile(d.profile).points)
+def device_signals(station: Station) -> dict[DeviceRef, frozenset[str]]:
+    """Each device of the station -> the signals its profile maps."""
+    return {DeviceRef(station.id, d.name): frozenset(p.signal for p in load_profile(d.profile).points)
             for d in station.devices}
 
 
-def devices_read(item: Item, station: Station) -> list[str]:
+def devices_read(item: Item, station: Station) -> list[DeviceRef]:
     """The station's devices whose signals the item reads, in config order."""
     wanted = signals_read(item)
     return [device for device, signals in device_signals(station).items() if signals & wanted]
@@ -94,7 +95,7 @@ class Readiness:
                 *(d.describe() for d in self.not_at_rest)]
 
 
-def readiness(item: Item, station: Station, latest: Mapping[str, Sample], devices: Mapping[str, DeviceState]
+def readiness(item: Item, station: Station, latest: Mapping[str, Sample], devices: Mapping[DeviceRef, DeviceState]
               ) -> Readiness:
     """Whether `station` may start `item` now, from its latest samples and device states."""
     offline = []

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from devices.clock import Clock, ContinuousClock
+from devices.ref import DeviceRef
 from devices.sample import Sample, ValueFault
 from scoring.rubric import Rubric
 from scoring.rubric_loader import rubric_for
@@ -129,7 +130,7 @@ class StationServices:
     def record_value_fault(self, fault: ValueFault) -> None:
         self.devices.record_value_fault(fault)
 
-    def device_status(self, device: str, online: bool, reason: str) -> None:
+    def device_status(self, device: DeviceRef, online: bool, reason: str) -> None:
         self.devices.device_status(device, online, reason)
 
     # -- review and sign-off -----------------------------------------------------------------------

@@ -14,9 +14,11 @@ import logging
 from collections.abc import Callable
 from types import TracebackType
 
+from devices.ref import DeviceRef
+
 log = logging.getLogger(__name__)
 
-Apply = Callable[[str, bool, str], None]
+Apply = Callable[[DeviceRef, bool, str], None]
 
 
 class StatusFeed:
@@ -25,10 +27,10 @@ class StatusFeed:
 
     def __init__(self, apply: Apply) -> None:
         self._apply = apply
-        self._queue: asyncio.Queue[tuple[str, bool, str]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[DeviceRef, bool, str]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    def __call__(self, device: str, online: bool, reason: str) -> None:
+    def __call__(self, device: DeviceRef, online: bool, reason: str) -> None:
         self._queue.put_nowait((device, online, reason))
 
     async def __aenter__(self) -> StatusFeed:

@@ -28,14 +28,15 @@ from devices.modbus.block_plan import Block, plan_blocks
 from devices.modbus.link import Backoff, ModbusLink, RtuTarget, TcpTarget
 from devices.modbus.register_codec import Decoder, Unrepresentable, Value, compile_decoder
 from devices.profile import ModbusProfile
+from devices.ref import DeviceRef
 from devices.sample import Sample, ValueFault
 from devices.settings import ModbusRtuDevice, ModbusTcpDevice, RtuBus
 
 log = logging.getLogger(__name__)
 
 SampleSink = Callable[[Sample], None]
-StatusSink = Callable[[str, bool, str], None]
-"""Called as (device id, online, reason) when a device goes offline or comes back."""
+StatusSink = Callable[[DeviceRef, bool, str], None]
+"""Called as (device, online, reason) when a device goes offline or comes back."""
 FaultSink = Callable[[ValueFault], None]
 """Called with a value a device sent that its profile cannot represent (once per new raw value)."""
 
@@ -63,8 +64,8 @@ class PolledDevice:
     bus: RtuBus | None = None
 
     @property
-    def device_id(self) -> str:
-        return f"{self.station}/{self.settings.name}"
+    def ref(self) -> DeviceRef:
+        return DeviceRef(self.station, self.settings.name)
 
     @property
     def interval_s(self) -> float:
@@ -76,7 +77,7 @@ class PolledDevice:
         if isinstance(s, ModbusTcpDevice):
             return TcpTarget(s.host, s.port)
         if self.bus is None:
-            raise DeviceError(f"{self.device_id}: modbus-rtu device without its bus settings")
+            raise DeviceError(f"{self.ref}: modbus-rtu device without its bus settings")
         b = self.bus
         return RtuTarget(b.port, b.baudrate, b.parity, b.stopbits, b.gap_s())
 
@@ -98,7 +99,7 @@ class DevicePoller:
         self._decoders: list[list[tuple[str, Decoder, float]]] = [
             [(p.signal, compile_decoder(p, b.start), p.deadband) for p in b.points] for b in self.blocks
         ]
-        self.health = DeviceHealth(device.device_id)
+        self.health = DeviceHealth(device.ref)
         self._on_sample = on_sample
         self._on_status = on_status
         self._clock = clock or SystemClock()
@@ -137,7 +138,7 @@ class DevicePoller:
             if self.health.record_failed_poll():
                 log.warning("%s offline: %s", self.who, err)
                 if self._on_status:
-                    self._on_status(self.device.device_id, False, str(err))
+                    self._on_status(self.device.ref, False, str(err))
             return False
         t_mono = self._clock.mono_ns()
         t_utc = self._clock.utc_ns()
@@ -145,10 +146,10 @@ class DevicePoller:
             if self.health.polls_ok > 1 or self.health.polls_failed:
                 log.warning("%s back online after %d failed polls", self.who, self.health.polls_failed)
             if self._on_status:
-                self._on_status(self.device.device_id, True, "")
+                self._on_status(self.device.ref, True, "")
         last = self._last
         sink = self._on_sample
-        device_id = self.device.device_id
+        ref = self.device.ref
         previous = self._last_raw
         for k, (decoders, raw) in enumerate(zip(self._decoders, results, strict=True)):
             # Same words as last poll: same decoded values, already compared with what was emitted.
@@ -166,7 +167,7 @@ class DevicePoller:
                     del self._bad[signal]
                 if signal not in last or self._changed(last[signal], value, deadband):
                     last[signal] = value
-                    sink(Sample(signal, value, t_mono, t_utc, device_id))
+                    sink(Sample(signal, value, t_mono, t_utc, ref))
         return True
 
     def _unrepresentable(self, signal: str, err: Unrepresentable, t_mono: int, t_utc: int) -> None:
@@ -179,7 +180,7 @@ class DevicePoller:
         log.warning("%s: %s; recorded as a device fault, not a reading: check the device and its profile",
                     self.who, err)
         if self._on_fault:
-            self._on_fault(ValueFault(signal, err.raw, err.reason, t_mono, t_utc, self.device.device_id))
+            self._on_fault(ValueFault(signal, err.raw, err.reason, t_mono, t_utc, self.device.ref))
 
     @staticmethod
     def _changed(last: Value, value: Value, deadband: float) -> bool:
@@ -252,7 +253,7 @@ class ModbusPoller:
     async def _run_all(self) -> None:
         async with asyncio.TaskGroup() as group:
             for p in self.pollers:
-                group.create_task(p.run(), name=f"poll {p.device.device_id}")
+                group.create_task(p.run(), name=f"poll {p.device.ref}")
 
     async def __aexit__(self, *exc: object) -> None:
         if self._runner is not None:
@@ -262,5 +263,5 @@ class ModbusPoller:
         for link in self.links.values():
             link.close()
 
-    def health(self) -> dict[str, DeviceHealth]:
-        return {p.device.device_id: p.health for p in self.pollers}
+    def health(self) -> dict[DeviceRef, DeviceHealth]:
+        return {p.device.ref: p.health for p in self.pollers}

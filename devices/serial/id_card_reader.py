@@ -22,6 +22,7 @@ from typing import Any, Literal
 from devices.clock import Clock
 from devices.errors import DeviceConfigError, DeviceError
 from devices.profile import FramePoint, SerialProfile
+from devices.ref import DeviceRef
 from devices.sample import Sample
 from devices.serial.id_card_codec import FRAME_FIELDS, CardRead, LineDecoder, card_fields
 from devices.serial.port import keep_open, open_port, reopen_delay_s, translate
@@ -39,7 +40,7 @@ _READ_SIZE = 4096
 class IdCardHealth:
     """A snapshot of one ID-card reader link, for the station's device panel."""
 
-    device: str
+    device: DeviceRef
     online: bool
     """The port is open (a card reader is silent between cards, so that is all there is to know)."""
     port_open: bool
@@ -83,7 +84,7 @@ class IdCardReader:
         self._reopen_min_s = reopen_min_s
         self._reopen_max_s = max(reopen_max_s, reopen_min_s)
         self._rng = rng or random.Random()
-        self.device = f"{station}/{settings.name}"
+        self.device = DeviceRef(station, settings.name)
         self._who = f"station {station} {settings.name}@{settings.port}"
         self._point = self._check_profile(profile)
         self._decoder = LineDecoder()

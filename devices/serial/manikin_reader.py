@@ -22,6 +22,7 @@ from typing import Any, Literal
 from devices.clock import Clock
 from devices.errors import DeviceConfigError, DeviceError
 from devices.profile import FramePoint, SerialProfile
+from devices.ref import DeviceRef
 from devices.sample import Sample, Scalar, ValueFault
 from devices.serial.manikin_codec import (
     FRAME_FIELDS,
@@ -46,7 +47,7 @@ HEARTBEAT_INTERVAL_S = 1.0
 class ManikinHealth:
     """A snapshot of one manikin link, for the station's device panel and the site check."""
 
-    device: str
+    device: DeviceRef
     online: bool
     port_open: bool
     frames_ok: int
@@ -97,7 +98,7 @@ class ManikinReader:
         self._reopen_min_s = reopen_min_s
         self._reopen_max_s = max(reopen_max_s, reopen_min_s)
         self._rng = rng or random.Random()
-        self.device = f"{station}/{settings.name}"
+        self.device = DeviceRef(station, settings.name)
         self._who = f"station {station} {settings.name}@{settings.port}"
         self._points = self._check_profile(profile)
         self._decoder = FrameDecoder()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from devices.ref import DeviceRef
 from station.config import SiteConfig
 from station.result_document import iso_utc
 from station.services import StationServices
@@ -18,13 +19,12 @@ from station.services import StationServices
 LIVE_SCHEMA = "examstation/live/v1"
 
 
-def live_documents(config: SiteConfig, services: StationServices, devices: Iterable[tuple[str, bool | None]],
+def live_documents(config: SiteConfig, services: StationServices, devices: Iterable[tuple[DeviceRef, bool | None]],
                    now_mono_ns: int, now_utc_ns: int) -> list[dict[str, Any]]:
-    """One live document per station. `devices`: (`STATION/name`, online) pairs from the device hub."""
+    """One live document per station. `devices`: (device, online) pairs from the device hub."""
     online: dict[str, dict[str, bool]] = {}
-    for qualified, up in devices:
-        station, _, name = qualified.partition("/")
-        online.setdefault(station, {})[name] = bool(up)
+    for ref, up in devices:
+        online.setdefault(ref.station, {})[ref.name] = bool(up)
     docs = []
     for st in config.stations:
         attempt_id = services.active_attempt(st.id)

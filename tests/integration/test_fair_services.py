@@ -9,6 +9,7 @@ import json
 import pytest
 from sqlalchemy import select
 
+from devices.ref import DeviceRef
 from devices.sample import Sample
 from station import audit
 from station import session as sm
@@ -20,15 +21,15 @@ from tests.integration.conftest import ManualClock
 CONFIG = load_site_config("examples/site.yaml")
 S = 1_000_000_000
 CANDIDATE = "110101199001010011"
-A01_DEVICES = ("A01/bench", "A01/extinguisher", "A01/cabinet", "A01/manikin")
+A01_DEVICES = tuple(DeviceRef("A01", name) for name in ("bench", "extinguisher", "cabinet", "manikin"))
 BENCH_AT_REST = {"bench.main_switch": False, "bench.meter_probe": False, "bench.check_result": 0,
                  "bench.check_fault": 0, "bench.short_trip": False, "bench.rcd_trip": False, "bench.fr_trip": False,
                  "bench.motor_dir": 0, "bench.lamp_switch": False}
 
 
-def report(services: StationServices, clock: ManualClock, values: dict[str, object], device: str = "A01/bench") -> None:
+def report(services: StationServices, clock: ManualClock, values: dict[str, object], device: str = "bench") -> None:
     for signal, value in values.items():
-        services.record_sample(Sample(signal, value, clock.t, clock.utc_ns(), device))  # type: ignore[arg-type]
+        services.record_sample(Sample(signal, value, clock.t, clock.utc_ns(), DeviceRef("A01", device)))  # type: ignore[arg-type]
 
 
 def ready_station(services: StationServices, clock: ManualClock, items: dict[str, str]) -> str:
@@ -109,10 +110,10 @@ def test_an_item_starts_on_a_rig_at_rest_or_by_the_examiners_decision(
 def test_an_item_does_not_start_while_a_device_it_reads_is_offline(svc: tuple[StationServices, ManualClock]) -> None:
     services, clock = svc
     aid = ready_station(services, clock, {"K4": "K42"})
-    services.device_status("A01/manikin", False, "no valid frame for 3.0 s")
+    services.device_status(DeviceRef("A01", "manikin"), False, "no valid frame for 3.0 s")
     with pytest.raises(ServiceError, match=r"A01/manikin is offline \(no valid frame for 3.0 s\)"):
         services.start_item(aid, "K42", "考评员甲")
-    services.device_status("A01/manikin", True, "")
+    services.device_status(DeviceRef("A01", "manikin"), True, "")
     services.start_item(aid, "K42", "考评员甲")
 
 
@@ -125,7 +126,7 @@ def test_ending_an_item_while_its_device_is_down_needs_the_examiners_choice(
     aid = ready_station(services, clock, {"K4": "K42"})
     services.start_item(aid, "K42", "考评员甲")
     clock.t += 30 * S
-    services.device_status("A01/manikin", False, "no valid frame for 3.0 s")
+    services.device_status(DeviceRef("A01", "manikin"), False, "no valid frame for 3.0 s")
     clock.t += 120 * S
     with pytest.raises(ServiceError, match=r"A01/manikin.*offline.*interrupted.*re-sit.*with_gap"):
         services.end_item(aid, "done", "考评员甲")
@@ -146,7 +147,7 @@ def test_an_item_ended_interrupted_for_a_dead_device_scores_nothing(
     aid = ready_station(services, clock, {"K4": "K42"})
     services.start_item(aid, "K42", "考评员甲")
     clock.t += 30 * S
-    services.device_status("A01/manikin", False, "no valid frame for 3.0 s")
+    services.device_status(DeviceRef("A01", "manikin"), False, "no valid frame for 3.0 s")
     services.end_item(aid, "interrupted", "考评员甲")
     sheet = services.score(aid)
     assert sheet.item("K42").outcome == "interrupted" and sheet.item("K42").score == 0 and not sheet.passed
@@ -160,7 +161,7 @@ def test_a_device_the_item_does_not_read_neither_pauses_it_nor_leaves_a_gap(
     aid = ready_station(services, clock, {"K4": "K42"})
     services.start_item(aid, "K42", "考评员甲")
     clock.t += 30 * S
-    services.device_status("A01/cabinet", False, "timeout")  # the PPE cabinet plays no part in CPR
+    services.device_status(DeviceRef("A01", "cabinet"), False, "timeout")  # the PPE cabinet plays no part in CPR
     assert services.attempt(aid).state == sm.State.RUNNING
     clock.t += 60 * S
     assert services.item_gap(aid) == ""
@@ -173,10 +174,10 @@ def test_a_device_back_after_a_start_anyway_closes_its_gap(svc: tuple[StationSer
     the whole item (the 'back online' record used to be dropped: nothing in the state changed)."""
     services, clock = svc
     aid = ready_station(services, clock, {"K4": "K42"})
-    services.device_status("A01/manikin", False, "no valid frame for 3.0 s")
+    services.device_status(DeviceRef("A01", "manikin"), False, "no valid frame for 3.0 s")
     services.start_item(aid, "K42", "考评员甲", start_anyway="模拟人正在重连")
     clock.t += 2 * S
-    services.device_status("A01/manikin", True, "")
+    services.device_status(DeviceRef("A01", "manikin"), True, "")
     clock.t += 118 * S
     assert services.item_gap(aid) == ""
     services.end_item(aid, "done", "考评员甲")

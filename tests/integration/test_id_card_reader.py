@@ -59,7 +59,7 @@ async def test_a_valid_card_arrives_as_a_sample_and_the_reader_is_online() -> No
         await wait_until(lambda: len(samples) == 1, 2.0, "the card")
         status = reader.health
     (card,) = samples
-    assert (card.signal, card.device) == ("idcard.read", "A01/idreader")
+    assert (card.signal, str(card.device)) == ("idcard.read", "A01/idreader")
     assert card.value == {"id_number": REAL, "name": "张三"}
     assert (status.cards_ok, status.bad_lines, status.overlong_lines) == (1, 0, 0)
     assert status.last_card_age_s is not None and status.last_card_age_s < 2

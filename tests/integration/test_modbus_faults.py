@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from devices.ref import DeviceRef
 from hardware_sim.models.bench import BenchModel
 from tests.integration.modbus_rig import POLL_MS, TIMEOUT_S, Rig, modbus_rig
 from tests.integration.waiting import wait_for
@@ -32,13 +33,13 @@ async def _fault_then_recover(
     assert health.errors.get(kind, 0) >= 1, health.errors
     for text in expected_text:
         assert text in health.last_error, health.last_error
-    assert rig.transitions[-1][:2] == ("T01/dut", False)
+    assert rig.transitions[-1][:2] == (DeviceRef("T01", "dut"), False)
     await clear()
     cleared_at = time.monotonic()
     await wait_for(lambda: rig.health.online is True, 5.0, "device to come back")
     took = time.monotonic() - cleared_at
     assert took <= RECOVERY_S + in_flight_s + 0.05, f"back after {took:.3f} s"
-    assert rig.transitions[-1] == ("T01/dut", True, "")
+    assert rig.transitions[-1] == (DeviceRef("T01", "dut"), True, "")
 
 
 @pytest.fixture(params=KINDS)

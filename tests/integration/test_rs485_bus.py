@@ -10,6 +10,7 @@ from pathlib import Path
 
 from devices.modbus.poller import ModbusPoller, PolledDevice
 from devices.profile import ModbusProfile, load_profile
+from devices.ref import DeviceRef
 from devices.sample import Sample
 from devices.settings import ModbusRtuDevice, RtuBus
 from hardware_sim.modbus_server import SimModbusServer, SimulatedDevice
@@ -60,5 +61,6 @@ async def test_shared_bus_is_half_duplex_with_gap() -> None:
     # the bus has room for all three (about 50 transactions/s of 200), so each keeps its own rate
     for device, interval_ms in (("W01/weldsim", 50), ("W01/power", 100), ("W01/cabinet", 200)):
         nominal = RUN_S * 1000 / interval_ms
-        assert health[device].polls_ok >= 0.7 * nominal, (device, health[device].polls_ok, nominal)
-    assert {s.device for s in samples} == {"W01/weldsim", "W01/power", "W01/cabinet"}
+        polls_ok = health[DeviceRef.parse(device)].polls_ok
+        assert polls_ok >= 0.7 * nominal, (device, polls_ok, nominal)
+    assert {str(s.device) for s in samples} == {"W01/weldsim", "W01/power", "W01/cabinet"}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from devices.ref import DeviceRef
 from devices.sample import Sample
 from station import audit
 from station import session as sm
@@ -42,18 +43,20 @@ def test_csv_import_checks_the_whole_file_first(svc: tuple[StationServices, Manu
 
 
 def run_item(services: StationServices, clock: ManualClock, aid: str, code: str) -> None:
-    services.device_status("A01/bench", True, "")  # as the device hub reports it: the rig is there and at rest
+    # as the device hub reports it: the rig is there and at rest
+    services.device_status(DeviceRef("A01", "bench"), True, "")
     services.start_item(aid, code, "考评员甲")
     clock.t += 60 * S
-    services.record_sample(Sample("bench.main_switch", True, clock.t, clock.utc_ns(), "A01/bench"))
+    services.record_sample(Sample("bench.main_switch", True, clock.t, clock.utc_ns(), DeviceRef("A01", "bench")))
     clock.t += 60 * S
 
 
 def test_examiner_veto_refusal_overrides_and_two_signatures(svc: tuple[StationServices, ManualClock]) -> None:
     services, clock = svc
     services.register_candidate("110101199001010011", "张三", "低压电工作业", "B1")
+    # check-in by reader needs the card read
     services.record_sample(Sample("idcard.read", {"id_number": "110101199001010011", "name": "张三"}, clock.t,
-                                  clock.utc_ns(), "A01/idreader"))  # check-in by reader needs the card read
+                                  clock.utc_ns(), DeviceRef("A01", "idreader")))
     aid = services.check_in("110101199001010011", "A01", "监考员王", "id_card_reader")
     with pytest.raises(ServiceError, match="A01 already has attempt"):
         services.check_in("110101199001010011", "A01", "监考员王")
@@ -96,7 +99,7 @@ def test_check_in_by_id_card_reader_needs_the_candidates_card(svc: tuple[Station
 
     def card(id_number: str, name: str) -> None:
         services.record_sample(Sample("idcard.read", {"id_number": id_number, "name": name}, clock.t, clock.utc_ns(),
-                                      "A01/idreader"))
+                                      DeviceRef("A01", "idreader")))
 
     with pytest.raises(ServiceError, match="no card has been read there; place the candidate's card on the reader "
                                            "at A01"):

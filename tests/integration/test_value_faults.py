@@ -40,7 +40,7 @@ async def test_nan_and_out_of_range_become_faults_with_their_raw_words() -> None
         async with ModbusPoller([PolledDevice("T01", settings, PROFILE)], samples.append, on_fault=faults.append):
             await wait_for(lambda: len(faults) >= 2, 5, "two value faults")
             await asyncio.sleep(0.3)  # several more polls of the same bad words: still reported once
-            assert [(f.signal, f.raw, f.device) for f in faults] == [
+            assert [(f.signal, f.raw, str(f.device)) for f in faults] == [
                 ("gauge.temperature_c", "0x7FC0 0x0000", "T01/gauge"), ("gauge.depth_mm", "0x05DC", "T01/gauge")]
             assert "nan" in faults[0].reason and "above the profile's max 100" in faults[1].reason
             assert not [s for s in samples if s.signal.startswith("gauge.")]
