@@ -3,29 +3,33 @@
 It does what the contract asks of a real one (docs/uplink.md): subscribe to every station's
 results, check each against the result schema, verify its Ed25519 signature against the key
 the site registered, store it (any SQLAlchemy URL; SQLite by default), deduplicate on result_id,
-watch the per-site seq for gaps, and answer each result with a receipt. Storing comes before
-the receipt, always: a receipt is the station's licence to forget.
+watch the per-site seq for gaps, and answer each result with a receipt signed by the province's
+own Ed25519 key. Storing comes before the receipt, always: a receipt is the station's licence to
+forget.
 
-It verifies signatures with its own canonicalisation (hardware_sim.jcs) and `cryptography`, not
-the station's signing module or the rfc8785 package the station signs with, so a
-canonicalisation bug on either side shows up as a rejected result.
+It is an independent implementation of the contract: it imports nothing from `station`. Topics
+and schemas come from docs/asyncapi.yaml (hardware_sim.province_contract), signatures are made and
+checked with its own canonicalisation (hardware_sim.jcs) and `cryptography`
+(hardware_sim.province_key), so a topic, schema or canonicalisation bug on either side shows up
+as a result not heard, a rejected result or a receipt that does not verify.
 
-Faults, for tests: drop the next N receipts, send every receipt twice, delay receipts, or reject
-chosen results with a reason.
+Faults, for tests: drop the next N receipts, send every receipt twice, delay receipts, reject
+chosen results with a reason, send receipts unsigned or signed with another (forger's) key.
 
-Run alone: `python -m hardware_sim.province --broker mqtt://127.0.0.1:1883 --key SITE=public.pem`.
+Run alone: `python -m hardware_sim.province --broker mqtt://127.0.0.1:1883 --key SITE=public.pem
+--province-key province.pem --sign-receipts`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,17 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import BigInteger, Integer, Text, create_engine, event, insert, select
-from sqlalchemy.engine import Engine
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.orm import Session
 
-import station.uplink.contract as contract
-from hardware_sim import jcs
+import hardware_sim.province_key as ed25519
+from hardware_sim.province_contract import ASYNCAPI, Contract, ContractError, parse_broker_url
+from hardware_sim.province_store import Rejection, StoredResult, open_store
 
 log = logging.getLogger(__name__)
 RECEIPT_SCHEMA = "examstation/receipt/v1"
@@ -51,33 +52,12 @@ RECEIPT_BATCH = 200
 RECEIPTS_IN_FLIGHT = 64
 """Receipts awaiting their PUBACK at once. aiomqtt scans every pending call on each publish, so
 thousands in flight cost more than they gain."""
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class StoredResult(_Base):
-    __tablename__ = "province_results"
-
-    result_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    site: Mapped[str] = mapped_column(Text, index=True)
-    station: Mapped[str] = mapped_column(Text)
-    seq: Mapped[int] = mapped_column(Integer)
-    attempt_id: Mapped[str] = mapped_column(Text)
-    document: Mapped[str] = mapped_column(Text)
-    stored_utc_ns: Mapped[int] = mapped_column(BigInteger)
-
-
-class Rejection(_Base):
-    __tablename__ = "province_rejections"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    result_id: Mapped[str] = mapped_column(Text, index=True)
-    site: Mapped[str] = mapped_column(Text)
-    seq: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(Text)
-    utc_ns: Mapped[int] = mapped_column(BigInteger)
+SIGN_RECEIPTS = True
+"""Whether receipts carry the province's signature unless told otherwise: the contract requires it
+(station/uplink/schemas/receipt.json); off only to show what a station does with unsigned ones."""
+NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+"""TCP_NODELAY, as docs/uplink.md asks of a receiving server: with Nagle's algorithm on, a receipt
+written right after a PUBACK waits ~40 ms for the peer's delayed ACK."""
 
 
 @dataclass(slots=True)
@@ -94,6 +74,12 @@ class ProvinceFaults:
     """result_id -> reason: refuse these results with that reason."""
     reject_when: Callable[[Mapping[str, Any]], str | None] | None = None
     """Refuse any result for which this returns a reason."""
+    unsigned_receipts: bool = False
+    """Send receipts without a signature, even when the province signs them."""
+    sign_with: Ed25519PrivateKey | None = None
+    """Sign receipts with this key instead of the province's (even when the province does not sign),
+    still naming the province's key_id: a forged receipt, as whoever may publish on a receipt topic
+    could make. `unsigned_receipts` wins over this."""
 
 
 @dataclass(slots=True)
@@ -119,37 +105,42 @@ def _iso(utc_ns: int) -> str:
     return dt.datetime.fromtimestamp(utc_ns / 1e9, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _engine(url: str) -> Engine:
-    if url in ("sqlite://", "sqlite:///:memory:"):
-        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        @event.listens_for(engine, "connect")
-        def _wal(dbapi_connection: Any, _record: Any) -> None:
-            cur = dbapi_connection.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.close()
-    return engine
-
-
 class ProvinceServer:
     """`async with ProvinceServer(broker_url, keys={site: public_pem}) as province:` receives until the block ends."""
 
     def __init__(self, broker_url: str, *, keys: Mapping[str, str] | None = None, db_url: str = "sqlite://",
                  client_id: str = "province-sim", faults: ProvinceFaults | None = None,
-                 batch_receipts: bool = True) -> None:
-        self.address = contract.parse_broker_url(broker_url)
+                 batch_receipts: bool = True, province_key: Ed25519PrivateKey | Path | str | None = None,
+                 sign_receipts: bool = SIGN_RECEIPTS, contract: Path = ASYNCAPI) -> None:
+        """`province_key`: the key that signs receipts, or the path of its PEM file (created when
+        missing); a new key for this run when None. `contract`: the AsyncAPI document whose
+        channels and schemas the province follows."""
+        self.address = parse_broker_url(broker_url)
+        self.contract = Contract.load(contract)
+        self._results = self.contract.channel("result").topic
+        self._receipts = self.contract.channel("receipt").topic
+        for name, topic, wanted in (("result", self._results, {"site", "station"}),
+                                    ("receipt", self._receipts, {"site"})):
+            if set(topic.parameters) != wanted:
+                raise ContractError(f"{contract}: channel {name} ({topic.address}) must take the parameters "
+                                    f"{sorted(wanted)}")
         self.client_id = client_id
         self.batch_receipts = batch_receipts
+        self.sign_receipts = sign_receipts
+        if isinstance(province_key, Ed25519PrivateKey):
+            self._private = province_key
+        elif province_key is None:
+            self._private = Ed25519PrivateKey.generate()
+        else:
+            self._private = ed25519.load_or_create(Path(province_key))
+        self.key_id = ed25519.key_id(self._private.public_key())
         self.faults = faults or ProvinceFaults()
         self.stats = ProvinceStats()
         self.connected = asyncio.Event()
         self._keys: dict[str, Ed25519PublicKey] = {}
         for site, pem in (keys or {}).items():
             self.register_key(site, pem)
-        self._engine = _engine(db_url)
-        _Base.metadata.create_all(self._engine)
+        self._engine = open_store(db_url)
         self._seqs: dict[str, set[int]] = {}
         self._max_seq: dict[str, int] = {}
         self._by_id: dict[str, tuple[str, int, int]] = {}
@@ -162,10 +153,11 @@ class ProvinceServer:
 
     def register_key(self, site: str, public_pem: str) -> None:
         """The site's public key, as `examstation keys export` prints it."""
-        key = serialization.load_pem_public_key(public_pem.encode())
-        if not isinstance(key, Ed25519PublicKey):
-            raise ValueError(f"the key registered for site {site} is not an Ed25519 public key")
-        self._keys[site] = key
+        self._keys[site] = ed25519.load_public_pem(public_pem, f"site {site}")
+
+    def public_pem(self) -> str:
+        """The public half of the key that signs receipts: what a site configures as `uplink.province_key`."""
+        return ed25519.public_pem(self._private.public_key())
 
     def _load(self) -> None:
         with Session(self._engine) as s:
@@ -219,9 +211,9 @@ class ProvinceServer:
                 async with aiomqtt.Client(self.address.host, self.address.port, identifier=self.client_id,
                                           clean_session=False, keepalive=15, max_inflight_messages=200,
                                           max_queued_incoming_messages=0,
-                                          socket_options=contract.NO_DELAY) as client:
+                                          socket_options=NO_DELAY) as client:
                     client.pending_calls_threshold = RECEIPTS_IN_FLIGHT * 2
-                    await client.subscribe(contract.RESULT_FILTER, qos=1)
+                    await client.subscribe(self._results.filter, qos=1)
                     self.connected.set()
                     delay = 0.2
                     async with asyncio.TaskGroup() as tg:
@@ -257,7 +249,7 @@ class ProvinceServer:
                     for site, body in self._receipt_messages(verdicts):
                         for _ in range(2 if self.faults.duplicate_receipts else 1):
                             await window.acquire()
-                            tg.create_task(send(body, contract.receipt_topic(site)))
+                            tg.create_task(send(body, self._receipts.format(site=site)))
             except BaseException:
                 self._outbox.put_nowait(verdicts)  # maybe not all sent: send them after the reconnect
                 raise
@@ -275,8 +267,16 @@ class ProvinceServer:
                 chunk = receipts[i:i + size]
                 entries = [{k: v for k, v in r.items() if k != "schema"} for r in chunk]
                 doc = chunk[0] if len(chunk) == 1 else {"schema": RECEIPT_SCHEMA, "receipts": entries}
-                out.append((site, json.dumps(doc, ensure_ascii=False).encode()))
+                out.append((site, json.dumps(self._signed(doc), ensure_ascii=False).encode()))
         return out
+
+    def _signed(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The receipt message as it goes out: signed as a whole (single or batch), unless told otherwise."""
+        if self.faults.unsigned_receipts:
+            return message
+        if self.faults.sign_with is not None:
+            return ed25519.sign(message, self.faults.sign_with, claimed_key_id=self.key_id)
+        return ed25519.sign(message, self._private) if self.sign_receipts else message
 
     async def _work(self) -> None:
         while True:
@@ -334,8 +334,9 @@ class ProvinceServer:
                rejections: list[dict[str, Any]]) -> _Verdict | None:
         try:
             doc = json.loads(payload)
-            site, station = contract.parse_result_topic(topic)
-        except (ValueError, RecursionError, contract.ContractError) as err:
+            where = self._results.parse(topic)
+            site, station = where["site"], where["station"]
+        except (ValueError, RecursionError) as err:
             self.stats.malformed += 1
             log.warning("province: message on %s ignored: %s", topic, err)
             return None
@@ -366,7 +367,7 @@ class ProvinceServer:
                                "stored_at": _iso(now)})
 
     def _reason_to_reject(self, doc: dict[str, Any], site: str, station: str, seq: int) -> str | None:
-        found = contract.problems("result", doc)
+        found = self.contract.problems("result", doc)
         if found:
             return "schema: " + "; ".join(found[:3])
         if doc["site"] != site or doc["station"] != station:
@@ -374,7 +375,7 @@ class ProvinceServer:
         key = self._keys.get(site)
         if key is None:
             return f"no public key is registered for site {site}; register the output of `examstation keys export`"
-        if not _signature_ok(doc, key):
+        if not ed25519.signature_ok(doc, key):
             return "signature does not verify against the key registered for this site"
         if seq in self._seqs.get(site, set()):
             return f"seq {seq} of site {site} was already used by another result"
@@ -384,22 +385,19 @@ class ProvinceServer:
         return reason
 
 
-def _signature_ok(doc: Mapping[str, Any], key: Ed25519PublicKey) -> bool:
-    sig = doc.get("signature")
-    if not isinstance(sig, Mapping):
-        return False
-    body = {k: v for k, v in doc.items() if k != "signature"}
-    try:
-        key.verify(base64.b64decode(str(sig.get("value", "")), validate=True), jcs.dumps(body))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
 async def _main(args: argparse.Namespace, keys: dict[str, str]) -> None:
-    async with ProvinceServer(args.broker, keys=keys, db_url=args.db, client_id=args.client_id) as province:
+    async with ProvinceServer(args.broker, keys=keys, db_url=args.db, client_id=args.client_id,
+                              province_key=args.province_key, sign_receipts=args.sign_receipts,
+                              contract=args.contract) as province:
         await province.connected.wait()
         print(f"province: receiving on {args.broker}", flush=True)
+        signing = "receipts signed" if province.sign_receipts else "receipts NOT signed (--sign-receipts signs them)"
+        if args.province_key is not None:
+            print(f"province: {signing}; key {province.key_id}, public key (a site's uplink.province_key) in "
+                  f"{ed25519.public_path(args.province_key)}", flush=True)
+        else:
+            print(f"province: {signing}; key {province.key_id} made for this run (--province-key PEM_PATH keeps one), "
+                  f"public key (a site's uplink.province_key):\n{province.public_pem().strip()}", flush=True)
         while True:
             await asyncio.sleep(args.report_every)
             print(json.dumps({"stats": dataclasses.asdict(province.stats),
@@ -413,6 +411,13 @@ def main() -> None:
     p.add_argument("--db", default="sqlite://", help="SQLAlchemy URL where results are stored")
     p.add_argument("--client-id", default="province-sim")
     p.add_argument("--report-every", type=float, default=5.0)
+    p.add_argument("--province-key", type=Path, metavar="PEM_PATH",
+                   help="the province's Ed25519 private key that signs receipts, created when missing (its "
+                        "public half is written beside it as NAME.pub.pem); a new key each run without it")
+    p.add_argument("--sign-receipts", action=argparse.BooleanOptionalAction, default=SIGN_RECEIPTS,
+                   help="sign every receipt message with the province's key")
+    p.add_argument("--contract", type=Path, default=ASYNCAPI, metavar="ASYNCAPI_YAML",
+                   help="the AsyncAPI document whose topics and schemas to follow (default: %(default)s)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     keys = {}

@@ -1,0 +1,216 @@
+"""The uplink contract as the simulated province reads it: from the AsyncAPI document, not from station code.
+
+A test double is written from the contract, not from the code it checks. So the province takes
+its topics and message schemas from docs/asyncapi.yaml: each channel's `address`
+(`examstation/v1/{site}/{station}/result`, `examstation/v1/{site}/receipt`) and the JSON Schema
+file each message's `payload.$ref` names, relative to the AsyncAPI file
+(`../station/uplink/schemas/result.json`). It reads those JSON files; it imports nothing from
+`station`. A topic or schema the station changes without changing the document is then a result
+the province does not hear or rejects, which is the point.
+
+The schemas are checked with jsonschema-rs (a main dependency, so `python -m hardware_sim.province`
+runs without the dev extras; ~5 us per result document where the pure-Python `jsonschema` takes
+~0.7 ms, which would make the schema check the slowest step of draining a backlog).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema_rs
+import yaml
+
+ASYNCAPI = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml"
+"""The contract of a source checkout (the simulator is a tool of the source tree, like the tests)."""
+_PARAMETER = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_LEVEL = re.compile(r"^[^/+#\x00]+$")
+"""What one topic level may hold: non-empty, no '/', and no MQTT wildcard."""
+
+
+class ContractError(ValueError):
+    """The contract document, a topic, a broker address or a message breaks the contract; the
+    message says which and what was expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicTemplate:
+    """A channel address such as `examstation/v1/{site}/{station}/result`: each `{name}` is one level."""
+
+    address: str
+
+    def __post_init__(self) -> None:
+        for level in self.address.split("/"):
+            if not _PARAMETER.match(level) and not _LEVEL.match(level):
+                raise ContractError(f"channel address {self.address!r}: level {level!r} is neither a "
+                                    "{parameter} nor a plain topic level")
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return tuple(self.address.split("/"))
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        return tuple(m.group(1) for level in self.levels if (m := _PARAMETER.match(level)))
+
+    @property
+    def filter(self) -> str:
+        """The subscription filter matching every topic of this channel (each parameter as `+`)."""
+        return "/".join("+" if _PARAMETER.match(level) else level for level in self.levels)
+
+    def parse(self, topic: str) -> dict[str, str]:
+        """The parameters of `topic` by name; ContractError when `topic` is not an address of this channel."""
+        got = topic.split("/")
+        if len(got) != len(self.levels):
+            raise ContractError(f"{topic!r} is not a topic of {self.address} ({len(got)} levels, expected "
+                                f"{len(self.levels)})")
+        out: dict[str, str] = {}
+        for want, level in zip(self.levels, got, strict=True):
+            m = _PARAMETER.match(want)
+            if m is None:
+                if level != want:
+                    raise ContractError(f"{topic!r} is not a topic of {self.address} ({level!r} where {want!r} "
+                                        "belongs)")
+            elif not _LEVEL.match(level):
+                raise ContractError(f"{topic!r}: {m.group(1)} {level!r} cannot be a topic level")
+            else:
+                out[m.group(1)] = level
+        return out
+
+    def format(self, **values: str) -> str:
+        """The topic with each `{name}` replaced by `values[name]`."""
+        if set(values) != set(self.parameters):
+            raise ContractError(f"{self.address} takes {sorted(self.parameters)}, got {sorted(values)}")
+        out = []
+        for level in self.levels:
+            m = _PARAMETER.match(level)
+            if m is None:
+                out.append(level)
+                continue
+            value = values[m.group(1)]
+            if not _LEVEL.match(value):
+                raise ContractError(f"{m.group(1)} {value!r} cannot be a topic level: it must be non-empty "
+                                    "without '/', '+' or '#'")
+            out.append(value)
+        return "/".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    name: str
+    topic: TopicTemplate
+    schema_path: Path
+    """The JSON Schema file of the channel's message payload."""
+
+
+class Contract:
+    """The channels of an AsyncAPI 3 document with their payload schemas: `Contract.load()`."""
+
+    def __init__(self, source: Path, channels: Mapping[str, Channel]) -> None:
+        self.source = source
+        self.channels = dict(channels)
+        self._validators: dict[str, jsonschema_rs.Validator] = {}
+        for name, channel in self.channels.items():
+            try:
+                schema = json.loads(channel.schema_path.read_text(encoding="utf-8"))
+                self._validators[name] = jsonschema_rs.validator_for(schema)
+            except (OSError, ValueError) as err:
+                raise ContractError(f"{source}: the schema of channel {name}, {channel.schema_path}, cannot be "
+                                    f"used ({err})") from err
+
+    @classmethod
+    def load(cls, asyncapi: Path = ASYNCAPI) -> Contract:
+        """Read the AsyncAPI document; every channel with one message whose payload is a `$ref` to a file."""
+        try:
+            doc = yaml.safe_load(asyncapi.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as err:
+            raise ContractError(f"the uplink contract {asyncapi} cannot be read ({err}); the simulated province "
+                                "needs the AsyncAPI document of a source checkout (docs/asyncapi.yaml)") from err
+        if not isinstance(doc, dict) or not isinstance(doc.get("channels"), dict):
+            raise ContractError(f"{asyncapi} is no AsyncAPI document: it has no `channels`")
+        channels = {}
+        for name, raw in doc["channels"].items():
+            channel = _resolve(doc, raw, asyncapi)
+            messages = channel.get("messages")
+            if not isinstance(messages, dict) or len(messages) != 1:
+                raise ContractError(f"{asyncapi}: channel {name} must carry exactly one message")
+            message = _resolve(doc, next(iter(messages.values())), asyncapi)
+            ref = message.get("payload", {}).get("$ref") if isinstance(message.get("payload"), dict) else None
+            if not isinstance(ref, str) or ref.startswith("#"):
+                raise ContractError(f"{asyncapi}: the message of channel {name} must name its payload schema "
+                                    "file with payload.$ref")
+            address = channel.get("address")
+            if not isinstance(address, str):
+                raise ContractError(f"{asyncapi}: channel {name} has no address")
+            channels[name] = Channel(name, TopicTemplate(address), (asyncapi.parent / ref).resolve())
+        return cls(asyncapi, channels)
+
+    def channel(self, name: str) -> Channel:
+        try:
+            return self.channels[name]
+        except KeyError:
+            raise ContractError(f"{self.source} has no channel {name!r} (it has {sorted(self.channels)})") from None
+
+    def problems(self, channel: str, message: Any) -> list[str]:
+        """Every way `message` breaks the payload schema of `channel`, each as 'path: what is wrong'."""
+        self.channel(channel)
+        validator = self._validators[channel]
+        if validator.is_valid(message):
+            return []
+        out = []
+        for err in validator.iter_errors(message):
+            where = "/".join(str(p) for p in err.instance_path) or "(document)"
+            out.append(f"{where}: {err.message}")
+        return sorted(out)
+
+
+def _resolve(doc: Mapping[str, Any], node: Any, source: Path) -> dict[str, Any]:
+    """`node`, or what its local `$ref` (`#/components/...`) points at."""
+    seen = 0
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
+        seen += 1
+        if seen > 16:
+            raise ContractError(f"{source}: $ref chain too long at {node['$ref']}")
+        target: Any = doc
+        for part in node["$ref"][2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            if not isinstance(target, dict) or part not in target:
+                raise ContractError(f"{source}: $ref {node['$ref']} points at nothing")
+            target = target[part]
+        node = target
+    if not isinstance(node, dict):
+        raise ContractError(f"{source}: expected an object, found {node!r}")
+    return node
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"mqtt://{host}:{self.port}"
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """mqtt://HOST[:PORT] (port 1883 by default); the simulated province speaks plain MQTT only."""
+    parts = urlsplit(url)
+    if parts.scheme != "mqtt" or not parts.hostname or parts.path not in ("", "/"):
+        raise ContractError(f"broker address {url!r}: the simulated province takes mqtt://HOST:PORT (plain MQTT, "
+                            "no TLS, no path)")
+    if parts.username is not None or parts.query or parts.fragment:
+        raise ContractError(f"broker address {url!r}: only mqtt://HOST:PORT, no user name, query or fragment")
+    try:
+        port = parts.port
+    except ValueError as err:
+        raise ContractError(f"broker address {url!r}: the port is not a number from 1 to 65535") from err
+    if port == 0:
+        raise ContractError(f"broker address {url!r}: the port is not a number from 1 to 65535")
+    return BrokerAddress(parts.hostname, 1883 if port is None else port)

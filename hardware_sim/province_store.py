@@ -1,0 +1,54 @@
+"""What the simulated province keeps: every result it stored and every rejection, in any SQLAlchemy database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, Text, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import StaticPool
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class StoredResult(_Base):
+    __tablename__ = "province_results"
+
+    result_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    site: Mapped[str] = mapped_column(Text, index=True)
+    station: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Integer)
+    attempt_id: Mapped[str] = mapped_column(Text)
+    document: Mapped[str] = mapped_column(Text)
+    stored_utc_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class Rejection(_Base):
+    __tablename__ = "province_rejections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    result_id: Mapped[str] = mapped_column(Text, index=True)
+    site: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    utc_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+def open_store(url: str) -> Engine:
+    """An engine on `url` with the province's tables created; a SQLite file in WAL with synchronous FULL."""
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        engine = create_engine(url)
+        if engine.dialect.name == "sqlite":
+            @event.listens_for(engine, "connect")
+            def _wal(dbapi_connection: Any, _record: Any) -> None:
+                cur = dbapi_connection.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.close()
+    _Base.metadata.create_all(engine)
+    return engine
