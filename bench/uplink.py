@@ -46,12 +46,20 @@ from station.signing import SiteKey  # noqa: E402
 from station.uplink import outbox  # noqa: E402
 from station.uplink.contract import NO_DELAY  # noqa: E402
 from station.uplink.relay import RelaySettings, UplinkRelay  # noqa: E402
-from tests.uplink_kit import ResultFactory, outbox_states, site_config, station_database, wait_until  # noqa: E402
+from tests.uplink_kit import (  # noqa: E402
+    ResultFactory,
+    outbox_states,
+    province_key,
+    site_config,
+    station_database,
+    wait_until,
+)
 
 
 def start_province(broker_url: str, site: str, pem_path: Path, db_path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "hardware_sim.province", "--broker", broker_url, "--key", f"{site}={pem_path}",
+         "--province-key", str(province_key()), "--sign-receipts",
          "--db", f"sqlite:///{db_path}", "--client-id", "province-bench", "--report-every", "3600"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 

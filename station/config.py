@@ -78,6 +78,9 @@ class Uplink(_Config):
     username: str | None = Field(None, description="MQTT user name, if the broker requires one")
     password_file: str | None = Field(None, description="file holding the MQTT password (never the password itself)")
     ca_file: str | None = Field(None, description="CA certificate file for mqtts://")
+    province_key: str | None = Field(
+        None, description="file holding the provincial exam centre's Ed25519 public key (PEM): only receipts signed "
+        "with it settle a result; without it no receipt is trusted and results stay queued")
     live_every_s: float | None = Field(
         None, ge=1, le=3600,
         description="publish live station state (examstation/v1/SITE/STATION/live, QoS 0) this often; omit for none",

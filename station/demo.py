@@ -20,6 +20,7 @@ from typing import Any
 from devices.clock import SystemClock
 from hardware_sim.embedded_broker import EmbeddedBroker
 from hardware_sim.province import ProvinceServer
+from hardware_sim.province_key import public_path
 from hardware_sim.site import SimSite
 from scoring.rubric import Rubric
 from scoring.rubric_loader import rubric_for
@@ -62,7 +63,8 @@ async def run_sim(config: SiteConfig, print_endpoints: bool, duration_s: float |
 
 
 @contextlib.asynccontextmanager
-async def uplink_stack(config: SiteConfig, key: SiteKey, broker_url: str | None) -> AsyncIterator[ProvinceServer]:
+async def uplink_stack(config: SiteConfig, key: SiteKey, broker_url: str | None,
+                       data_dir: Path) -> AsyncIterator[ProvinceServer]:
     """The province's side of the demo: a broker (embedded amqtt unless `broker_url` names one) and
     the simulated provincial server with this site's public key registered."""
     async with contextlib.AsyncExitStack() as stack:
@@ -70,13 +72,20 @@ async def uplink_stack(config: SiteConfig, key: SiteKey, broker_url: str | None)
             broker_url = (await stack.enter_async_context(EmbeddedBroker())).url
         keys = {config.site.id: key.public_pem()}
         province = await stack.enter_async_context(
-            ProvinceServer(broker_url, keys=keys, client_id=f"province-sim-{os.getpid()}"))
+            ProvinceServer(broker_url, keys=keys, client_id=f"province-sim-{os.getpid()}",
+                           province_key=data_dir / PROVINCE_KEY))
         yield province
 
 
-def demo_config(config: SiteConfig, province: ProvinceServer) -> SiteConfig:
-    """The site config with its uplink pointed at the demo's broker (no TLS, no password)."""
-    return config.model_copy(update={"uplink": Uplink(broker_url=province.address.url, live_every_s=5)})
+PROVINCE_KEY = "simulated-province.pem"
+"""The simulated province's signing key, in the demo's data directory, its public half beside it."""
+
+
+def demo_config(config: SiteConfig, province: ProvinceServer, data_dir: Path) -> SiteConfig:
+    """The site config with its uplink pointed at the demo's broker (no TLS, no password), trusting
+    the simulated province's receipts."""
+    return config.model_copy(update={"uplink": Uplink(broker_url=province.address.url, live_every_s=5,
+                                                      province_key=str(public_path(data_dir / PROVINCE_KEY)))})
 
 
 async def run_demo(config: SiteConfig, data_dir: Path, duration_s: float | None, status_every_s: float,
@@ -87,8 +96,8 @@ async def run_demo(config: SiteConfig, data_dir: Path, duration_s: float | None,
     from station.scenario_runner import HALL_SCALE, hall_rotation, play_hall
 
     key = SiteKey.load_or_create(data_dir)
-    async with uplink_stack(config, key, broker_url) as province:
-        site_config = demo_config(config, province)
+    async with uplink_stack(config, key, broker_url, data_dir) as province:
+        site_config = demo_config(config, province, data_dir)
         print(f"examstation demo: site {config.site.id} {config.site.name}", flush=True)
         print(f"  broker {province.address.url} ({'external' if broker_url else 'embedded amqtt'}), simulated "
               f"province receiving; data in {data_dir}", flush=True)
@@ -155,8 +164,8 @@ async def run_scenarios(config: SiteConfig, data_dir: Path, names: list[str], br
     run = await play_exam([scenario_named(n.strip()) for n in names], config, data_dir)
     result_id = str(run.document["result_id"])
     key = SiteKey.load_or_create(data_dir)
-    async with uplink_stack(config, key, broker_url) as province:
-        site_config = demo_config(config, province)
+    async with uplink_stack(config, key, broker_url, data_dir) as province:
+        site_config = demo_config(config, province, data_dir)
         with open_database(database_path(data_dir)) as db:
             rubrics = [rubric_for(op) for op in sorted({st.operation for st in config.stations})]
             delivery = await _await_receipt(site_config, db, key, rubrics, result_id, receipt_timeout_s)

@@ -11,8 +11,11 @@ attempts through the simulator would take minutes and test nothing more about de
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 
 from devices.clock import Clock, SystemClock
+from hardware_sim.province_key import load_or_create, public_path
 from station import session as sm
 from station.config import SiteConfig, Uplink, load_site_config
 from station.db import Database, open_database
@@ -36,10 +40,27 @@ SITE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "site.yaml"
 EXAMINERS = ("考评员甲", "考评员乙")
 
 
+def province_key() -> Path:
+    """The simulated province's signing key (PEM) for this test run, with its public half beside it
+    (`province_key.public_path`), which `site_config` configures as uplink.province_key."""
+    global _PROVINCE_KEY
+    if _PROVINCE_KEY is None:
+        folder = Path(tempfile.mkdtemp(prefix="examstation-test-province-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _PROVINCE_KEY = folder / "province.pem"
+        load_or_create(_PROVINCE_KEY)
+    return _PROVINCE_KEY
+
+
+_PROVINCE_KEY: Path | None = None
+
+
 def site_config(broker_url: str) -> SiteConfig:
-    """The example site, its uplink pointed at a test broker (no TLS, no password)."""
+    """The example site, its uplink pointed at a test broker (no TLS, no password), trusting the
+    receipts of the province that signs with `province_key()`."""
     config = load_site_config(SITE_CONFIG)
-    return config.model_copy(update={"uplink": Uplink(broker_url=broker_url)})
+    return config.model_copy(update={"uplink": Uplink(broker_url=broker_url,
+                                                      province_key=str(public_path(province_key())))})
 
 
 def one_real_result(services: StationServices) -> str:

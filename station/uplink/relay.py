@@ -36,6 +36,7 @@ from station.attempt_book import AttemptBook
 from station.config import SiteConfig
 from station.db import Database
 from station.uplink import contract, manifest, outbox
+from station.uplink.receipts import ReceiptCounts, ReceiptKeyError, ReceiptReader, load_province_key
 
 log = logging.getLogger(__name__)
 _paho_log = log.getChild("paho")
@@ -74,7 +75,7 @@ class RelayStats:
     delivered: int = 0
     rejected: int = 0
     ignored_receipts: int = 0
-    malformed_receipts: int = 0
+    """Signed by the province, but for a result this station did not send (or already settled)."""
     last_receipt_utc_ns: int | None = None
     """When the last receipt arrived: a broker that accepts the receipt subscription but never
     delivers to it (an ACL that filters on delivery, as mosquitto 2.0 does) shows here."""
@@ -135,6 +136,10 @@ class UplinkRelay:
         self.client_id = client_id or f"examstation-{config.site.id}"
         self._live = live
         self.stats = RelayStats()
+        try:
+            self._reader = ReceiptReader(load_province_key(config.uplink.province_key))
+        except ReceiptKeyError as err:
+            raise UplinkConfigError(str(err)) from err
         self.connected = False
         self.last_error: str | None = None
         self._site = config.site.id
@@ -165,6 +170,11 @@ class UplinkRelay:
             self._sends_this_link[d.result_id] = self._sends_this_link.get(d.result_id, 0) + 1
 
     # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def receipt_counts(self) -> ReceiptCounts:
+        """Receipt messages dropped: malformed, and untrusted (not signed by the province's key)."""
+        return self._reader.counts
+
     @property
     def book(self) -> AttemptBook:
         if self._book is None:
@@ -380,27 +390,11 @@ class UplinkRelay:
             if message.topic.value != topic:  # a subscription left in the persistent session by an older version
                 continue
             self.stats.last_receipt_utc_ns = self.clock.utc_ns()
-            for receipt in self._parse_receipts(message):
+            payload = message.payload
+            for receipt in self._reader.read(topic, bytes(payload) if isinstance(payload, (bytes, bytearray))
+                                             else str(payload)):
                 self.stats.receipts += 1
                 self._receipts.put_nowait(receipt)
-
-    def _parse_receipts(self, message: aiomqtt.Message) -> list[outbox.Receipt]:
-        try:
-            doc = json.loads(bytes(message.payload) if isinstance(message.payload, (bytes, bytearray))
-                             else str(message.payload))
-        except (ValueError, TypeError, RecursionError) as err:
-            self.stats.malformed_receipts += 1
-            log.warning("uplink: a receipt on %s is not JSON (%s); ignored, the result will be sent again",
-                        message.topic, err)
-            return []
-        found = contract.problems("receipt", doc)
-        if found:
-            self.stats.malformed_receipts += 1
-            log.warning("uplink: a receipt on %s breaks the receipt schema (%s); ignored, the result will be "
-                        "sent again", message.topic, "; ".join(found[:3]))
-            return []
-        return [outbox.Receipt(r["result_id"], int(r["seq"]), r["status"], r.get("stored_at"), r.get("reason"))
-                for r in doc.get("receipts", [doc])]
 
     async def _settle_loop(self) -> None:
         while True:

@@ -27,7 +27,15 @@ from hardware_sim.province import ProvinceServer
 from station import audit
 from station.db import open_database
 from station.signing import verify
-from tests.uplink_kit import SITE_CONFIG, ResultFactory, outbox_states, site_config, station_database, wait_until
+from tests.uplink_kit import (
+    SITE_CONFIG,
+    ResultFactory,
+    outbox_states,
+    province_key,
+    site_config,
+    station_database,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMSTATION = [sys.executable, "-m", "station.cli"]
@@ -100,7 +108,7 @@ async def test_controller_killed_during_publishing_loses_nothing(tmp_path: Path)
         with station_database(data, config) as (db, key):
             await asyncio.to_thread(ResultFactory(db, key).add, n_results - 1)
         cfg = _run_config(tmp_path, broker.url)
-        async with ProvinceServer(broker.url, keys={site: key.public_pem()},
+        async with ProvinceServer(broker.url, keys={site: key.public_pem()}, province_key=province_key(),
                                   db_url=f"sqlite:///{tmp_path / 'province.sqlite3'}") as province:
             await asyncio.wait_for(province.connected.wait(), 10)
             killed_at = []

@@ -53,7 +53,7 @@ from station.db import Database
 from station.db.models import ResultRow
 from station.signing import SiteKey
 from station.uplink.relay import RelaySettings, UplinkRelay
-from tests.uplink_kit import ResultFactory, outbox_states, site_config, station_database, wait_until
+from tests.uplink_kit import ResultFactory, outbox_states, province_key, site_config, station_database, wait_until
 
 pytestmark = [
     pytest.mark.timeout(300), pytest.mark.slow,
@@ -71,7 +71,8 @@ DRAIN_TIMEOUT_S = 90.0
 
 
 def province_for(broker: Mosquitto, site: str, key: SiteKey, tmp_path: Path) -> ProvinceServer:
-    return ProvinceServer(broker.url, keys={site: key.public_pem()}, db_url=f"sqlite:///{tmp_path / 'province.db'}")
+    return ProvinceServer(broker.url, keys={site: key.public_pem()}, db_url=f"sqlite:///{tmp_path / 'province.db'}",
+                          province_key=province_key())
 
 
 def province_ids(tmp_path: Path, site: str) -> list[str]:

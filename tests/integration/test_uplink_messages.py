@@ -33,7 +33,7 @@ from station.signing import SiteKey, verify
 from station.stored import ensure_database
 from station.uplink import contract
 from station.uplink.relay import RelaySettings
-from tests.uplink_kit import ResultFactory, one_real_result, outbox_states, site_config, wait_until
+from tests.uplink_kit import ResultFactory, one_real_result, outbox_states, province_key, site_config, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTRA = 5
@@ -152,7 +152,7 @@ async def test_every_message_on_the_wire_follows_the_contract(tmp_path: Path, ba
             services = StationServices(config, db, key, SystemClock())
             try:
                 async with ProvinceServer(broker.url, keys={site: key.public_pem()}, faults=faults,
-                                          batch_receipts=batch_receipts) as province:
+                                          batch_receipts=batch_receipts, province_key=province_key()) as province:
                     async with asyncio.timeout(10):
                         await province.connected.wait()
                     async with uplink_relay(config, services, None, settings) as relay:

@@ -31,7 +31,7 @@ from station.maintenance import outbox_retry, outbox_status
 from station.signing import SiteKey
 from station.uplink import contract, outbox
 from station.uplink.relay import RelaySettings, UplinkRelay
-from tests.uplink_kit import ResultFactory, outbox_states, site_config, station_database, wait_until
+from tests.uplink_kit import ResultFactory, outbox_states, province_key, site_config, station_database, wait_until
 
 QUICK = RelaySettings(resend_first_s=0.5, resend_cap_s=2.0, reconnect_first_s=0.1, reconnect_cap_s=0.5,
                       idle_poll_s=0.1)
@@ -53,7 +53,8 @@ class Site:
                            clock=SystemClock(), settings=settings)
 
     def province(self, faults: ProvinceFaults | None = None, key_pem: str | None = None) -> ProvinceServer:
-        return ProvinceServer(self.broker.url, keys={"GD-SZ-0101": key_pem or self.key.public_pem()}, faults=faults)
+        return ProvinceServer(self.broker.url, keys={"GD-SZ-0101": key_pem or self.key.public_pem()}, faults=faults,
+                              province_key=province_key())
 
 
 @pytest.fixture
@@ -162,11 +163,12 @@ async def test_garbage_on_the_receipt_topic_is_ignored(site: Site, caplog: pytes
             topic = contract.receipt_topic("GD-SZ-0101")
             await intruder.publish(topic, b"\xff not json", qos=1)
             fake = {"schema": "examstation/receipt/v1", "result_id": site.ids[0], "seq": 999, "status": "stored",
-                    "stored_at": "2026-11-28T00:00:00Z"}
-            await intruder.publish(topic, json.dumps(fake).encode(), qos=1)  # names a result with the wrong seq
-            await intruder.publish(topic, json.dumps({"result_id": site.ids[1]}).encode(), qos=1)  # no schema
+                    "stored_at": "2026-11-28T00:00:00Z", "signature": {"alg": "Ed25519"}}
+            await intruder.publish(topic, json.dumps(fake).encode(), qos=1)  # a signature block of the wrong shape
+            await intruder.publish(topic, json.dumps({"result_id": site.ids[1], "signature": {}}).encode(),
+                                   qos=1)  # no schema
         await delivered_all(site)
-    assert relay.stats.malformed_receipts == 2
+    assert relay.receipt_counts.malformed == 3
     assert province.stats.stored == N
     assert "not JSON" in caplog.text and "breaks the receipt schema" in caplog.text
 

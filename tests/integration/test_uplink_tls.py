@@ -27,13 +27,14 @@ from cryptography.x509.oid import NameOID
 
 from devices.clock import SystemClock
 from hardware_sim.mosquitto import Mosquitto
+from hardware_sim.province_key import public_path
 from scoring.rubric_loader import rubric_for
 from station.config import SiteConfig, Uplink, load_site_config
 from station.db import Database
 from station.signing import SiteKey, verify
 from station.uplink import contract, outbox
 from station.uplink.relay import RelaySettings, UplinkRelay
-from tests.uplink_kit import SITE_CONFIG, station_database, wait_until
+from tests.uplink_kit import SITE_CONFIG, province_key, station_database, wait_until
 
 USER, PASSWORD = "GD-SZ-0101", "考点密码-2026"
 
@@ -88,7 +89,7 @@ class Secure:
         pw = self.tmp / f"pw-{abs(hash(password))}"
         pw.write_text(password + "\n", encoding="utf-8")
         uplink = Uplink(broker_url=f"mqtts://127.0.0.1:{self.broker.port}", username=USER, password_file=str(pw),
-                        ca_file=str(ca) if ca else str(self.ca))
+                        ca_file=str(ca) if ca else str(self.ca), province_key=str(public_path(province_key())))
         return load_site_config(SITE_CONFIG).model_copy(update={"uplink": uplink})
 
     def relay(self, config: SiteConfig) -> UplinkRelay:

@@ -76,7 +76,11 @@ def result_doc() -> dict[str, Any]:
     return KEY.sign(doc)
 
 
-def receipt_single(status: str = "stored") -> dict[str, Any]:
+PROVINCE = SiteKey(Ed25519PrivateKey.generate())
+"""Receipts are signed by the province's key, the same way results are signed by the site's."""
+
+
+def _receipt_body(status: str) -> dict[str, Any]:
     doc: dict[str, Any] = {"schema": "examstation/receipt/v1", "result_id": RID, "seq": 1, "status": status}
     if status == "rejected":
         doc["reason"] = "signature does not verify against the key registered for this site"
@@ -85,10 +89,14 @@ def receipt_single(status: str = "stored") -> dict[str, Any]:
     return doc
 
 
+def receipt_single(status: str = "stored") -> dict[str, Any]:
+    return PROVINCE.sign(_receipt_body(status))
+
+
 def receipt_batch() -> dict[str, Any]:
-    entries = [{k: v for k, v in receipt_single(s).items() if k != "schema"} for s in ("stored", "duplicate",
-                                                                                        "rejected")]
-    return {"schema": "examstation/receipt/v1", "receipts": entries}
+    entries = [{k: v for k, v in _receipt_body(s).items() if k != "schema"} for s in ("stored", "duplicate",
+                                                                                      "rejected")]
+    return PROVINCE.sign({"schema": "examstation/receipt/v1", "receipts": entries})
 
 
 def live_doc() -> dict[str, Any]:
