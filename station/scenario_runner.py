@@ -35,8 +35,7 @@ from station.device_hub import DeviceHub
 from station.services import StationServices
 from station.signing import SiteKey
 from station.status_feed import StatusFeed
-from station.stored import ensure_database
-from station.timeline_store import load_timeline
+from station.stored import ensure_database, load_timeline
 
 SETTLE_REAL_S = 0.4
 """Real time for the first polls to report every device before an item starts, and for the last

@@ -32,8 +32,7 @@ from station.db.models import ScoreSheetRow, Signature
 from station.errors import ServiceError
 from station.results import store_signed_result
 from station.signing import SiteKey
-from station.stored import stored_timeline
-from station.timeline_store import seal_timeline
+from station.stored import seal_timeline, stored_timeline
 
 ResultListener = Callable[[dict[str, Any]], None]
 

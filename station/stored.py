@@ -1,5 +1,7 @@
-"""Reading what the station database holds about attempts: timelines in time order, the latest
-stored time (for a clock that continues after a restart), and creating the database for demos."""
+"""Reading what the station database holds about attempts: timelines (one reader, which refuses a
+timeline with a missing or unreadable row, for replay and for signing alike), device faults, the
+latest stored time (for a clock that continues after a restart); sealing a timeline in the audit
+chain; and creating the database for demos."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scoring.timeline import FaultRecord, Record, ordered, record_from_dict
+from station.audit import TIMELINE_SEALED, AuditEntry, Transaction, append
 from station.db import Database, database_path, upgrade
+from station.db.errors import DatabaseError
 from station.db.models import TimelineRow
-from station.timeline_store import load_timeline
 
 
 def latest_stored_mono_ns(db: Database) -> int:
@@ -28,6 +31,29 @@ def latest_stored_mono_ns(db: Database) -> int:
     return latest
 
 
+def _records(session: Session, attempt_id: str, where: object) -> tuple[Record, ...]:
+    """The attempt's rows in seq order as records; DatabaseError on a gap or a bad row."""
+    rows = session.execute(select(TimelineRow.seq, TimelineRow.record)
+                           .where(TimelineRow.attempt_id == attempt_id).order_by(TimelineRow.seq)).all()
+    records: list[Record] = []
+    for expected, (seq, record_json) in enumerate(rows):
+        if seq != expected:
+            raise DatabaseError(f"timeline of attempt {attempt_id} in {where}: row {expected} is missing "
+                                f"(next is {seq}); run `examstation audit verify` and restore a backup")
+        try:
+            records.append(record_from_dict(json.loads(record_json)))
+        except (ValueError, TypeError, AttributeError) as err:
+            raise DatabaseError(f"timeline of attempt {attempt_id} in {where}: row {seq} is not a valid "
+                                f"record ({err}); run `examstation audit verify`") from err
+    return tuple(records)
+
+
+def load_timeline(db: Database, attempt_id: str) -> tuple[Record, ...]:
+    """The stored timeline of an attempt, in seq order; raises DatabaseError on a gap or a bad row."""
+    with db.read() as session:
+        return _records(session, attempt_id, db.path)
+
+
 def stored_timeline(db: Database, attempt_id: str) -> tuple[Record, ...]:
     """The stored timeline in time order: records reach the writer from several threads, so their
     row order can differ from their time order by a few milliseconds; scoring wants time order."""
@@ -35,10 +61,24 @@ def stored_timeline(db: Database, attempt_id: str) -> tuple[Record, ...]:
 
 
 def load_timeline_in(tx: Session, attempt_id: str) -> tuple[Record, ...]:
-    """The stored timeline read inside an open transaction (what the signature will cover)."""
-    rows = tx.execute(select(TimelineRow.record).where(TimelineRow.attempt_id == attempt_id)
-                      .order_by(TimelineRow.seq)).scalars()
-    return ordered([record_from_dict(json.loads(r)) for r in rows])
+    """The stored timeline read inside an open transaction (what the signature will cover), in time
+    order, with the same checks as `load_timeline`."""
+    return ordered(_records(tx, attempt_id, "the station database"))
+
+
+def seal_timeline(tx: Transaction, actor: str, attempt_id: str, utc_ns: int) -> AuditEntry:
+    """Record the timeline's row count and head hash in the audit chain (inside `tx`, after `flush()`).
+
+    `audit verify` then detects a sealed timeline that was truncated or rewritten, which its own
+    chain alone cannot show.
+    """
+    last = tx.execute(
+        select(TimelineRow.seq, TimelineRow.row_hash)
+        .where(TimelineRow.attempt_id == attempt_id).order_by(TimelineRow.seq.desc()).limit(1)
+    ).first()
+    rows, head = (0, attempt_id) if last is None else (last.seq + 1, last.row_hash)
+    return append(tx, actor, TIMELINE_SEALED, f"attempt:{attempt_id}",
+                  {"attempt_id": attempt_id, "rows": rows, "head_hash": head}, utc_ns)
 
 
 def load_faults(db: Database, attempt_id: str) -> list[FaultRecord]:

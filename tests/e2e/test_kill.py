@@ -30,7 +30,7 @@ from station.db import database_path, open_database
 from station.db.models import Attempt, ResultRow
 from station.services import StationServices
 from station.signing import SiteKey
-from station.timeline_store import load_timeline
+from station.stored import load_timeline
 
 CONFIG = load_site_config("examples/site.yaml")
 KILLS = 20

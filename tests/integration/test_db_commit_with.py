@@ -14,7 +14,8 @@ from scoring.timeline import LifecycleRecord, SampleRecord
 from station import audit
 from station.db import Database, open_database, upgrade
 from station.db.models import Attempt
-from station.timeline_store import TimelineWriter, load_timeline
+from station.stored import load_timeline
+from station.timeline_store import TimelineWriter
 from tests.integration.test_db_timeline_store import seed_attempts
 
 

@@ -28,7 +28,8 @@ from scoring.timeline import SampleRecord
 from station import audit
 from station.db import UnsafeJournalModeError, open_database, upgrade
 from station.db.models import Attempt, Candidate
-from station.timeline_store import TimelineWriter, load_timeline
+from station.stored import load_timeline
+from station.timeline_store import TimelineWriter
 
 ATTEMPT = "0190aa00-0000-7000-8000-000000000001"
 

@@ -16,7 +16,8 @@ from scoring.timeline import FaultRecord, LifecycleRecord, Record, SampleRecord
 from station import audit
 from station.db import Database, open_database, upgrade
 from station.db.models import Attempt, Candidate
-from station.timeline_store import TimelineWriteError, TimelineWriter, load_timeline
+from station.stored import load_timeline
+from station.timeline_store import TimelineWriteError, TimelineWriter
 
 
 def seed_attempts(db: Database, *attempt_ids: str) -> None:

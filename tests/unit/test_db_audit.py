@@ -21,7 +21,8 @@ from station import audit
 from station.db import Database, DatabaseError, open_database, upgrade
 from station.db.digest import GENESIS_HASH, sha256_hex
 from station.db.models import Attempt, Candidate, OutboxRow, ResultRow, ScoreSheetRow
-from station.timeline_store import TimelineWriter, load_timeline, seal_timeline
+from station.stored import load_timeline, seal_timeline
+from station.timeline_store import TimelineWriter
 
 ATTEMPTS = ("att-0001", "att-0002")
 
