@@ -6,7 +6,7 @@ vendor's register 0x0012, so a new vendor's rig is a new profile (data), not new
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from devices.ref import DeviceRef
@@ -48,3 +48,8 @@ class ValueFault:
     t_mono_ns: int
     t_utc_ns: int
     device: DeviceRef
+
+
+SampleSink = Callable[[Sample], "bool | None"]
+"""Where a device hands its samples: returns False when the sample was not accepted (the station's
+store is full), and the device offers it again; None or True means accepted."""

@@ -6,13 +6,9 @@ so tests and real sites use mosquitto. It listens on 127.0.0.1 only, on a free p
 
 from __future__ import annotations
 
-import logging
 import socket
 
 from amqtt.broker import Broker
-
-for _name in ("amqtt", "transitions"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 def _free_port() -> int:

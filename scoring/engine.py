@@ -24,7 +24,7 @@ from scoring.points import exact, shown, shown_total, to_hundredths, weighted_to
 from scoring.reports import REPORTS
 from scoring.rig import item_reads, rest_deviations
 from scoring.rubric import Item, Rubric
-from scoring.sheet import Decision, ItemScore, Outcome, ScoreSheet
+from scoring.sheet import Decision, ItemScore, Outcome, Pause, ScoreSheet
 from scoring.timeline import EndReason, LifecycleRecord, SampleRecord, Timeline, Value
 
 __all__ = ["ScoringError", "Verdict", "score", "verdict"]
@@ -96,6 +96,21 @@ def _until_good_again(gaps: list[Gap], signals: _Signals, end: int) -> list[Gap]
     return out
 
 
+def _pauses(lifecycle: tuple[LifecycleRecord, ...], end: int, origin: int) -> tuple[Pause, ...]:
+    """The item's pauses with the reason that began each (the sheet shows them beside active_s)."""
+    out, since = [], None
+    for r in lifecycle:
+        if r.kind == "pause" and since is None:
+            since = r
+        elif r.kind == "resume" and since is not None:
+            out.append(Pause(since.detail, round((since.t_mono_ns - origin) / 1e9, 1),
+                             round((r.t_mono_ns - origin) / 1e9, 1)))
+            since = None
+    if since is not None:
+        out.append(Pause(since.detail, round((since.t_mono_ns - origin) / 1e9, 1), round((end - origin) / 1e9, 1)))
+    return tuple(out)
+
+
 def _outcome(vetoed: bool, reason: EndReason, resit: bool) -> Outcome:
     if vetoed:
         return "veto"
@@ -139,7 +154,7 @@ def _score_item(rubric: Rubric, item: Item, w: Window, parts: Parts, signals: _S
         report_fn(view, item) if report_fn else None, rest_deviations(item, lambda s: view.signal(s).initial),
         tuple(Decision(d.kind, d.reason, d.examiner, d.t_mono_ns, round((d.t_mono_ns - origin) / 1e9, 1))
               for d in decisions),
-        tuple(g.shown(origin) for g in gaps.relevant(all_uses)), pending,
+        tuple(g.shown(origin) for g in gaps.relevant(all_uses)), pending, _pauses(lifecycle, end, origin),
     )
 
 

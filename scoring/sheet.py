@@ -84,6 +84,16 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    """A stretch in which the item's clock stood still, and why (a device down, the station's storage
+    stalled, the examiner)."""
+
+    reason: str
+    from_offset_s: float
+    to_offset_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceGap:
     """A stretch of the item in which a device it reads was offline, or (`signal` set, an instant)
     the moment a device sent a value its profile cannot represent (`raw` is what it sent)."""
@@ -122,6 +132,7 @@ class ItemScore:
     decisions: tuple[Decision, ...] = ()
     gaps: tuple[DeviceGap, ...] = ()
     needs_gap_decision: bool = False
+    pauses: tuple[Pause, ...] = ()
     """A device the item reads was down for more than 10 % of it, or at its end, and the examiner
     has not yet chosen: score with the gap, or a re-sit. The sheet cannot be signed until then."""
 

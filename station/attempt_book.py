@@ -12,6 +12,7 @@ kill -9 leaves all of it or none.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,8 +29,11 @@ from station.db import Database
 from station.db.models import Attempt as AttemptRow
 from station.db.models import AttemptItem
 from station.errors import ServiceError
-from station.timeline_store import TimelineWriter
+from station.events import EventBus, ItemStateEvent, ResultStateEvent
+from station.timeline_store import MAX_QUEUE, TimelineWriter
 from station.uplink import outbox
+
+log = logging.getLogger(__name__)
 
 ACTIVE = (sm.State.CHECKED_IN, sm.State.ITEM_DRAWN, sm.State.RUNNING, sm.State.PAUSED)
 """States in which an attempt holds its station: the next candidate waits."""
@@ -51,10 +55,14 @@ class AttemptBook:
     """Owns the attempts: read them with `get`, change them only with `open`, `step` and
     `settle_receipts`. Thread-safe; every method may block on a commit (call it off the loop)."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, events: EventBus | None = None,
+                 capacity: int = MAX_QUEUE) -> None:
+        """`capacity`: timeline records held in memory while the store falls behind."""
         self.db = db
         self.clock = clock
-        self.writer = TimelineWriter(db)
+        self.events = events or EventBus()
+        """Every committed step is published here (ItemStateEvent), every settled result too."""
+        self.writer = TimelineWriter(db, max_queue=capacity)
         self._attempts: dict[str, sm.Attempt] = {}
         self._active: dict[str, str] = {}
         self._lock = threading.RLock()
@@ -123,8 +131,10 @@ class AttemptBook:
                 raise
 
     def step(self, attempt_id: str, actor: str, fn: Callable[..., sm.Step], *args: Any, extra: Extra | None = None,
-             records: Sequence[Record] = ()) -> Stored:
-        """Apply one state-machine step and commit it with its records and audit entries."""
+             records: Sequence[Record] = (), wait: bool = True) -> Stored:
+        """Apply one state-machine step and commit it with its records and audit entries. With
+        `wait=False` the step takes effect at once and its commit is queued behind what the store
+        still holds (pausing items while storage is stalled: the pause must not wait for the disk)."""
         with self._lock:
             before = self.get(attempt_id)
             now = self.now()
@@ -154,9 +164,20 @@ class AttemptBook:
                 if extra:
                     extra(tx, after, now)
 
-            self.writer.commit_with([(attempt_id, r) for r in [*records, *lifecycle]], change)
+            recs = [(attempt_id, r) for r in [*records, *lifecycle]]
+            if wait:
+                self.writer.commit_with(recs, change)
+            else:
+                self.writer.submit_with(recs, _logged(change, f"attempt {attempt_id}: step {fn.__name__}"))
             self._remember(after)
-            return Stored(after, events)
+        for e in events:
+            self.events.publish(ItemStateEvent(after.station, attempt_id, after.state.value, e.kind, e.item, e.detail,
+                                               e.at.utc_ns))
+        return Stored(after, events)
+
+    def offer(self, attempt_id: str, record: Record) -> bool:
+        """Queue a record of the attempt's timeline without waiting (False: the store is full)."""
+        return self.writer.offer(attempt_id, record)
 
     def _remember(self, a: sm.Attempt) -> None:
         self._attempts[a.attempt_id] = a
@@ -188,4 +209,21 @@ class AttemptBook:
             for a in moved.values():
                 if a.attempt_id in self._attempts:
                     self._remember(a)
-            return applied
+        for ap in applied:
+            if ap.state != outbox.UNCHANGED:
+                self.events.publish(ResultStateEvent(ap.result_id, ap.attempt_id, outbox.OutboxState(ap.state),
+                                                     ap.reason or ""))
+        return applied
+
+
+def _logged(change: Callable[[Session], None], what: str) -> Callable[[Session], None]:
+    """A queued change whose commit nobody waits for: if it fails, the log says so."""
+
+    def run(tx: Session) -> None:
+        try:
+            change(tx)
+        except Exception:
+            log.exception("%s: not committed; the attempt's stored state is behind (a restart pauses it)", what)
+            raise
+
+    return run

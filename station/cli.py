@@ -91,9 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # pymodbus logs every timeout as an error; our device layer reports them once, with the fix.
+    # pymodbus logs every timeout as an error, paho every reset socket: our device layer and relay
+    # report them once, with the fix. amqtt (the demo's broker) logs every connection.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("station.uplink.relay.paho").setLevel(logging.CRITICAL)
+    for name in ("alembic", "amqtt", "transitions"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return _dispatch(args)
     except (ConfigError, DatabaseError, ServiceError) as err:

@@ -19,9 +19,11 @@ from typing import Any
 
 from devices.clock import SystemClock
 from devices.ref import DeviceRef
+from station import session as sm
 from station.config import SiteConfig
 from station.db import database_path, open_database
 from station.device_hub import DeviceHub
+from station.events import AlarmEvent, Subscription
 from station.services import StationServices
 from station.signing import SiteKey
 from station.status_feed import StatusFeed
@@ -34,6 +36,8 @@ TICK_S = 0.1
 
 async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float | None = None,
                          status_every_s: float = 30.0, relay_settings: RelaySettings | None = None) -> None:
+    """`examstation run`: the devices, the item clocks, the storage watch, the alarm lines and the
+    uplink, as tasks of one group: one failing stops the controller with its own error."""
     with open_database(database_path(data_dir)) as db:
         services = StationServices(config, db, SiteKey.load_or_create(data_dir), SystemClock())
         try:
@@ -47,26 +51,74 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
                     print(f"  device {device} {'online' if online else 'OFFLINE: ' + reason}", flush=True)
                     feed(device, online, reason)
 
+                alarms = services.events.subscribe("alarm lines", maxsize=100, kinds=(AlarmEvent,))
                 hub = await stack.enter_async_context(DeviceHub(config, services.record_sample, on_status,
                                                                 services.clock, services.record_value_fault))
                 relay = await stack.enter_async_context(uplink_relay(config, services, hub, relay_settings))
                 n_dev = len(hub.status())
                 print(f"examstation run: site {config.site.id}, {len(config.stations)} stations, {n_dev} devices, "
                       f"database {db.path}, results to {relay.address.url}; Ctrl-C stops", flush=True)
-                loop = asyncio.get_running_loop()
-                end = None if duration_s is None else loop.time() + duration_s
-                next_status = loop.time() + status_every_s
-                while end is None or loop.time() < end:
-                    await asyncio.to_thread(services.tick)
-                    if loop.time() >= next_status:
-                        online = sum(1 for s in hub.status() if s.online)
-                        health = await asyncio.to_thread(relay.health)
-                        print(f"  status: {online}/{n_dev} devices online, "
-                              f"{len(services.active_attempts())} attempts in progress; {health.line()}", flush=True)
-                        next_status += status_every_s
-                    await asyncio.sleep(TICK_S)
+                async with asyncio.TaskGroup() as group:
+                    helpers = [group.create_task(services.storage.run(), name="storage watch"),
+                               group.create_task(_print_alarms(alarms), name="alarm lines")]
+                    try:
+                        await _clock_loop(services, hub, relay, duration_s, status_every_s)
+                    finally:
+                        for task in helpers:
+                            task.cancel()
+        except BaseException:
+            await _close_after_error(services)
+            raise
+        else:
+            await asyncio.to_thread(services.close)
         finally:
-            services.close()
+            _left_open(services)
+
+
+async def _clock_loop(services: StationServices, hub: DeviceHub, relay: UplinkRelay, duration_s: float | None,
+                      status_every_s: float) -> None:
+    """Tick the item clocks; a status line every `status_every_s`; until `duration_s` (or forever)."""
+    loop = asyncio.get_running_loop()
+    end = None if duration_s is None else loop.time() + duration_s
+    next_status = loop.time() + status_every_s
+    n_dev = len(hub.status())
+    while end is None or loop.time() < end:
+        await asyncio.to_thread(services.tick)
+        if loop.time() >= next_status:
+            online = sum(1 for s in hub.status() if s.online)
+            health = await asyncio.to_thread(relay.health)
+            print(f"  status: {online}/{n_dev} devices online, "
+                  f"{len(services.active_attempts())} attempts in progress; {health.line()}", flush=True)
+            next_status += status_every_s
+        await asyncio.sleep(TICK_S)
+
+
+async def _print_alarms(alarms: Subscription) -> None:
+    """Every alarm of the event stream as a line a proctor at the console reads (the UI shows them too)."""
+    async for event in alarms:
+        if isinstance(event, AlarmEvent):
+            where = f" at {event.station}" if event.station else ""
+            if event.cleared:
+                print(f"  alarm cleared{where}: {event.what}", flush=True)
+            else:
+                print(f"  ALARM{where}: {event.what}" + (f"; {event.todo}" if event.todo else ""), flush=True)
+
+
+async def _close_after_error(services: StationServices) -> None:
+    """Closing after an error must not hide it: a failure to store what is queued is logged."""
+    try:
+        await asyncio.to_thread(services.close)
+    except Exception as err:
+        log.error("while stopping after the error above: %s", err)
+
+
+def _left_open(services: StationServices) -> None:
+    """Say which attempts the controller leaves running or paused: nothing is left running unseen."""
+    for station, attempt_id in sorted(services.active_attempts().items()):
+        state = services.attempt(attempt_id).state
+        then = ("; the next start pauses it until an examiner resumes or closes it" if state == sm.State.RUNNING
+                else "")
+        print(f"examstation run: attempt {attempt_id} at {station} is left {state.value}{then}", flush=True)
 
 
 def uplink_relay(config: SiteConfig, services: StationServices, hub: DeviceHub | None,

@@ -21,6 +21,7 @@ from scoring.timeline import FaultRecord, Record, SampleRecord
 from station import session as sm
 from station.attempt_book import AttemptBook
 from station.config import SiteConfig
+from station.events import DeviceHealthEvent, FindingEvent, SampleEvent
 from station.exam_run import ExamRun
 from station.rig_check import DeviceState, RigState, devices_read
 
@@ -31,27 +32,53 @@ class DeviceEvents:
     def __init__(self, book: AttemptBook, config: SiteConfig, rubric_of: Callable[[str], Rubric], rig: RigState,
                  exam: ExamRun, clock: Clock) -> None:
         self.book = book
+        self.events = book.events
+        self._refused_since: dict[tuple[str, DeviceRef], tuple[int, int]] = {}
+        """(attempt, device) -> when its records were first refused (mono, utc): its gap so far."""
         self.config = config
         self.rubric_of = rubric_of
         self.rig = rig
         self.exam = exam
         self.clock = clock
 
-    def record_sample(self, sample: Sample) -> None:
-        """A device reported a change (on the event loop: no commit here)."""
+    def record_sample(self, sample: Sample) -> bool:
+        """A device reported a change. Runs on the event loop and never waits: False when the
+        station's store is full and the sample was not accepted (a poller offers it again; the
+        stretch until a sample of that device is accepted again is recorded as a device gap)."""
         station = sample.device.station
         self.rig.sample(station, sample)
+        self.events.publish(SampleEvent(sample.device, sample.signal, sample.value, sample.t_utc_ns))
         a = self.book.running(station)
         if a is None:
-            return
+            return True
         value = dict(sample.value) if isinstance(sample.value, Mapping) else sample.value
-        self.book.writer.append(a.attempt_id, SampleRecord(sample.signal, value, sample.t_mono_ns, sample.t_utc_ns,
-                                                           str(sample.device)))
+        record = SampleRecord(sample.signal, value, sample.t_mono_ns, sample.t_utc_ns, str(sample.device))
+        if not self._store(a.attempt_id, sample.device, record):
+            return False
         code = self._live_veto(a, sample)
         if code is not None:
             log.warning("attempt %s: veto %s (%s = %s): the item stops", a.attempt_id, code, sample.signal,
                         sample.value)
+            self.events.publish(FindingEvent(station, a.attempt_id, a.running_item.code if a.running_item else "",
+                                             code, f"{sample.signal} = {sample.value}", sample.t_utc_ns))
             self.exam.flag_veto(a.attempt_id, code)
+        return True
+
+    def _store(self, attempt_id: str, device: DeviceRef, record: Record) -> bool:
+        """Offer `record` to the timeline; a device whose records were refused gets its gap recorded
+        (offline from the first refusal to this record) before its next record is accepted."""
+        key = (attempt_id, device)
+        since = self._refused_since.get(key)
+        if since is not None:
+            gap = [FaultRecord(str(device), False, "not stored: the station's storage was full or stalled", *since),
+                   FaultRecord(str(device), True, "", record.t_mono_ns, record.t_utc_ns)]
+            if not all(self.book.offer(attempt_id, r) for r in gap):
+                return False
+            del self._refused_since[key]
+        if self.book.offer(attempt_id, record):
+            return True
+        self._refused_since.setdefault(key, (record.t_mono_ns, record.t_utc_ns))
+        return False
 
     def _live_veto(self, a: sm.Attempt, sample: Sample) -> str | None:
         """A veto row whose `reached` condition this sample meets, for the running item: checked live so
@@ -76,8 +103,9 @@ class DeviceEvents:
                     fault.raw, fault.reason)
         a = self.book.running(station)
         if a is not None:
-            self.book.writer.append(a.attempt_id, FaultRecord(str(fault.device), True, fault.reason, fault.t_mono_ns,
-                                                              fault.t_utc_ns, fault.signal, fault.raw))
+            record = FaultRecord(str(fault.device), True, fault.reason, fault.t_mono_ns, fault.t_utc_ns, fault.signal,
+                                 fault.raw)
+            self._store(a.attempt_id, fault.device, record)
 
     def device_status(self, device: DeviceRef, online: bool, reason: str) -> None:
         """A device went offline or came back. It is remembered (an item whose device is down does
@@ -85,6 +113,7 @@ class DeviceEvents:
         timeline (a device gap) and pauses (resumes) the item's clock. Call it in the order the
         device layer reported the changes (station.status_feed)."""
         station = device.station
+        self.events.publish(DeviceHealthEvent(device, online, reason))
         with self.book.lock:
             self.rig.set_device(device, DeviceState(online, reason))
             attempt_id = self.book.active(station)

@@ -17,7 +17,7 @@ from devices.clock import Clock, SystemClock
 from devices.modbus.poller import ModbusPoller, PolledDevice
 from devices.profile import ModbusProfile, SerialProfile, load_profile
 from devices.ref import DeviceRef
-from devices.sample import Sample, ValueFault
+from devices.sample import SampleSink, ValueFault
 from devices.serial.id_card_reader import IdCardHealth, IdCardReader
 from devices.serial.manikin_reader import ManikinHealth, ManikinReader
 from devices.settings import ModbusRtuDevice, SerialDevice
@@ -40,7 +40,7 @@ class DeviceStatus:
 class DeviceHub:
     """Runs every configured device client; leave the context to stop them all."""
 
-    def __init__(self, config: SiteConfig, on_sample: Callable[[Sample], None],
+    def __init__(self, config: SiteConfig, on_sample: SampleSink,
                  on_status: StatusSink | None = None, clock: Clock | None = None,
                  on_fault: Callable[[ValueFault], None] | None = None) -> None:
         self.config = config

@@ -60,6 +60,8 @@ def _item(it: ItemScore, origin_mono_ns: int, origin_utc_ns: int) -> dict[str, A
                       for d in it.decisions],
         "rig_at_start": [{"signal": r.signal, "value": r.value, "expected": r.expected, "label": r.label_zh}
                          for r in it.rig_at_start],
+        "pauses": [{"reason": p.reason, "from_offset_s": p.from_offset_s, "to_offset_s": p.to_offset_s}
+                   for p in it.pauses],
     }
 
 

@@ -9,6 +9,8 @@ uplink and the UI may take, each handed to the module that does it.
 | station.sign_off | scoring, the examiners' marks, overrides and gap decisions, signatures, replay |
 | station.results | the signed result stored with its outbox row |
 | station.attempt_book | the one writer of attempts, their timelines and their audit entries |
+| station.storage_watch | the alarm, and running items paused, while the store cannot keep up |
+| station.events | the event stream the UI, the live uplink and the status lines subscribe to |
 
 Calls may wait for a commit (fsync): async code calls them with `asyncio.to_thread`, except
 `record_sample` and `record_value_fault`, which run on the event loop and never wait.
@@ -32,12 +34,15 @@ from station.config import SiteConfig
 from station.db import Database
 from station.device_events import DeviceEvents
 from station.errors import ServiceError
+from station.events import EventBus
 from station.exam_run import ExamRun
 from station.registration import Registration
 from station.rig_check import RigState
 from station.sign_off import ResultListener, SignOff
 from station.signing import SiteKey
+from station.storage_watch import StorageWatch
 from station.stored import latest_stored_mono_ns
+from station.timeline_store import MAX_QUEUE
 from station.uplink import manifest, outbox
 
 __all__ = ["ServiceError", "StationServices"]
@@ -47,7 +52,8 @@ class StationServices:
     """Builds the application layer for one site and one database (the composition root)."""
 
     def __init__(self, config: SiteConfig, db: Database, key: SiteKey, clock: Clock,
-                 software: str | None = None) -> None:
+                 software: str | None = None, store_capacity: int = MAX_QUEUE) -> None:
+        """`store_capacity`: timeline records held in memory while the database falls behind."""
         self.config = config
         self.db = db
         self.key = key
@@ -56,14 +62,18 @@ class StationServices:
         self.software = software or manifest.software()
         """The producer named in result documents: `examstation <version>`."""
         self._rubrics: dict[str, Rubric] = {}
-        self.book = AttemptBook(db, self.clock)
+        self.events = EventBus()
+        """What happens, as it happens: samples, item states, device health, alarms, results."""
+        self.book = AttemptBook(db, self.clock, self.events, store_capacity)
         self.rig = RigState()
         self.registration = Registration(self.book, config, self.rubric, self.rig, self.clock)
         self.exam = ExamRun(self.book, config, self.rubric, self.rig, self.clock)
         self.devices = DeviceEvents(self.book, config, self.rubric, self.rig, self.exam, self.clock)
         self.sign_off = SignOff(self.book, config, self.rubric, key, self.clock, self.software)
+        self.storage = StorageWatch(self.book, self.clock)
 
     def close(self) -> None:
+        """Store what is queued and stop the writer (it may wait for the disk: call it off the loop)."""
         self.book.close()
 
     def rubric(self, operation: str) -> Rubric:
@@ -124,8 +134,8 @@ class StationServices:
         self.exam.tick()
 
     # -- the devices -----------------------------------------------------------------------------
-    def record_sample(self, sample: Sample) -> None:
-        self.devices.record_sample(sample)
+    def record_sample(self, sample: Sample) -> bool:
+        return self.devices.record_sample(sample)
 
     def record_value_fault(self, fault: ValueFault) -> None:
         self.devices.record_value_fault(fault)

@@ -195,9 +195,9 @@ class ModbusLink:
             client = await self._ensure_connected(who)
             self._rx_bytes = 0
             self.transactions += 1
-            # No asyncio.timeout here: pymodbus bounds the wait by `timeout` itself, and a timeout
-            # context per request costs 5-7 % of throughput (bench/modbus_poll.py). The poller puts
-            # one deadline around a whole poll as the safety net.
+            # No asyncio.timeout here: pymodbus bounds the wait by `timeout` itself (asyncio.wait_for
+            # inside), and a timeout context per request costs 5-7 % of throughput
+            # (bench/modbus_poll.py).
             try:
                 if function_code == 1:
                     rr = await client.read_coils(start, count=count, device_id=unit)

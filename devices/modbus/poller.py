@@ -29,12 +29,11 @@ from devices.modbus.link import Backoff, ModbusLink, RtuTarget, TcpTarget
 from devices.modbus.register_codec import Decoder, Unrepresentable, Value, compile_decoder
 from devices.profile import ModbusProfile
 from devices.ref import DeviceRef
-from devices.sample import Sample, ValueFault
+from devices.sample import Sample, SampleSink, ValueFault
 from devices.settings import ModbusRtuDevice, ModbusTcpDevice, RtuBus
 
 log = logging.getLogger(__name__)
 
-SampleSink = Callable[[Sample], None]
 StatusSink = Callable[[DeviceRef, bool, str], None]
 """Called as (device, online, reason) when a device goes offline or comes back."""
 FaultSink = Callable[[ValueFault], None]
@@ -156,7 +155,7 @@ class DevicePoller:
             # Most blocks of a rig at rest are unchanged, so this skips most of the decoding.
             if raw == previous[k]:
                 continue
-            previous[k] = raw
+            refused = False
             for signal, decode, deadband in decoders:
                 try:
                     value = decode(raw)
@@ -166,8 +165,12 @@ class DevicePoller:
                 if signal in self._bad:
                     del self._bad[signal]
                 if signal not in last or self._changed(last[signal], value, deadband):
-                    last[signal] = value
-                    sink(Sample(signal, value, t_mono, t_utc, ref))
+                    if sink(Sample(signal, value, t_mono, t_utc, ref)) is False:
+                        refused = True  # not stored: keep the old state, so the next poll offers it again
+                    else:
+                        last[signal] = value
+            if not refused:
+                previous[k] = raw
         return True
 
     def _unrepresentable(self, signal: str, err: Unrepresentable, t_mono: int, t_utc: int) -> None:

@@ -23,7 +23,7 @@ from devices.clock import Clock
 from devices.errors import DeviceConfigError, DeviceError
 from devices.profile import FramePoint, SerialProfile
 from devices.ref import DeviceRef
-from devices.sample import Sample
+from devices.sample import Sample, SampleSink
 from devices.serial.id_card_codec import FRAME_FIELDS, CardRead, LineDecoder, card_fields
 from devices.serial.port import keep_open, open_port, reopen_delay_s, translate
 from devices.settings import SerialDevice
@@ -69,7 +69,7 @@ class IdCardReader:
         station: str,
         settings: SerialDevice,
         profile: SerialProfile,
-        on_sample: Callable[[Sample], None],
+        on_sample: SampleSink,
         clock: Clock,
         *,
         on_health: Callable[[IdCardHealth], None] | None = None,

@@ -23,7 +23,7 @@ from devices.clock import Clock
 from devices.errors import DeviceConfigError, DeviceError
 from devices.profile import FramePoint, SerialProfile
 from devices.ref import DeviceRef
-from devices.sample import Sample, Scalar, ValueFault
+from devices.sample import Sample, SampleSink, Scalar, ValueFault
 from devices.serial.manikin_codec import (
     FRAME_FIELDS,
     Frame,
@@ -80,7 +80,7 @@ class ManikinReader:
         station: str,
         settings: SerialDevice,
         profile: SerialProfile,
-        on_sample: Callable[[Sample], None],
+        on_sample: SampleSink,
         clock: Clock,
         *,
         on_health: Callable[[ManikinHealth], None] | None = None,

@@ -20,7 +20,8 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from enum import StrEnum
+from typing import Any, Literal, cast
 
 from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -42,6 +43,21 @@ RESEND_CAP_S = 300.0
 JITTER = 0.2
 """Each wait is scaled by a random factor in [1 - JITTER, 1 + JITTER] so a site's backlog does not
 resend in lockstep after an outage."""
+
+
+class OutboxState(StrEnum):
+    """Where a signed result is on its way to the province (the outbox row's `state`)."""
+
+    QUEUED = "queued"
+    """Sent again and again until a receipt names it."""
+    DELIVERED = "delivered"
+    """The province's receipt said stored (or duplicate)."""
+    FAILED = "failed"
+    """The province rejected it; it waits for a person (`examstation outbox retry`)."""
+
+
+UNCHANGED: Literal["unchanged"] = "unchanged"
+"""What a receipt did to a result it named that was settled already, or never sent here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +90,8 @@ class Applied:
 
     result_id: str
     attempt_id: str
-    state: str
-    """delivered | failed | unchanged (already settled, or a receipt for a result we never sent)"""
+    state: OutboxState | Literal["unchanged"]
+    """delivered or failed, or unchanged (already settled, or a receipt for a result we never sent)"""
     reason: str | None = None
 
 
@@ -114,7 +130,7 @@ def store_result(tx: Session, signed: dict[str, Any], *, actor: str, attempt_id:
     tx.add(ResultRow(result_id=result_id, attempt_id=attempt_id, site_seq=seq, document=text,
                      document_sha256=digest, created_utc_ns=utc_ns))
     tx.flush()  # the result row first: the outbox row refers to it
-    tx.add(OutboxRow(result_id=result_id, state="queued", attempts=0, next_try_utc_ns=utc_ns,
+    tx.add(OutboxRow(result_id=result_id, state=OutboxState.QUEUED, attempts=0, next_try_utc_ns=utc_ns,
                      last_error=None, delivered_utc_ns=None))
     audit.append_result(tx, actor, result_id=result_id, attempt_id=attempt_id, site_seq=seq,
                         document_sha256=digest, utc_ns=utc_ns)
@@ -141,7 +157,7 @@ def take_due(db: Database, now_utc_ns: int, limit: int,
             select(OutboxRow.result_id, OutboxRow.attempts, ResultRow.site_seq, ResultRow.document, AttemptRow.station)
             .join(ResultRow, ResultRow.result_id == OutboxRow.result_id)
             .join(AttemptRow, AttemptRow.attempt_id == ResultRow.attempt_id)
-            .where(OutboxRow.state == "queued", or_(OutboxRow.next_try_utc_ns <= now_utc_ns,
+            .where(OutboxRow.state == OutboxState.QUEUED, or_(OutboxRow.next_try_utc_ns <= now_utc_ns,
                                                     OutboxRow.next_try_utc_ns > now_utc_ns + int(horizon_s * 1e9)))
             .order_by(ResultRow.site_seq).limit(limit)
         ).all()
@@ -158,15 +174,17 @@ def due_all_now(db: Database, now_utc_ns: int) -> int:
     """The link came back: every queued result is due at once (those sent before it broke may be
     lost with the broker's memory). Returns how many are queued."""
     with db.write() as tx:
-        result = tx.execute(update(OutboxRow).where(OutboxRow.state == "queued", OutboxRow.next_try_utc_ns > now_utc_ns)
+        result = tx.execute(update(OutboxRow)
+                            .where(OutboxRow.state == OutboxState.QUEUED, OutboxRow.next_try_utc_ns > now_utc_ns)
                             .values(next_try_utc_ns=now_utc_ns))
         del result
-        return int(tx.execute(select(func.count()).where(OutboxRow.state == "queued")).scalar() or 0)
+        return int(tx.execute(select(func.count()).where(OutboxRow.state == OutboxState.QUEUED)).scalar() or 0)
 
 
 def next_due_utc_ns(db: Database) -> int | None:
     with db.read() as s:
-        value = s.execute(select(func.min(OutboxRow.next_try_utc_ns)).where(OutboxRow.state == "queued")).scalar()
+        value = s.execute(select(func.min(OutboxRow.next_try_utc_ns))
+                          .where(OutboxRow.state == OutboxState.QUEUED)).scalar()
         return None if value is None else int(value)
 
 
@@ -202,21 +220,21 @@ def apply_receipts(db: Database, receipts: Sequence[Receipt], now: sm.Now, deliv
         for rc in receipts:
             row = found.get(rc.result_id)
             if row is None or row.site_seq != rc.seq:
-                applied.append(Applied(rc.result_id, "", "unchanged", "no such result (or another seq) here"))
+                applied.append(Applied(rc.result_id, "", UNCHANGED, "no such result (or another seq) here"))
                 continue
-            if row.state != "queued" or rc.result_id in settled:
-                applied.append(Applied(rc.result_id, row.attempt_id, "unchanged", f"already {row.state}"))
+            if row.state != OutboxState.QUEUED or rc.result_id in settled:
+                applied.append(Applied(rc.result_id, row.attempt_id, UNCHANGED, f"already {row.state}"))
                 continue
             settled.add(rc.result_id)
             payload = {"result_id": rc.result_id, "seq": rc.seq, "status": rc.status, "stored_at": rc.stored_at,
                        "reason": rc.reason, "sends": row.attempts}
             if rc.status == "rejected":
-                outbox_rows.append({"rid": rc.result_id, "state": "failed", "at": None,
+                outbox_rows.append({"rid": rc.result_id, "state": OutboxState.FAILED, "at": None,
                                     "error": f"rejected by the province: {rc.reason}"})
                 entries.append((actor, "uplink.rejected", f"result:{rc.result_id}", payload))
-                applied.append(Applied(rc.result_id, row.attempt_id, "failed", rc.reason))
+                applied.append(Applied(rc.result_id, row.attempt_id, OutboxState.FAILED, rc.reason))
                 continue
-            outbox_rows.append({"rid": rc.result_id, "state": "delivered", "at": now.utc_ns, "error": None})
+            outbox_rows.append({"rid": rc.result_id, "state": OutboxState.DELIVERED, "at": now.utc_ns, "error": None})
             try:
                 snap = deliver(row.attempt_id, row.snapshot, f"{rc.status} at {rc.stored_at}")
                 delivered = None if snap is None else {"aid": row.attempt_id, "state_": sm.State.DELIVERED.value,
@@ -232,11 +250,11 @@ def apply_receipts(db: Database, receipts: Sequence[Receipt], now: sm.Now, deliv
                 attempt_rows.append(delivered)
             # one entry records both the delivery and the attempt's step to `delivered` (half the
             # hashing of two entries, when a backlog settles hundreds of receipts at once)
-            payload.update(attempt_id=row.attempt_id, attempt_state="delivered" if delivered else None)
+            payload.update(attempt_id=row.attempt_id, attempt_state=sm.State.DELIVERED.value if delivered else None)
             entries.append((actor, "uplink.delivered", f"result:{rc.result_id}", payload))
-            applied.append(Applied(rc.result_id, row.attempt_id, "delivered"))
+            applied.append(Applied(rc.result_id, row.attempt_id, OutboxState.DELIVERED))
         o, at = _OUTBOX, _ATTEMPTS
-        for state in ("delivered", "failed"):
+        for state in (OutboxState.DELIVERED, OutboxState.FAILED):
             rows = [r for r in outbox_rows if r["state"] == state]
             if rows:  # Core executemany: the ORM's bulk update costs more than the SQL here
                 tx.execute(o.update().where(o.c.result_id == bindparam("rid")).values(
@@ -254,11 +272,11 @@ def requeue(db: Database, result_id: str, now_utc_ns: int, actor: str) -> None:
         row = tx.get(OutboxRow, result_id)
         if row is None:
             raise LookupError(f"no result {result_id} in the outbox; `examstation outbox` lists them")
-        if row.state != "failed":
+        if row.state != OutboxState.FAILED:
             raise ValueError(f"result {result_id} is {row.state}, not failed; only a rejected result is requeued")
         audit.append(tx, actor, "uplink.requeued", f"result:{result_id}", {"previous_error": row.last_error},
                      now_utc_ns)
-        row.state = "queued"
+        row.state = OutboxState.QUEUED
         row.next_try_utc_ns = now_utc_ns
 
 
@@ -273,8 +291,9 @@ def backlog(db: Database) -> Backlog:
         counts = {state: n for state, n in s.execute(select(OutboxRow.state, func.count()).group_by(OutboxRow.state))}
         oldest = s.execute(select(func.min(ResultRow.created_utc_ns))
                            .join(OutboxRow, OutboxRow.result_id == ResultRow.result_id)
-                           .where(OutboxRow.state == "queued")).scalar()
-    return Backlog(int(counts.get("queued", 0)), int(counts.get("failed", 0)), int(counts.get("delivered", 0)),
+                           .where(OutboxRow.state == OutboxState.QUEUED)).scalar()
+    return Backlog(int(counts.get(OutboxState.QUEUED, 0)), int(counts.get(OutboxState.FAILED, 0)),
+                   int(counts.get(OutboxState.DELIVERED, 0)),
                    None if oldest is None else int(oldest))
 
 
@@ -290,7 +309,8 @@ class Listed:
     last_error: str | None
 
 
-def listing(db: Database, states: Sequence[str] = ("queued", "failed"), limit: int = 100) -> list[Listed]:
+def listing(db: Database, states: Sequence[str] = (OutboxState.QUEUED, OutboxState.FAILED),
+            limit: int = 100) -> list[Listed]:
     """Undelivered results (by default) for `examstation outbox`, oldest first."""
     with db.read() as s:
         rows = s.execute(

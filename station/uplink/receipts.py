@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +57,10 @@ def load_province_key(path: str | None) -> str | None:
 class ReceiptReader:
     """Turns receipt messages into `outbox.Receipt`s, keeping only those the province signed."""
 
-    def __init__(self, province_pem: str | None) -> None:
+    def __init__(self, province_pem: str | None, on_alarm: Callable[[str, str], None] | None = None) -> None:
+        """`on_alarm(what, todo)`: told the first time a receipt is dropped as untrusted."""
         self._pem = province_pem
+        self._on_alarm = on_alarm
         self.province_key_id = None if province_pem is None else key_id(_public(province_pem))
         self.counts = ReceiptCounts()
         self._alarmed = False
@@ -94,11 +97,13 @@ class ReceiptReader:
             named = signer.get("key_id") if isinstance(signer, dict) else None
             why = (f"it is signed by {named}, not by the province's key {self.province_key_id}" if named
                    else "it carries no signature")
+        what = f"uplink: a receipt on {topic} was dropped: {why}; its results stay queued and are sent again"
+        todo = ("someone other than the province may be publishing receipts (check the broker's ACL), or the "
+                "province changed its key (update uplink.province_key)")
         level = logging.DEBUG if self._alarmed else logging.ERROR
-        log.log(level, "ALARM uplink: a receipt on %s was dropped: %s. Its results stay queued and are sent again. "
-                "Someone other than the province may be publishing receipts (check the broker's ACL), or the "
-                "province changed its key (update uplink.province_key). %d dropped so far", topic, why,
-                self.counts.untrusted)
+        log.log(level, "ALARM %s. %s. %d dropped so far", what, todo, self.counts.untrusted)
+        if not self._alarmed and self._on_alarm is not None:
+            self._on_alarm(what, todo)
         self._alarmed = True
 
 

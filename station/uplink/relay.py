@@ -35,14 +35,16 @@ from scoring.rubric import Rubric
 from station.attempt_book import AttemptBook
 from station.config import SiteConfig
 from station.db import Database
+from station.events import AlarmEvent
 from station.uplink import contract, manifest, outbox
 from station.uplink.receipts import ReceiptCounts, ReceiptKeyError, ReceiptReader, load_province_key
 
 log = logging.getLogger(__name__)
-_paho_log = log.getChild("paho")
-# paho logs every reset socket at ERROR ("failed to receive on socket"); the relay itself reports a
-# lost link once, with what happens next, so the library's copy only adds noise to the site's log.
-_paho_log.setLevel(logging.CRITICAL)
+PAHO_LOGGER = f"{__name__}.paho"
+"""paho logs every reset socket at ERROR ("failed to receive on socket"); the relay itself reports a
+lost link once, with what happens next, so the CLI turns this logger down (logging is configured
+only in the entry point)."""
+_paho_log = logging.getLogger(PAHO_LOGGER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,7 @@ class UplinkRelay:
         self._live = live
         self.stats = RelayStats()
         try:
-            self._reader = ReceiptReader(load_province_key(config.uplink.province_key))
+            self._reader = ReceiptReader(load_province_key(config.uplink.province_key), self._alarm)
         except ReceiptKeyError as err:
             raise UplinkConfigError(str(err)) from err
         self.connected = False
@@ -170,6 +172,10 @@ class UplinkRelay:
             self._sends_this_link[d.result_id] = self._sends_this_link.get(d.result_id, 0) + 1
 
     # -- lifecycle ---------------------------------------------------------------------------
+    def _alarm(self, what: str, todo: str) -> None:
+        if self._book is not None:
+            self._book.events.publish(AlarmEvent("uplink.untrusted_receipt", what, todo, None, self.clock.utc_ns()))
+
     @property
     def receipt_counts(self) -> ReceiptCounts:
         """Receipt messages dropped: malformed, and untrusted (not signed by the province's key)."""
@@ -421,11 +427,11 @@ class UplinkRelay:
             await self._sleep(SETTLE_RETRY_S)
             return
         for a in applied:
-            if a.state != "unchanged":
+            if a.state != outbox.UNCHANGED:
                 self._sends_this_link.pop(a.result_id, None)
-            if a.state == "delivered":
+            if a.state == outbox.OutboxState.DELIVERED:
                 self.stats.delivered += 1
-            elif a.state == "failed":
+            elif a.state == outbox.OutboxState.FAILED:
                 self.stats.rejected += 1
                 log.error("ALARM uplink: the province REJECTED result %s (attempt %s): %s. It stays in the outbox "
                           "as failed; fix the cause, then `examstation outbox retry %s`", a.result_id, a.attempt_id,
