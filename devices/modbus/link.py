@@ -53,7 +53,9 @@ class Backoff:
         """Delay before attempt number `failures + 1`; jitter keeps a hall of stations from syncing."""
         if failures <= 0:
             return 0.0
-        raw = min(self.cap_s, self.base_s * (2 ** (failures - 1)))
+        # The exponent is clamped: the cap is often one poll interval (poller.py), so a link to an
+        # unplugged adapter fails tens of times a second and 2 ** 1024 does not fit a float.
+        raw = min(self.cap_s, self.base_s * 2.0 ** min(failures - 1, 60))
         return float(raw * rng.uniform(0.5, 1.0))
 
 
