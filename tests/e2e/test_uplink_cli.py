@@ -24,6 +24,7 @@ import yaml
 
 from hardware_sim.mosquitto import Mosquitto, mosquitto_binary
 from hardware_sim.province import ProvinceServer
+from hardware_sim.province_key import public_path
 from station import audit
 from station.db import open_database
 from station.signing import verify
@@ -83,10 +84,11 @@ async def test_demo_once_publishes_a_result_mosquitto_sub_receives_and_the_expor
 
 
 def _run_config(tmp_path: Path, broker_url: str) -> Path:
-    """The example site with its uplink on the test broker. Its devices do not exist here: the
-    controller reports them offline and goes on; this test is about the results."""
+    """The example site with its uplink on the test broker, trusting the simulated province's key.
+    Its devices do not exist here: the controller reports them offline and goes on; this test is
+    about the results."""
     raw = yaml.safe_load(SITE_CONFIG.read_text(encoding="utf-8"))
-    raw["uplink"] = {"broker_url": broker_url}
+    raw["uplink"] = {"broker_url": broker_url, "province_key": str(public_path(province_key()))}
     path = tmp_path / "site.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return path
