@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,17 +31,11 @@ from station.db import Database
 from station.db.digest import sha256_hex
 from station.db.models import Attempt as AttemptRow
 from station.db.models import OutboxRow, ResultRow
+from station.uplink.backoff import JITTER, RESEND_CAP_S, resend_delay_s
 
 log = logging.getLogger(__name__)
 _OUTBOX = cast(Table, OutboxRow.__table__)
 _ATTEMPTS = cast(Table, AttemptRow.__table__)
-RESEND_FIRST_S = 10.0
-"""No receipt this long after a send: send again (a receipt normally takes milliseconds)."""
-RESEND_CAP_S = 300.0
-"""The longest wait between two sends of one result while the link is up."""
-JITTER = 0.2
-"""Each wait is scaled by a random factor in [1 - JITTER, 1 + JITTER] so a site's backlog does not
-resend in lockstep after an outage."""
 
 
 class OutboxState(StrEnum):
@@ -108,13 +101,6 @@ class Backlog:
         if self.oldest_queued_utc_ns is None:
             return None
         return max(0.0, (now_utc_ns - self.oldest_queued_utc_ns) / 1e9)
-
-
-def resend_delay_s(attempts: int, first_s: float = RESEND_FIRST_S, cap_s: float = RESEND_CAP_S,
-                   rng: random.Random | None = None) -> float:
-    """Seconds to wait for a receipt after send number `attempts` (1, 2, ...): doubling, capped, jittered."""
-    base = min(cap_s, first_s * 2.0 ** max(0, min(attempts - 1, 30)))
-    return float(base * (1 + JITTER * (2 * (rng or random).random() - 1)))
 
 
 def store_result(tx: Session, signed: dict[str, Any], *, actor: str, attempt_id: str, utc_ns: int) -> str:

@@ -65,9 +65,10 @@ class ReceiptReader:
         self.counts = ReceiptCounts()
         self._alarmed = False
 
-    def read(self, topic: str, payload: bytes | str) -> list[outbox.Receipt]:
+    def read(self, topic: str, payload: object) -> list[outbox.Receipt]:
+        """The receipts of one message (an MQTT payload: bytes, or text), those the province signed."""
         try:
-            doc = json.loads(payload)
+            doc = json.loads(bytes(payload) if isinstance(payload, bytes | bytearray) else str(payload))
         except (ValueError, TypeError, RecursionError) as err:
             self.counts.malformed += 1
             log.warning("uplink: a receipt on %s is not JSON (%s); ignored, the result will be sent again", topic, err)

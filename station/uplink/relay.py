@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
-import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -36,77 +32,20 @@ from station.attempt_book import AttemptBook
 from station.config import SiteConfig
 from station.db import Database
 from station.events import AlarmEvent
-from station.uplink import contract, manifest, outbox
+from station.uplink import backoff, contract, manifest, outbox
+from station.uplink.broker_link import (
+    RelaySettings,
+    RelayStats,
+    UplinkConfigError,
+    UplinkHealth,
+    dumps,
+    leaf,
+    mqtt_client,
+)
 from station.uplink.receipts import ReceiptCounts, ReceiptKeyError, ReceiptReader, load_province_key
 
+__all__ = ["RelaySettings", "RelayStats", "UplinkConfigError", "UplinkHealth", "UplinkRelay"]
 log = logging.getLogger(__name__)
-PAHO_LOGGER = f"{__name__}.paho"
-"""paho logs every reset socket at ERROR ("failed to receive on socket"); the relay itself reports a
-lost link once, with what happens next, so the CLI turns this logger down (logging is configured
-only in the entry point)."""
-_paho_log = logging.getLogger(PAHO_LOGGER)
-
-
-@dataclass(frozen=True, slots=True)
-class RelaySettings:
-    resend_first_s: float = outbox.RESEND_FIRST_S
-    resend_cap_s: float = outbox.RESEND_CAP_S
-    reconnect_first_s: float = 0.5
-    reconnect_cap_s: float = 10.0
-    """Short enough that results flow within seconds of the network's return."""
-    batch: int = 500
-    """Results claimed per database transaction."""
-    max_inflight: int = 32
-    """QoS 1 publishes awaiting PUBACK at once: enough to keep a loopback link busy; aiomqtt scans
-    every pending call on each publish, so more costs CPU without sending faster."""
-    idle_poll_s: float = 1.0
-    """With nothing due, look again this often (a result signed in another process wakes nobody)."""
-    keepalive_s: int = 15
-    publish_timeout_s: float = 15.0
-    status_every_s: float = 60.0
-    """Re-publish the retained status this often so the province sees the backlog change."""
-    live_every_s: float | None = None
-    """Publish live station state this often (QoS 0); None: no live topic."""
-
-
-@dataclass(slots=True)
-class RelayStats:
-    connects: int = 0
-    published: int = 0
-    receipts: int = 0
-    delivered: int = 0
-    rejected: int = 0
-    ignored_receipts: int = 0
-    """Signed by the province, but for a result this station did not send (or already settled)."""
-    last_receipt_utc_ns: int | None = None
-    """When the last receipt arrived: a broker that accepts the receipt subscription but never
-    delivers to it (an ACL that filters on delivery, as mosquitto 2.0 does) shows here."""
-
-
-@dataclass(frozen=True, slots=True)
-class UplinkHealth:
-    """What the controller's status line, `examstation outbox` and the birth manifest show."""
-
-    broker: str
-    connected: bool
-    last_error: str | None
-    backlog: outbox.Backlog
-    oldest_queued_age_s: float | None
-    stats: RelayStats = field(default_factory=RelayStats)
-    last_receipt_age_s: float | None = None
-
-    def line(self) -> str:
-        link = "connected" if self.connected else f"NOT CONNECTED ({self.last_error or 'connecting'})"
-        age = "" if self.oldest_queued_age_s is None else f", oldest {self.oldest_queued_age_s:.0f} s"
-        failed = f", {self.backlog.failed} REJECTED" if self.backlog.failed else ""
-        b = self.backlog
-        heard = ""
-        if b.queued and self.connected:
-            heard = (", no receipt yet" if self.last_receipt_age_s is None
-                     else f", last receipt {self.last_receipt_age_s:.0f} s ago")
-        return f"uplink {self.broker} {link}: {b.queued} queued{age}{failed}{heard}, {b.delivered} delivered"
-
-
 HEALTHY_SESSION_S = 30.0
 """A session that brought receipts, or lasted this long, resets the reconnect backoff; one that
 fails right after the broker accepted it (a database error, a client id taken over) keeps backing
@@ -153,28 +92,12 @@ class UplinkRelay:
         self._rng = random.Random()
         self.first_connect = asyncio.Event()
         self._closing = False
-        self._sends_this_link: dict[str, int] = {}
-        """result_id -> sends on the current connection. The backoff grows with these only: sends
-        lost with a crashed broker (or before the province resubscribed) say nothing about the
-        province, and counting them would leave a result waiting minutes after the link is back."""
-
-    def _wait_for(self) -> Callable[[str], float]:
-        """Seconds to wait for the receipt of each send about to be made, from a copy of the send
-        counts: `take_due` runs in a worker thread and must not touch the relay's own state (the
-        event loop updates the counts once the claim is back, `_claimed`)."""
-        sends = dict(self._sends_this_link)
-        rng = random.Random(self._rng.random())
-        s = self.settings
-        return lambda rid: outbox.resend_delay_s(sends.get(rid, 0) + 1, s.resend_first_s, s.resend_cap_s, rng)
-
-    def _claimed(self, due: list[outbox.Due]) -> None:
-        for d in due:
-            self._sends_this_link[d.result_id] = self._sends_this_link.get(d.result_id, 0) + 1
+        self._sends = backoff.SendCounts(self.settings.resend_first_s, self.settings.resend_cap_s)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def _alarm(self, what: str, todo: str) -> None:
+    def _alarm(self, what: str, todo: str, code: str = "uplink.untrusted_receipt") -> None:
         if self._book is not None:
-            self._book.events.publish(AlarmEvent("uplink.untrusted_receipt", what, todo, None, self.clock.utc_ns()))
+            self._book.events.publish(AlarmEvent(code, what, todo, None, self.clock.utc_ns()))
 
     @property
     def receipt_counts(self) -> ReceiptCounts:
@@ -201,7 +124,7 @@ class UplinkRelay:
         if client is not None and self.connected:
             goodbye = manifest.offline(self._site, "shutdown", self.clock.utc_ns())
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                await client.publish(contract.status_topic(self._site), _dumps(goodbye), qos=1, retain=True,
+                await client.publish(contract.status_topic(self._site), dumps(goodbye), qos=1, retain=True,
                                      timeout=1.0)
         for task in self._tasks:
             task.cancel()
@@ -232,29 +155,7 @@ class UplinkRelay:
 
     # -- connection ----------------------------------------------------------------------------
     def _client_for(self) -> aiomqtt.Client:
-        up = self.config.uplink
-        password = None
-        if up.password_file:
-            try:
-                password = Path(up.password_file).read_text(encoding="utf-8").strip()
-            except OSError as err:
-                raise UplinkConfigError(f"uplink.password_file {up.password_file}: cannot read it ({err.strerror}); "
-                                        "create it (one line, the MQTT password) or fix the path") from err
-        tls: dict[str, Any] = {}
-        if self.address.tls:
-            if up.ca_file:
-                tls["tls_params"] = aiomqtt.TLSParameters(ca_certs=up.ca_file)
-            else:
-                tls["tls_context"] = ssl.create_default_context()
-        will = aiomqtt.Will(contract.status_topic(self._site), _dumps(manifest.offline(self._site)), qos=1, retain=True)
-        client = aiomqtt.Client(
-            self.address.host, self.address.port, identifier=self.client_id, clean_session=False,
-            username=up.username, password=password, will=will, keepalive=self.settings.keepalive_s,
-            timeout=self.settings.publish_timeout_s, max_inflight_messages=self.settings.max_inflight,
-            logger=_paho_log, socket_options=contract.NO_DELAY, **tls,
-        )
-        client.pending_calls_threshold = self.settings.max_inflight * 2  # we bound them ourselves
-        return client
+        return mqtt_client(self.config.uplink, self.address, self.client_id, self.settings, self._site)
 
     async def _connection_loop(self) -> None:
         delay = self.settings.reconnect_first_s
@@ -268,13 +169,13 @@ class UplinkRelay:
                     self.stats.connects += 1
                     await self._session(client)
             except* aiomqtt.MqttError as group:
-                self._lost(str(_leaf(group)))
+                self._lost(str(leaf(group)))
             except* UplinkConfigError as group:
-                self._lost(str(_leaf(group)))
+                self._lost(str(leaf(group)))
             except* OSError as group:
-                self._lost(str(_leaf(group)))
+                self._lost(str(leaf(group)))
             except* Exception as group:  # a database error must not stop delivery forever
-                err = _leaf(group)
+                err = leaf(group)
                 reason = f"{type(err).__name__}: {err}"
                 if reason != self.last_error:  # once per kind of failure, not twice a second
                     log.error("uplink: %s; retrying", reason, exc_info=err)
@@ -289,7 +190,7 @@ class UplinkRelay:
             if (self.stats.receipts > receipts_before
                     or asyncio.get_running_loop().time() - started > HEALTHY_SESSION_S):
                 delay = self.settings.reconnect_first_s  # the link worked: after a break, back at once
-            await self._sleep(delay * (1 + outbox.JITTER * (2 * self._rng.random() - 1)))
+            await self._sleep(delay * (1 + backoff.JITTER * (2 * self._rng.random() - 1)))
             delay = min(self.settings.reconnect_cap_s, delay * 2)
 
     def _lost(self, reason: str) -> None:
@@ -302,7 +203,7 @@ class UplinkRelay:
     async def _session(self, client: aiomqtt.Client) -> None:
         # The reader starts first: in aiomqtt 2.5 only the message loop notices a dropped link, so a
         # SUBACK or PUBACK awaited without it would hang for the whole publish timeout (15 s).
-        self._sends_this_link.clear()
+        self._sends.clear()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._receive(client))
             receipts = contract.receipt_topic(self._site)
@@ -328,7 +229,7 @@ class UplinkRelay:
     async def _publish_status(self, client: aiomqtt.Client) -> None:
         backlog = await asyncio.to_thread(outbox.backlog, self.db)
         doc = manifest.birth(self.config, self.rubrics, self.key_id, backlog, self.clock.utc_ns())
-        await client.publish(contract.status_topic(self._site), _dumps(doc), qos=1, retain=True)
+        await client.publish(contract.status_topic(self._site), dumps(doc), qos=1, retain=True)
 
     async def _status(self, client: aiomqtt.Client) -> None:
         while True:
@@ -350,7 +251,7 @@ class UplinkRelay:
                 log.warning("uplink: live state not published (%s: %s)", type(err).__name__, err)
                 docs = []
             for doc in docs:
-                await client.publish(contract.live_topic(self._site, str(doc["station"])), _dumps(doc), qos=0)
+                await client.publish(contract.live_topic(self._site, str(doc["station"])), dumps(doc), qos=0)
             await self._sleep(every_s)
 
     # -- sending -------------------------------------------------------------------------------
@@ -359,8 +260,8 @@ class UplinkRelay:
         while True:
             self._wake.clear()
             due = await asyncio.to_thread(outbox.take_due, self.db, self.clock.utc_ns(), s.batch,
-                                          self._wait_for(), s.resend_cap_s * (1 + outbox.JITTER))
-            self._claimed(due)
+                                          self._sends.waits(), s.resend_cap_s * (1 + backoff.JITTER))
+            self._sends.claimed(d.result_id for d in due)
             if due:
                 await self._publish_all(client, due)
                 continue
@@ -396,9 +297,7 @@ class UplinkRelay:
             if message.topic.value != topic:  # a subscription left in the persistent session by an older version
                 continue
             self.stats.last_receipt_utc_ns = self.clock.utc_ns()
-            payload = message.payload
-            for receipt in self._reader.read(topic, bytes(payload) if isinstance(payload, (bytes, bytearray))
-                                             else str(payload)):
+            for receipt in self._reader.read(topic, message.payload):
                 self.stats.receipts += 1
                 self._receipts.put_nowait(receipt)
 
@@ -428,28 +327,14 @@ class UplinkRelay:
             return
         for a in applied:
             if a.state != outbox.UNCHANGED:
-                self._sends_this_link.pop(a.result_id, None)
+                self._sends.settled(a.result_id)
             if a.state == outbox.OutboxState.DELIVERED:
                 self.stats.delivered += 1
             elif a.state == outbox.OutboxState.FAILED:
                 self.stats.rejected += 1
-                log.error("ALARM uplink: the province REJECTED result %s (attempt %s): %s. It stays in the outbox "
-                          "as failed; fix the cause, then `examstation outbox retry %s`", a.result_id, a.attempt_id,
-                          a.reason, a.result_id)
+                what = f"uplink: the province REJECTED result {a.result_id} (attempt {a.attempt_id}): {a.reason}"
+                todo = f"it stays in the outbox as failed; fix the cause, then `examstation outbox retry {a.result_id}`"
+                log.error("ALARM %s. %s", what, todo)
+                self._alarm(what, todo, "uplink.rejected")
             else:
                 self.stats.ignored_receipts += 1
-
-
-class UplinkConfigError(Exception):
-    """The uplink settings cannot work (unreadable password file ...); the message says what to fix."""
-
-
-def _leaf(err: BaseException) -> BaseException:
-    """The first real exception inside (nested) exception groups: what the operator should read."""
-    while isinstance(err, BaseExceptionGroup) and err.exceptions:
-        err = err.exceptions[0]
-    return err
-
-
-def _dumps(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()

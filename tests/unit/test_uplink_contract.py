@@ -28,7 +28,7 @@ from scoring.rubric_loader import rubric_for
 from station import session as sm
 from station.config import load_site_config
 from station.signing import SiteKey, verify
-from station.uplink import contract, manifest, outbox
+from station.uplink import backoff, contract, manifest, outbox
 from station.uplink.contract import ContractError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -434,25 +434,25 @@ class _Midpoint(random.Random):
         return 0.5
 
 
-@pytest.mark.parametrize(("first_s", "cap_s"), [(outbox.RESEND_FIRST_S, outbox.RESEND_CAP_S), (0.5, 10.0),
+@pytest.mark.parametrize(("first_s", "cap_s"), [(backoff.RESEND_FIRST_S, backoff.RESEND_CAP_S), (0.5, 10.0),
                                                 (1.0, 1.0)])
 def test_resend_delay_doubles_to_a_cap_with_bounded_jitter(first_s: float, cap_s: float) -> None:
     mid = _Midpoint()
-    exact = [outbox.resend_delay_s(n, first_s, cap_s, mid) for n in range(1, 40)]
+    exact = [backoff.resend_delay_s(n, first_s, cap_s, mid) for n in range(1, 40)]
     assert exact[0] == first_s
     for before, after in itertools.pairwise(exact):
         assert after == min(cap_s, before * 2)
     assert exact[-1] == cap_s
 
     rng = random.Random(20261128)
-    j = outbox.JITTER
+    j = backoff.JITTER
     for n in [0, *range(1, 40), 10**6]:
         base = min(cap_s, first_s * 2 ** max(0, n - 1)) if n < 64 else cap_s
         for _ in range(50):
-            d = outbox.resend_delay_s(n, first_s, cap_s, rng)
+            d = backoff.resend_delay_s(n, first_s, cap_s, rng)
             assert base * (1 - j) <= d <= base * (1 + j), (n, d)
             assert first_s * (1 - j) <= d <= cap_s * (1 + j), (n, d)
-    spread = {outbox.resend_delay_s(30, first_s, cap_s, rng) for _ in range(100)}
+    spread = {backoff.resend_delay_s(30, first_s, cap_s, rng) for _ in range(100)}
     assert len(spread) > 90, "a backlog must not resend in lockstep"
-    assert outbox.resend_delay_s(3, first_s, cap_s, random.Random(1)) == outbox.resend_delay_s(
+    assert backoff.resend_delay_s(3, first_s, cap_s, random.Random(1)) == backoff.resend_delay_s(
         3, first_s, cap_s, random.Random(1))
