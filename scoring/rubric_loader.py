@@ -8,7 +8,6 @@ province's exam official dropping in their own 评分细则, not a programmer.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 import scoring.detectors  # noqa: F401  - registers every detector
+from scoring.canonical import canonical_bytes
 from scoring.condition import Condition
 from scoring.detectors.base import REGISTRY
 from scoring.points import exact, to_hundredths
@@ -117,8 +117,7 @@ class _File(_M):
 
 def content_hash(data: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of a rubric's content (formatting and comments do not count)."""
-    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical_bytes(data)).hexdigest()
 
 
 _LIST_NAMES = {"items": "item", "rows": "row", "deductions": "deduction", "vetoes": "veto", "subjects": "subject"}

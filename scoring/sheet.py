@@ -2,12 +2,12 @@
 
 Every deduction keeps its reason, the rubric row, the evidence time range and the offset into the
 attempt's video, so the UI can jump to the moment and an appeal board can see why. Serialised with
-`to_dict()` into plain JSON types; `canonical_json()` gives the same bytes for the same sheet.
+`to_dict()` into plain JSON types; `scoring.canonical.canonical_json` of that gives the same bytes
+for the same sheet.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -170,7 +170,3 @@ def _plain(obj: Any) -> Any:
         return [_plain(v) for v in obj]
     return obj
 
-
-def canonical_json(sheet: ScoreSheet) -> str:
-    """The sheet as JSON with sorted keys and no spaces: equal sheets give equal bytes."""
-    return json.dumps(sheet.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))

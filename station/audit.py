@@ -27,8 +27,9 @@ from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from scoring.canonical import canonical_json
 from scoring.timeline import record_from_dict
-from station.db.digest import GENESIS_HASH, audit_entry_hash, canonical_json, sha256_hex, timeline_row_hash
+from station.db.digest import GENESIS_HASH, audit_entry_hash, sha256_hex, timeline_row_hash
 from station.db.engine import Database
 from station.db.errors import DatabaseError
 from station.db.models import AuditRow, ResultRow, ScoreSheetRow, TimelineRow

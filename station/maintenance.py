@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from devices.clock import SystemClock
-from scoring.sheet import canonical_json
+from scoring.canonical import canonical_json
 from station import audit
 from station.candidates import import_candidates_csv
 from station.config import SiteConfig
@@ -50,7 +50,7 @@ def replay(config: SiteConfig, data_dir: Path, attempt_id: str, as_json: bool) -
                                    .order_by(ScoreSheetRow.version.desc()).limit(1)).scalar()
         finally:
             services.close()
-    identical = stored == canonical_json(sheet)
+    identical = stored == canonical_json(sheet.to_dict())
     if as_json:
         return json.dumps({"attempt_id": attempt_id, "identical_to_stored": identical, "sheet": sheet.to_dict()},
                           ensure_ascii=False)

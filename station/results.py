@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from scoring.canonical import canonical_json
 from scoring.engine import score
 from scoring.rubric import Rubric
-from scoring.sheet import canonical_json
 from scoring.timeline import LifecycleRecord
 from station import session as sm
 from station.config import SiteConfig
@@ -41,7 +41,7 @@ def store_signed_result(tx: Session, a: sm.Attempt, now: sm.Now, *, rubric: Rubr
     result_id = uuid7(now.utc_ns // 1_000_000)
     timeline = load_timeline_in(tx, a.attempt_id)
     sheet = score(rubric, timeline)
-    if canonical_json(sheet) != row.sheet:
+    if canonical_json(sheet.to_dict()) != row.sheet:
         raise ServiceError(f"attempt {a.attempt_id}: the stored sheet differs from a fresh score of the stored "
                            "timeline; run `examstation audit verify` before signing")
     origin = next(r for r in timeline if isinstance(r, LifecycleRecord) and r.kind == "attempt_start")

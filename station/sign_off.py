@@ -17,10 +17,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from devices.clock import Clock
+from scoring.canonical import canonical_json
 from scoring.checks import ScoringError, check_mark, check_override
 from scoring.engine import score
 from scoring.rubric import Rubric
-from scoring.sheet import ScoreSheet, canonical_json
+from scoring.sheet import ScoreSheet
 from scoring.timeline import DecisionKind, DecisionRecord, MarkRecord, OverrideRecord
 from station import audit
 from station import session as sm
@@ -70,7 +71,7 @@ class SignOff:
         self.book.writer.flush()
         a = self.book.get(attempt_id)
         sheet = score(self.rubric_of(a.operation), stored_timeline(self.book.db, attempt_id))
-        text = canonical_json(sheet)
+        text = canonical_json(sheet.to_dict())
 
         def keep(tx: Session, _a: sm.Attempt, n: sm.Now) -> None:
             version = (tx.execute(select(func.max(ScoreSheetRow.version)).where(

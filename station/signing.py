@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from scoring import canonical
 
 KEY_FILE = "site-ed25519.pem"
 
@@ -28,9 +29,8 @@ class SigningError(Exception):
 
 
 def canonical_bytes(document: Mapping[str, Any]) -> bytes:
-    """RFC 8785 (JCS) bytes of `document` without its `signature` member."""
-    body = {k: v for k, v in document.items() if k != "signature"}
-    return rfc8785.dumps(body)
+    """RFC 8785 (JCS) bytes of `document` without its `signature` member (scoring.canonical)."""
+    return canonical.canonical_bytes({k: v for k, v in document.items() if k != "signature"})
 
 
 def key_id(public: Ed25519PublicKey) -> str:

@@ -42,8 +42,8 @@ from typing import TypeVar, cast
 
 from sqlalchemy.orm import Session
 
+from scoring.canonical import canonical_json
 from scoring.timeline import Record, record_to_dict
-from station.db.digest import canonical_json
 from station.db.engine import Database
 from station.timeline_thread import Pending, TimelineWriteError, Txn, Waiter, WriterThread
 

@@ -1,24 +1,20 @@
 """Canonical JSON and the SHA-256 digests the audit chain, timeline chain and results are built on.
 
-Canonical JSON here is `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-allow_nan=False)`: equal values give equal bytes, so a digest over the text is a digest over the
-value. It is the same text `scoring.sheet.canonical_json` produces for a score sheet. NaN and
-infinities are refused (they are not JSON, and another tool could not re-check the digest).
+Every digest is over the one canonical JSON, `scoring.canonical.canonical_json` (RFC 8785, with
+UTC nanoseconds written in full): equal values give equal bytes, so a digest over the text is a
+digest over the value. NaN and infinities are refused (they are not JSON, and another tool could
+not re-check the digest).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
+
+from scoring.canonical import canonical_json
 
 GENESIS_HASH = "0" * 64
 """prev_hash of the first audit entry."""
-
-
-def canonical_json(value: Any) -> str:
-    """Raises ValueError for NaN/inf and TypeError for values JSON cannot represent."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def sha256_hex(text: str) -> str:

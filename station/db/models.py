@@ -142,7 +142,7 @@ class ScoreSheetRow(Base):
     attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.attempt_id"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     sheet: Mapped[str] = mapped_column(Text)
-    """`scoring.sheet.canonical_json(sheet)`."""
+    """`scoring.canonical.canonical_json(sheet.to_dict())`."""
     rubric_id: Mapped[str] = mapped_column(Text)
     rubric_hash: Mapped[str] = mapped_column(Text)
     created_utc_ns: Mapped[int] = mapped_column(BigInteger)

@@ -15,7 +15,6 @@ can run a 30-minute outage on an injected clock.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from scoring.canonical import canonical_json
 from station import audit
 from station import session as sm
 from station.db import Database
@@ -106,10 +106,10 @@ class Backlog:
 def store_result(tx: Session, signed: dict[str, Any], *, actor: str, attempt_id: str, utc_ns: int) -> str:
     """Insert the signed result, its queued outbox row and its audit entry in the open transaction `tx`.
 
-    Returns the stored document text (canonical key order, UTF-8 kept), whose SHA-256 the audit
-    chain records.
+    Returns the stored document text (its canonical JSON, the bytes its signature covers), whose
+    SHA-256 the audit chain records.
     """
-    text = json.dumps(signed, ensure_ascii=False, sort_keys=True)
+    text = canonical_json(signed)
     digest = sha256_hex(text)
     result_id = str(signed["result_id"])
     seq = int(signed["seq"])

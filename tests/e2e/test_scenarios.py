@@ -14,9 +14,9 @@ import sys
 import pytest
 
 from hardware_sim.scenarios import SCENARIOS
+from scoring.canonical import canonical_json
 from scoring.engine import score
 from scoring.rubric_loader import rubric_for
-from scoring.sheet import canonical_json
 from scoring.timeline import ordered, record_from_dict, record_to_dict
 from station.config import load_site_config
 from station.scenario_runner import play
@@ -38,7 +38,8 @@ async def test_scenario_scores_as_declared(name: str) -> None:
     )
     stored = json.dumps([record_to_dict(r) for r in run.timeline], ensure_ascii=False)
     replayed = ordered([record_from_dict(d) for d in json.loads(stored)])
-    assert canonical_json(score(rubric_for(scenario.operation), replayed)) == canonical_json(run.sheet)
+    again = score(rubric_for(scenario.operation), replayed)
+    assert canonical_json(again.to_dict()) == canonical_json(run.sheet.to_dict())
     doc = run.document
     assert [(i["code"], i["score"], i["outcome"]) for i in doc["items"]] == [
         (scenario.item, scenario.expected_item_score, scenario.expected_outcome)]

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from scoring.sheet import ScoreSheet, canonical_json
+from scoring.canonical import canonical_json
+from scoring.sheet import ScoreSheet
 from scoring.timeline import MarkRecord, SampleRecord
 from station import audit
 from station.db import Database, DatabaseError, open_database, upgrade
@@ -60,7 +61,7 @@ def canonical_json_of(value: object) -> str:
 def store_sheet(db: Database, attempt_id: str) -> None:
     sheet = ScoreSheet(rubric_id="lv-2025", rubric_hash="ab" * 32, operation="低压电工作业", items=(), total=87.5,
                        pass_total=80.0, passed=True, veto_failed=False, complete=False)
-    text = canonical_json(sheet)
+    text = canonical_json(sheet.to_dict())
     with db.write() as s:
         s.add(ScoreSheetRow(attempt_id=attempt_id, version=1, sheet=text, rubric_id=sheet.rubric_id,
                             rubric_hash=sheet.rubric_hash, created_utc_ns=9, sheet_sha256=sha256_hex(text)))

@@ -11,9 +11,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scoring.canonical import canonical_json
 from scoring.engine import score
 from scoring.rubric_loader import rubric_for
-from scoring.sheet import canonical_json
 from scoring.timeline import (
     LifecycleRecord,
     MarkRecord,
@@ -90,7 +90,7 @@ def with_marks(records: list[Record], chosen: list[tuple[str, int]], item: str =
 def test_deterministic_and_bounded(samples: list[Record], chosen: list[tuple[str, int]]) -> None:
     timeline = attempt("K21", with_marks(samples, chosen))
     first, second = score(RUBRIC, timeline), score(RUBRIC, timeline)
-    assert canonical_json(first) == canonical_json(second)
+    assert canonical_json(first.to_dict()) == canonical_json(second.to_dict())
     item = first.item("K21")
     assert 0 <= item.score <= 100
     for row in item.rows:
@@ -122,7 +122,7 @@ def test_replay_from_stored_json_is_identical(samples: list[Record], chosen: lis
     stored = json.dumps([record_to_dict(r) for r in timeline], ensure_ascii=False, sort_keys=True)
     replayed = tuple(record_from_dict(d) for d in json.loads(stored))
     assert replayed == timeline
-    assert canonical_json(score(RUBRIC, replayed)) == canonical_json(score(RUBRIC, timeline))
+    assert canonical_json(score(RUBRIC, replayed).to_dict()) == canonical_json(score(RUBRIC, timeline).to_dict())
 
 
 @SETTINGS
@@ -133,4 +133,4 @@ def test_cpr_item_is_bounded_and_deterministic(events: list[Record]) -> None:
     sheet = score(RUBRIC, timeline)
     item = sheet.item("K42")
     assert 0 <= item.score <= 100 and item.report is not None
-    assert canonical_json(sheet) == canonical_json(score(RUBRIC, timeline))
+    assert canonical_json(sheet.to_dict()) == canonical_json(score(RUBRIC, timeline).to_dict())
