@@ -110,7 +110,7 @@ async def run(n: int, latency_samples: int, work: Path) -> dict[str, Any]:
                         before = relay.stats.delivered
                         t = time.perf_counter()
                         await asyncio.to_thread(factory.add, 1)
-                        relay.wake()  # what StationServices.result_listeners does after a signature
+                        relay.wake()  # what a signature's ResultStateEvent(queued) does at a station
                         await wait_until(lambda b=before: relay.stats.delivered > b, timeout_s=30, every_s=0.0005)
                         latencies.append((time.perf_counter() - t) * 1000)
                 base_after = await baseline(broker.url, docs)

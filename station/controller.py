@@ -123,7 +123,8 @@ def _left_open(services: StationServices) -> None:
 
 def uplink_relay(config: SiteConfig, services: StationServices, hub: DeviceHub | None,
                  settings: RelaySettings | None = None, broker_url: str | None = None) -> UplinkRelay:
-    """The relay wired to the services: woken by each signed result, telling them of deliveries."""
+    """The relay wired to the services: it settles receipts through their attempt book and follows
+    their event stream (a signed result wakes it; a live document follows each item change)."""
     settings = settings or RelaySettings()
     if settings.live_every_s is None:
         settings = dataclasses.replace(settings, live_every_s=config.uplink.live_every_s)
@@ -133,8 +134,6 @@ def uplink_relay(config: SiteConfig, services: StationServices, hub: DeviceHub |
         return live_documents(config, services, devices, services.clock.mono_ns(), services.clock.utc_ns())
 
     operations = sorted({st.operation for st in config.stations})
-    relay = UplinkRelay(config, services.book, key_id=services.key.key_id,
-                        rubrics=[services.rubric(op) for op in operations], clock=services.clock,
-                        broker_url=broker_url, settings=settings, live=live)
-    services.result_listeners.append(lambda _doc: relay.wake())
-    return relay
+    return UplinkRelay(config, services.book, key_id=services.key.key_id,
+                       rubrics=[services.rubric(op) for op in operations], clock=services.clock,
+                       broker_url=broker_url, settings=settings, live=live)

@@ -38,7 +38,7 @@ from station.events import EventBus
 from station.exam_run import ExamRun
 from station.registration import Registration
 from station.rig_check import RigState
-from station.sign_off import ResultListener, SignOff
+from station.sign_off import SignOff
 from station.signing import SiteKey
 from station.storage_watch import StorageWatch
 from station.stored import latest_stored_mono_ns
@@ -81,10 +81,6 @@ class StationServices:
         if operation not in self._rubrics:
             self._rubrics[operation] = rubric_for(operation)
         return self._rubrics[operation]
-
-    @property
-    def result_listeners(self) -> list[ResultListener]:
-        return self.sign_off.result_listeners
 
     # -- reading attempts ---------------------------------------------------------------------
     def attempt(self, attempt_id: str) -> sm.Attempt:

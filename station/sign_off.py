@@ -31,11 +31,11 @@ from station.db.digest import sha256_hex
 from station.db.models import Attempt as AttemptRow
 from station.db.models import ScoreSheetRow, Signature
 from station.errors import ServiceError
+from station.events import ResultStateEvent
 from station.results import store_signed_result
 from station.signing import SiteKey
 from station.stored import seal_timeline, stored_timeline
-
-ResultListener = Callable[[dict[str, Any]], None]
+from station.uplink.outbox import OutboxState
 
 
 def _sign_and_queue(a: sm.Attempt, examiner: str, now: sm.Now) -> sm.Step:
@@ -62,9 +62,6 @@ class SignOff:
         self.key = key
         self.clock = clock
         self.software = software
-        self.result_listeners: list[ResultListener] = []
-        """Called (in the signing thread) with each signed result once it is committed: the uplink
-        relay wakes on it instead of waiting for its next poll."""
 
     def score(self, attempt_id: str) -> ScoreSheet:
         """Score the ended attempt from its stored timeline and keep the sheet (version 1, 2... after marks)."""
@@ -191,9 +188,8 @@ class SignOff:
                                                   key=self.key, software=self.software))
 
         self.book.step(attempt_id, examiner, _sign_and_queue, examiner, extra=keep)
-        if stored:
-            for listener in self.result_listeners:
-                listener(stored)
+        if stored:  # committed: the uplink relay, subscribed to these, sends it now
+            self.book.events.publish(ResultStateEvent(str(stored["result_id"]), attempt_id, OutboxState.QUEUED))
             return stored
         return None
 

@@ -31,7 +31,7 @@ from scoring.rubric import Rubric
 from station.attempt_book import AttemptBook
 from station.config import SiteConfig
 from station.db import Database
-from station.events import AlarmEvent
+from station.events import AlarmEvent, EventBus, Lost, ResultStateEvent
 from station.uplink import backoff, contract, manifest, outbox
 from station.uplink.broker_link import (
     RelaySettings,
@@ -42,6 +42,7 @@ from station.uplink.broker_link import (
     leaf,
     mqtt_client,
 )
+from station.uplink.live import LiveSource, publish_live
 from station.uplink.receipts import ReceiptCounts, ReceiptKeyError, ReceiptReader, load_province_key
 
 __all__ = ["RelaySettings", "RelayStats", "UplinkConfigError", "UplinkHealth", "UplinkRelay"]
@@ -52,7 +53,6 @@ fails right after the broker accepted it (a database error, a client id taken ov
 off instead of reconnecting twice a second."""
 SETTLE_RETRY_S = 1.0
 Sleep = Callable[[float], Awaitable[None]]
-LiveSource = Callable[[], list[dict[str, Any]]]
 
 
 class UplinkRelay:
@@ -115,7 +115,8 @@ class UplinkRelay:
             self._book = AttemptBook(self.db, self.clock)
         self._loop = asyncio.get_running_loop()
         self._tasks = [asyncio.create_task(self._connection_loop(), name="uplink-connection"),
-                       asyncio.create_task(self._settle_loop(), name="uplink-receipts")]
+                       asyncio.create_task(self._settle_loop(), name="uplink-receipts"),
+                       asyncio.create_task(self._wake_on_results(self.book.events), name="uplink-wake")]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -137,6 +138,17 @@ class UplinkRelay:
         if self._own_book and self._book is not None:
             await asyncio.to_thread(self._book.close)
             self._book = None
+
+    async def _wake_on_results(self, events: EventBus) -> None:
+        """A result signed at this station is queued: send it now, not at the next idle poll."""
+        results = events.subscribe("uplink wake", maxsize=16, kinds=(ResultStateEvent,))
+        try:
+            async for event in results:
+                if isinstance(event, Lost) or (isinstance(event, ResultStateEvent)
+                                               and event.state == outbox.OutboxState.QUEUED):
+                    self._wake.set()
+        finally:
+            results.close()
 
     def wake(self) -> None:
         """A result was stored: look at the outbox now. Safe to call from any thread."""
@@ -224,7 +236,11 @@ class UplinkRelay:
             tg.create_task(self._send(client))
             tg.create_task(self._status(client))
             if self._live is not None and self.settings.live_every_s:
-                tg.create_task(self._publish_live(client, self._live, self.settings.live_every_s))
+                async def publish(doc: dict[str, Any]) -> None:
+                    await client.publish(contract.live_topic(self._site, str(doc["station"])), dumps(doc), qos=0)
+
+                tg.create_task(publish_live(publish, self._live, self.settings.live_every_s,
+                                            None if self._own_book else self.book.events, self._sleep))
 
     async def _publish_status(self, client: aiomqtt.Client) -> None:
         backlog = await asyncio.to_thread(outbox.backlog, self.db)
@@ -242,17 +258,6 @@ class UplinkRelay:
                 raise
             except Exception as err:  # a status that cannot be built must not stop the results
                 log.warning("uplink: status not published (%s: %s)", type(err).__name__, err)
-
-    async def _publish_live(self, client: aiomqtt.Client, source: LiveSource, every_s: float) -> None:
-        while True:
-            try:
-                docs = await asyncio.to_thread(source)
-            except Exception as err:  # live state is optional; results are not
-                log.warning("uplink: live state not published (%s: %s)", type(err).__name__, err)
-                docs = []
-            for doc in docs:
-                await client.publish(contract.live_topic(self._site, str(doc["station"])), dumps(doc), qos=0)
-            await self._sleep(every_s)
 
     # -- sending -------------------------------------------------------------------------------
     async def _send(self, client: aiomqtt.Client) -> None:

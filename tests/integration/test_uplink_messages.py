@@ -33,7 +33,15 @@ from station.signing import SiteKey, verify
 from station.stored import ensure_database
 from station.uplink import contract
 from station.uplink.relay import RelaySettings
-from tests.uplink_kit import ResultFactory, one_real_result, outbox_states, province_key, site_config, wait_until
+from tests.uplink_kit import (
+    EXAMINERS,
+    ResultFactory,
+    one_real_result,
+    outbox_states,
+    province_key,
+    site_config,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTRA = 5
@@ -272,3 +280,55 @@ async def test_a_killed_controller_leaves_its_will_as_the_retained_status(tmp_pa
     assert will.topic == contract.status_topic(site) and will.qos == 1
     assert will.doc == {"schema": "examstation/status/v1", "site": site, "state": "offline"}, "no reason: not a goodbye"
     assert flag and retained == will.doc
+
+
+async def test_live_state_and_results_follow_the_event_stream_not_the_clock(tmp_path: Path) -> None:
+    """With a live period and an idle poll of a minute, an item start still reaches the province's
+    wall within a second, and a signed result goes out at once: the relay follows the station's
+    event stream (ItemStateEvent, ResultStateEvent), not its timers."""
+    async with Mosquitto() as broker, Wire(broker) as wire:
+        config = site_config(broker.url)
+        key = SiteKey.load_or_create(tmp_path)
+        settings = RelaySettings(idle_poll_s=60.0, live_every_s=60.0, status_every_s=600.0)
+        with open_database(ensure_database(tmp_path)) as db:
+            services = StationServices(config, db, key, SystemClock())
+            try:
+                async with ProvinceServer(broker.url, keys={config.site.id: key.public_pem()},
+                                          province_key=province_key()) as province:
+                    await asyncio.wait_for(province.connected.wait(), 10)
+                    async with uplink_relay(config, services, None, settings) as relay:
+                        await asyncio.wait_for(relay.first_connect.wait(), 10)
+                        await wire.wait_for(lambda s: s.kind == "live" and s.doc["station"] == "A01")
+                        await asyncio.sleep(0.5)  # the relay's first live round is over: now only events move it
+
+                        def start() -> str:
+                            services.register_candidate("110101199001010011", "张三", "低压电工作业", "B-2026-11")
+                            aid = services.check_in("110101199001010011", "A01", "监考员王")
+                            services.assign(aid, {"K3": "K31"}, "exam-system")
+                            services.start_item(aid, "K31", EXAMINERS[0])
+                            return aid
+
+                        aid = await asyncio.to_thread(start)
+                        started = time.monotonic()
+                        running = await wire.wait_for(
+                            lambda s: s.kind == "live" and s.doc["attempt_id"] == aid and s.doc["item"] == "K31", 5)
+                        live_after_s = time.monotonic() - started
+
+                        def finish() -> None:
+                            services.end_item(aid, "done", EXAMINERS[0])
+                            services.score(aid)
+                            services.review(aid, EXAMINERS[0])
+                            services.candidate_decision(aid, "K31", signed=True)
+                            for examiner in (EXAMINERS[0], "考评员赵六"):
+                                services.examiner_sign(aid, examiner)
+
+                        await asyncio.to_thread(finish)
+                        signed = time.monotonic()
+                        await wire.wait_for(lambda s: s.kind == "result" and s.doc["attempt_id"] == aid, 5)
+                        result_after_s = time.monotonic() - signed
+                        await wait_until(lambda: outbox_states(db) == {"delivered": 1}, 5)
+            finally:
+                services.close()
+    assert running.doc["state"] == "running" and running.doc["remaining_s"] > 0
+    assert live_after_s < 2.0, f"the live state followed the item start after {live_after_s:.1f} s"
+    assert result_after_s < 2.0, f"the signed result went out after {result_after_s:.1f} s"
