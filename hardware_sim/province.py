@@ -17,22 +17,18 @@ Faults, for tests: drop the next N receipts, send every receipt twice, delay rec
 chosen results with a reason, send receipts unsigned or signed with another (forger's) key.
 
 Run alone: `python -m hardware_sim.province --broker mqtt://127.0.0.1:1883 --key SITE=public.pem
---province-key province.pem --sign-receipts`.
+--province-key province.pem --sign-receipts` (hardware_sim.province_cli).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import dataclasses
-import datetime as dt
 import json
 import logging
 import socket
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +40,12 @@ from sqlalchemy.orm import Session
 
 import hardware_sim.province_key as ed25519
 from hardware_sim.province_contract import ASYNCAPI, Contract, ContractError, parse_broker_url
+from hardware_sim.province_faults import ProvinceFaults, ProvinceStats
+from hardware_sim.province_receipts import Verdict, receipt, receipt_messages
 from hardware_sim.province_store import Rejection, StoredResult, open_store
 
+__all__ = ["ProvinceFaults", "ProvinceServer", "ProvinceStats"]
 log = logging.getLogger(__name__)
-RECEIPT_SCHEMA = "examstation/receipt/v1"
-RECEIPT_BATCH = 200
 RECEIPTS_IN_FLIGHT = 64
 """Receipts awaiting their PUBACK at once. aiomqtt scans every pending call on each publish, so
 thousands in flight cost more than they gain."""
@@ -58,51 +55,6 @@ SIGN_RECEIPTS = True
 NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 """TCP_NODELAY, as docs/uplink.md asks of a receiving server: with Nagle's algorithm on, a receipt
 written right after a PUBACK waits ~40 ms for the peer's delayed ACK."""
-
-
-@dataclass(slots=True)
-class ProvinceFaults:
-    """What the province does wrong right now; tests flip these while results flow."""
-
-    drop_receipts: int = 0
-    """Send no receipt for the next N results (they are stored all the same)."""
-    duplicate_receipts: bool = False
-    """Send every receipt twice."""
-    delay_receipts_s: float = 0.0
-    """Hold each batch of receipts this long."""
-    reject: dict[str, str] = field(default_factory=dict)
-    """result_id -> reason: refuse these results with that reason."""
-    reject_when: Callable[[Mapping[str, Any]], str | None] | None = None
-    """Refuse any result for which this returns a reason."""
-    unsigned_receipts: bool = False
-    """Send receipts without a signature, even when the province signs them."""
-    sign_with: Ed25519PrivateKey | None = None
-    """Sign receipts with this key instead of the province's (even when the province does not sign),
-    still naming the province's key_id: a forged receipt, as whoever may publish on a receipt topic
-    could make. `unsigned_receipts` wins over this."""
-
-
-@dataclass(slots=True)
-class ProvinceStats:
-    messages: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    malformed: int = 0
-    receipts_sent: int = 0
-    receipts_dropped: int = 0
-    gaps_seen: int = 0
-    """How often a seq arrived beyond the next expected one (a gap, maybe filled later)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Verdict:
-    site: str
-    receipt: dict[str, Any]
-
-
-def _iso(utc_ns: int) -> str:
-    return dt.datetime.fromtimestamp(utc_ns / 1e9, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class ProvinceServer:
@@ -147,7 +99,7 @@ class ProvinceServer:
         """result_id -> (site, seq, stored_utc_ns), for dedup without a query."""
         self._load()
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-        self._outbox: asyncio.Queue[list[_Verdict]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[list[Verdict]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
 
@@ -246,29 +198,13 @@ class ProvinceServer:
                 if self.faults.delay_receipts_s:
                     await asyncio.sleep(self.faults.delay_receipts_s)
                 async with asyncio.TaskGroup() as tg:
-                    for site, body in self._receipt_messages(verdicts):
+                    for site, body in receipt_messages(verdicts, self.batch_receipts, self._signed):
                         for _ in range(2 if self.faults.duplicate_receipts else 1):
                             await window.acquire()
                             tg.create_task(send(body, self._receipts.format(site=site)))
             except BaseException:
                 self._outbox.put_nowait(verdicts)  # maybe not all sent: send them after the reconnect
                 raise
-
-    def _receipt_messages(self, verdicts: list[_Verdict]) -> list[tuple[str, bytes]]:
-        """One message per receipt, or with `batch_receipts` one per up to RECEIPT_BATCH receipts of a
-        site (the contract allows both; a batch costs the station one message instead of hundreds)."""
-        by_site: dict[str, list[dict[str, Any]]] = {}
-        for v in verdicts:
-            by_site.setdefault(v.site, []).append(v.receipt)
-        out = []
-        for site, receipts in by_site.items():
-            size = RECEIPT_BATCH if self.batch_receipts else 1
-            for i in range(0, len(receipts), size):
-                chunk = receipts[i:i + size]
-                entries = [{k: v for k, v in r.items() if k != "schema"} for r in chunk]
-                doc = chunk[0] if len(chunk) == 1 else {"schema": RECEIPT_SCHEMA, "receipts": entries}
-                out.append((site, json.dumps(self._signed(doc), ensure_ascii=False).encode()))
-        return out
 
     def _signed(self, message: dict[str, Any]) -> dict[str, Any]:
         """The receipt message as it goes out: signed as a whole (single or batch), unless told otherwise."""
@@ -296,9 +232,9 @@ class ProvinceServer:
                 self._outbox.put_nowait(kept)
 
     # -- judging -------------------------------------------------------------------------------
-    def _process(self, batch: list[tuple[str, bytes]]) -> list[_Verdict]:
+    def _process(self, batch: list[tuple[str, bytes]]) -> list[Verdict]:
         """Judge a batch and store it in ONE transaction, before any receipt goes out."""
-        verdicts: list[_Verdict] = []
+        verdicts: list[Verdict] = []
         now = time.time_ns()
         rows: list[dict[str, Any]] = []
         rejections: list[dict[str, Any]] = []
@@ -331,7 +267,7 @@ class ProvinceServer:
 
     def _judge(self, topic: str, payload: bytes, now: int, fresh: dict[str, tuple[str, int, int]],
                taken: set[tuple[str, int]], rows: list[dict[str, Any]],
-               rejections: list[dict[str, Any]]) -> _Verdict | None:
+               rejections: list[dict[str, Any]]) -> Verdict | None:
         try:
             doc = json.loads(payload)
             where = self._results.parse(topic)
@@ -348,8 +284,7 @@ class ProvinceServer:
         known = self._by_id.get(rid) or fresh.get(rid)
         if known is not None:
             self.stats.duplicates += 1
-            return _Verdict(site, {"schema": RECEIPT_SCHEMA, "result_id": rid, "seq": known[1],
-                                   "status": "duplicate", "stored_at": _iso(known[2])})
+            return Verdict(site, receipt(rid, known[1], "duplicate", stored_utc_ns=known[2]))
         reason = self._reason_to_reject(doc, site, station, seq)
         if reason is None and (site, seq) in taken:
             reason = f"seq {seq} of site {site} was already used by another result"
@@ -357,14 +292,12 @@ class ProvinceServer:
             self.stats.rejected += 1
             rejections.append({"result_id": rid, "site": site, "seq": seq, "reason": reason, "utc_ns": now})
             log.warning("province: result %s of %s rejected: %s", rid, site, reason)
-            return _Verdict(site, {"schema": RECEIPT_SCHEMA, "result_id": rid, "seq": seq,
-                                   "status": "rejected", "reason": reason})
+            return Verdict(site, receipt(rid, seq, "rejected", reason=reason))
         rows.append({"result_id": rid, "site": site, "station": station, "seq": seq, "attempt_id": doc["attempt_id"],
                      "document": payload.decode(), "stored_utc_ns": now})
         fresh[rid] = (site, seq, now)
         taken.add((site, seq))
-        return _Verdict(site, {"schema": RECEIPT_SCHEMA, "result_id": rid, "seq": seq, "status": "stored",
-                               "stored_at": _iso(now)})
+        return Verdict(site, receipt(rid, seq, "stored", stored_utc_ns=now))
 
     def _reason_to_reject(self, doc: dict[str, Any], site: str, station: str, seq: int) -> str | None:
         found = self.contract.problems("result", doc)
@@ -385,48 +318,7 @@ class ProvinceServer:
         return reason
 
 
-async def _main(args: argparse.Namespace, keys: dict[str, str]) -> None:
-    async with ProvinceServer(args.broker, keys=keys, db_url=args.db, client_id=args.client_id,
-                              province_key=args.province_key, sign_receipts=args.sign_receipts,
-                              contract=args.contract) as province:
-        await province.connected.wait()
-        print(f"province: receiving on {args.broker}", flush=True)
-        signing = "receipts signed" if province.sign_receipts else "receipts NOT signed (--sign-receipts signs them)"
-        if args.province_key is not None:
-            print(f"province: {signing}; key {province.key_id}, public key (a site's uplink.province_key) in "
-                  f"{ed25519.public_path(args.province_key)}", flush=True)
-        else:
-            print(f"province: {signing}; key {province.key_id} made for this run (--province-key PEM_PATH keeps one), "
-                  f"public key (a site's uplink.province_key):\n{province.public_pem().strip()}", flush=True)
-        while True:
-            await asyncio.sleep(args.report_every)
-            print(json.dumps({"stats": dataclasses.asdict(province.stats),
-                              "missing": {s: province.missing(s)[:20] for s in keys}}), flush=True)
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m hardware_sim.province", description=__doc__.splitlines()[0])
-    p.add_argument("--broker", required=True, help="mqtt://HOST:PORT")
-    p.add_argument("--key", action="append", default=[], help="SITE=PEM_FILE: a site's registered public key")
-    p.add_argument("--db", default="sqlite://", help="SQLAlchemy URL where results are stored")
-    p.add_argument("--client-id", default="province-sim")
-    p.add_argument("--report-every", type=float, default=5.0)
-    p.add_argument("--province-key", type=Path, metavar="PEM_PATH",
-                   help="the province's Ed25519 private key that signs receipts, created when missing (its "
-                        "public half is written beside it as NAME.pub.pem); a new key each run without it")
-    p.add_argument("--sign-receipts", action=argparse.BooleanOptionalAction, default=SIGN_RECEIPTS,
-                   help="sign every receipt message with the province's key")
-    p.add_argument("--contract", type=Path, default=ASYNCAPI, metavar="ASYNCAPI_YAML",
-                   help="the AsyncAPI document whose topics and schemas to follow (default: %(default)s)")
-    args = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    keys = {}
-    for item in args.key:
-        site, _, path = item.partition("=")
-        keys[site] = Path(path).read_text(encoding="utf-8")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(args, keys))
-
-
 if __name__ == "__main__":
+    from hardware_sim.province_cli import main
+
     main()
