@@ -24,22 +24,19 @@ from station.config import SiteConfig
 from station.events import DeviceHealthEvent, FindingEvent, SampleEvent
 from station.exam_run import ExamRun
 from station.rig_check import DeviceState, RigState, devices_read
+from station.service_part import ServicePart
 
 log = logging.getLogger(__name__)
 
 
-class DeviceEvents:
+class DeviceEvents(ServicePart):
     def __init__(self, book: AttemptBook, config: SiteConfig, rubric_of: Callable[[str], Rubric], rig: RigState,
-                 exam: ExamRun, clock: Clock) -> None:
-        self.book = book
+                 clock: Clock, exam: ExamRun) -> None:
+        super().__init__(book, config, rubric_of, rig, clock)
         self.events = book.events
+        self.exam = exam
         self._refused_since: dict[tuple[str, DeviceRef], tuple[int, int]] = {}
         """(attempt, device) -> when its records were first refused (mono, utc): its gap so far."""
-        self.config = config
-        self.rubric_of = rubric_of
-        self.rig = rig
-        self.exam = exam
-        self.clock = clock
 
     def record_sample(self, sample: Sample) -> bool:
         """A device reported a change. Runs on the event loop and never waits: False when the

@@ -23,17 +23,14 @@ from station.attempt_book import AttemptBook
 from station.config import SiteConfig
 from station.errors import ServiceError
 from station.rig_check import RigState, devices_read, readiness
+from station.service_part import ServicePart
 from station.stored import load_faults
 
 
-class ExamRun:
+class ExamRun(ServicePart):
     def __init__(self, book: AttemptBook, config: SiteConfig, rubric_of: Callable[[str], Rubric], rig: RigState,
                  clock: Clock) -> None:
-        self.book = book
-        self.config = config
-        self.rubric_of = rubric_of
-        self.rig = rig
-        self.clock = clock
+        super().__init__(book, config, rubric_of, rig, clock)
         self._vetoed: dict[str, str] = {}
         self._vetoed_lock = threading.Lock()
 

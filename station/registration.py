@@ -9,22 +9,19 @@ when the province rejects the signed result weeks later.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from devices.clock import Clock
-from scoring.rubric import Rubric
 from station import audit
 from station import session as sm
-from station.attempt_book import AttemptBook, snapshot
-from station.config import SiteConfig
+from station.attempt_book import snapshot
 from station.db.models import Attempt as AttemptRow
 from station.db.models import Candidate, CheckIn
 from station.errors import ServiceError
 from station.ids import uuid7
-from station.rig_check import RigState
+from station.service_part import ServicePart
 
 ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
 """What the result schema accepts; checked at registration so a wrong number is caught in the hall,
@@ -33,15 +30,7 @@ CARD_MAX_AGE_S = 120
 """A check-in by ID card reader needs a card read at the station at most this long ago."""
 
 
-class Registration:
-    def __init__(self, book: AttemptBook, config: SiteConfig, rubric_of: Callable[[str], Rubric], rig: RigState,
-                 clock: Clock) -> None:
-        self.book = book
-        self.config = config
-        self.rubric_of = rubric_of
-        self.rig = rig
-        self.clock = clock
-
+class Registration(ServicePart):
     def register_candidate(self, id_number: str, name: str, operation: str, batch: str,
                            photo_ref: str | None = None, attempt_number: int = 1) -> None:
         if not ID_NUMBER.fullmatch(id_number):

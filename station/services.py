@@ -66,10 +66,11 @@ class StationServices:
         """What happens, as it happens: samples, item states, device health, alarms, results."""
         self.book = AttemptBook(db, self.clock, self.events, store_capacity)
         self.rig = RigState()
-        self.registration = Registration(self.book, config, self.rubric, self.rig, self.clock)
-        self.exam = ExamRun(self.book, config, self.rubric, self.rig, self.clock)
-        self.devices = DeviceEvents(self.book, config, self.rubric, self.rig, self.exam, self.clock)
-        self.sign_off = SignOff(self.book, config, self.rubric, key, self.clock, self.software)
+        parts = (self.book, config, self.rubric, self.rig, self.clock)  # what every part works with
+        self.registration = Registration(*parts)
+        self.exam = ExamRun(*parts)
+        self.devices = DeviceEvents(*parts, self.exam)
+        self.sign_off = SignOff(*parts, key, self.software)
         self.storage = StorageWatch(self.book, self.clock)
 
     def close(self) -> None:

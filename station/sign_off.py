@@ -33,6 +33,8 @@ from station.db.models import ScoreSheetRow, Signature
 from station.errors import ServiceError
 from station.events import ResultStateEvent
 from station.results import store_signed_result
+from station.rig_check import RigState
+from station.service_part import ServicePart
 from station.signing import SiteKey
 from station.stored import seal_timeline, stored_timeline
 from station.uplink.outbox import OutboxState
@@ -53,15 +55,14 @@ def _taken(a: sm.Attempt) -> list[str]:
     return [i.code for i in a.items if i.started_ns is not None]
 
 
-class SignOff:
-    def __init__(self, book: AttemptBook, config: SiteConfig, rubric_of: Callable[[str], Rubric], key: SiteKey,
-                 clock: Clock, software: str) -> None:
-        self.book = book
-        self.config = config
-        self.rubric_of = rubric_of
+class SignOff(ServicePart):
+    def __init__(self, book: AttemptBook, config: SiteConfig, rubric_of: Callable[[str], Rubric], rig: RigState,
+                 clock: Clock, key: SiteKey, software: str) -> None:
+        super().__init__(book, config, rubric_of, rig, clock)
         self.key = key
-        self.clock = clock
+        """The site key that signs each result."""
         self.software = software
+        """The controller's name and version, written into each result document."""
 
     def score(self, attempt_id: str) -> ScoreSheet:
         """Score the ended attempt from its stored timeline and keep the sheet (version 1, 2... after marks)."""
