@@ -68,6 +68,7 @@ class ProvinceServer:
         missing); a new key for this run when None. `contract`: the AsyncAPI document whose
         channels and schemas the province follows."""
         self.address = parse_broker_url(broker_url)
+        self.broker_url = broker_url
         self.contract = Contract.load(contract)
         self._results = self.contract.channel("result").topic
         self._receipts = self.contract.channel("receipt").topic

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,16 +157,15 @@ class Contract:
             raise ContractError(f"{self.source} has no channel {name!r} (it has {sorted(self.channels)})") from None
 
     def problems(self, channel: str, message: Any) -> list[str]:
-        """Every way `message` breaks the payload schema of `channel`, each as 'path: what is wrong'."""
+        """Every way `message` breaks the payload schema of `channel`, each as '$.json.path: what is wrong'."""
         self.channel(channel)
-        validator = self._validators[channel]
-        if validator.is_valid(message):
-            return []
-        out = []
-        for err in validator.iter_errors(message):
-            where = "/".join(str(p) for p in err.instance_path) or "(document)"
-            out.append(f"{where}: {err.message}")
-        return sorted(out)
+        return sorted(f"{_json_path(err.instance_path)}: {err.message}"
+                      for err in self._validators[channel].iter_errors(message))
+
+
+def _json_path(path: Sequence[str | int]) -> str:
+    """`$.items[0].code`: where in the message a problem is, as a provincial engineer's tools write it."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
 
 
 def _resolve(doc: Mapping[str, Any], node: Any, source: Path) -> dict[str, Any]:
@@ -193,24 +192,16 @@ class BrokerAddress:
     host: str
     port: int
 
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"mqtt://{host}:{self.port}"
-
 
 def parse_broker_url(url: str) -> BrokerAddress:
-    """mqtt://HOST[:PORT] (port 1883 by default); the simulated province speaks plain MQTT only."""
+    """mqtt://HOST[:PORT] (port 1883 by default): the simulated province speaks plain MQTT only, to a
+    broker on this machine or the test network."""
     parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname or parts.path not in ("", "/"):
-        raise ContractError(f"broker address {url!r}: the simulated province takes mqtt://HOST:PORT (plain MQTT, "
-                            "no TLS, no path)")
-    if parts.username is not None or parts.query or parts.fragment:
-        raise ContractError(f"broker address {url!r}: only mqtt://HOST:PORT, no user name, query or fragment")
     try:
-        port = parts.port
-    except ValueError as err:
-        raise ContractError(f"broker address {url!r}: the port is not a number from 1 to 65535") from err
-    if port == 0:
-        raise ContractError(f"broker address {url!r}: the port is not a number from 1 to 65535")
-    return BrokerAddress(parts.hostname, 1883 if port is None else port)
+        host, port = parts.hostname, parts.port or 1883
+    except ValueError:
+        host = None
+    if parts.scheme != "mqtt" or not host or parts.path.strip("/") or parts.username or parts.query:
+        raise ContractError(f"broker address {url!r}: the simulated province takes mqtt://HOST:PORT "
+                            "(plain MQTT, no TLS, user name, path or query; a port from 1 to 65535)")
+    return BrokerAddress(host, port)

@@ -84,7 +84,7 @@ PROVINCE_KEY = "simulated-province.pem"
 def demo_config(config: SiteConfig, province: ProvinceServer, data_dir: Path) -> SiteConfig:
     """The site config with its uplink pointed at the demo's broker (no TLS, no password), trusting
     the simulated province's receipts."""
-    return config.model_copy(update={"uplink": Uplink(broker_url=province.address.url, live_every_s=5,
+    return config.model_copy(update={"uplink": Uplink(broker_url=province.broker_url, live_every_s=5,
                                                       province_key=str(public_path(data_dir / PROVINCE_KEY)))})
 
 
@@ -99,7 +99,7 @@ async def run_demo(config: SiteConfig, data_dir: Path, duration_s: float | None,
     async with uplink_stack(config, key, broker_url, data_dir) as province:
         site_config = demo_config(config, province, data_dir)
         print(f"examstation demo: site {config.site.id} {config.site.name}", flush=True)
-        print(f"  broker {province.address.url} ({'external' if broker_url else 'embedded amqtt'}), simulated "
+        print(f"  broker {province.broker_url} ({'external' if broker_url else 'embedded amqtt'}), simulated "
               f"province receiving; data in {data_dir}", flush=True)
         print(f"  {len(config.stations)} stations play candidate scenarios at {HALL_SCALE:g}x exam time; "
               "Ctrl-C stops the demo", flush=True)
