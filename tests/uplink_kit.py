@@ -1,4 +1,5 @@
-"""Signed results in bulk for the uplink's fault tests and benchmark, plus the broker helpers they share.
+"""Signed results in bulk for the uplink's fault tests and benchmark, plus the broker helpers they share
+(a tap on the wire, waiting, counting outbox states).
 
 One attempt goes through the real service layer (check-in, item, score, review, two signatures);
 its signed result is then re-issued N times as distinct attempts, each with its own UUIDv7
@@ -17,13 +18,15 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
+import aiomqtt
 from sqlalchemy import select
 
 from devices.clock import Clock, SystemClock
+from hardware_sim.mosquitto import Mosquitto
 from hardware_sim.province_key import load_or_create, public_path
 from station import session as sm
 from station.config import SiteConfig, Uplink, load_site_config
@@ -34,7 +37,7 @@ from station.ids import uuid7
 from station.services import StationServices
 from station.signing import SiteKey
 from station.stored import ensure_database
-from station.uplink import outbox
+from station.uplink import contract, outbox
 
 SITE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "site.yaml"
 EXAMINERS = ("考评员甲", "考评员乙")
@@ -146,7 +149,61 @@ def outbox_states(db: Database) -> dict[str, int]:
     return counts
 
 
+def stored_results(db: Database) -> list[tuple[str, int, dict[str, Any]]]:
+    """(result_id, seq, signed document) of every result the station stored, in seq order."""
+    with db.read() as s:
+        rows = s.execute(select(ResultRow.result_id, ResultRow.site_seq, ResultRow.document)
+                         .order_by(ResultRow.site_seq)).all()
+    return [(r.result_id, r.site_seq, json.loads(r.document)) for r in rows]
+
+
 async def wait_until(predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.05) -> None:
     async with asyncio.timeout(timeout_s):
         while not predicate():  # noqa: ASYNC110 - polling state another task changes
             await asyncio.sleep(every_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    topic: str
+    payload: bytes
+    qos: int
+
+
+class WireTap:
+    """Every message on `topic_filter` from the moment `async with` returns, heard by a client of
+    its own: the wire as the province (or anyone on the broker) sees it."""
+
+    def __init__(self, broker: Mosquitto, topic_filter: str, name: str) -> None:
+        self.broker = broker
+        self.topic_filter = topic_filter
+        self.name = name
+        self.heard: list[Heard] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        ready = asyncio.Event()
+        self._task = asyncio.create_task(self._run(ready), name=self.name)
+        async with asyncio.timeout(10):
+            await ready.wait()
+        if self._task.done():
+            self._task.result()  # the subscription failed: say why
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self, ready: asyncio.Event) -> None:
+        try:
+            async with aiomqtt.Client(self.broker.host, self.broker.port, identifier=self.name,
+                                      socket_options=contract.NO_DELAY) as client:
+                await client.subscribe(self.topic_filter, qos=1)
+                ready.set()
+                async for m in client.messages:
+                    assert isinstance(m.payload, bytes)
+                    self.heard.append(Heard(m.topic.value, m.payload, m.qos))
+        finally:
+            ready.set()

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from devices.clock import Clock
+from devices.ref import DeviceRef
+from devices.sample import Sample
 from station.config import load_site_config
 from station.db import database_path, open_database
 from station.services import StationServices
@@ -16,6 +19,13 @@ from station.stored import ensure_database
 
 CONFIG = load_site_config("examples/site.yaml")
 S = 1_000_000_000
+CANDIDATE = "110101199001010011"
+A01_DEVICES = tuple(DeviceRef("A01", name) for name in ("bench", "extinguisher", "cabinet", "manikin"))
+BENCH = DeviceRef("A01", "bench")
+BENCH_AT_REST = {"bench.main_switch": False, "bench.meter_probe": False, "bench.check_result": 0,
+                 "bench.check_fault": 0, "bench.short_trip": False, "bench.rcd_trip": False, "bench.fr_trip": False,
+                 "bench.motor_dir": 0, "bench.lamp_switch": False}
+"""The A01 wiring bench switched off and untouched (the rest state of the K2 items in the rubric)."""
 
 
 class ManualClock:
@@ -29,6 +39,24 @@ class ManualClock:
 
     def utc_ns(self) -> int:
         return 1_790_000_000 * S + self.t
+
+
+def report(services: StationServices, clock: Clock, values: dict[str, object], device: str = "bench") -> None:
+    """Samples from an A01 device, as the device hub hands them to the services."""
+    for signal, value in values.items():
+        services.record_sample(Sample(signal, value, clock.mono_ns(), clock.utc_ns(), DeviceRef("A01", device)))  # type: ignore[arg-type]
+
+
+def ready_station(services: StationServices, clock: Clock, items: dict[str, str], candidate: str = CANDIDATE,
+                  name: str = "张三") -> str:
+    """Every A01 device online and the bench at rest; `candidate` checked in with `items` assigned."""
+    for device in A01_DEVICES:
+        services.device_status(device, True, "")
+    report(services, clock, BENCH_AT_REST)
+    services.register_candidate(candidate, name, "低压电工作业", "B1")
+    aid = services.check_in(candidate, "A01", "监考员王")
+    services.assign(aid, items, "exam-system")
+    return aid
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import pytest
 from sqlalchemy import select
 
 from devices.clock import SystemClock
-from devices.ref import DeviceRef
 from devices.sample import Sample
 from scoring.timeline import SampleRecord
 from station import audit
@@ -30,12 +29,8 @@ from station.events import AlarmEvent
 from station.services import StationServices
 from station.signing import SiteKey, verify
 from station.stored import ensure_database, load_timeline
-from tests.integration.conftest import CONFIG
+from tests.integration.conftest import BENCH, CONFIG, ready_station
 from tests.uplink_kit import one_real_result
-
-BENCH = DeviceRef("A01", "bench")
-AT_REST = {"bench.main_switch": False, "bench.meter_probe": False, "bench.check_result": 0, "bench.check_fault": 0,
-           "bench.short_trip": False, "bench.rcd_trip": False, "bench.fr_trip": False, "bench.motor_dir": 0}
 
 
 @contextlib.contextmanager
@@ -76,12 +71,7 @@ async def test_a_full_disk_raises_the_alarm_and_pauses_the_item(tmp_path: Path) 
                 await asyncio.to_thread(one_real_result, services)
                 with db.read() as s:
                     signed = s.execute(select(ResultRow.document)).scalar_one()
-                services.device_status(BENCH, True, "")
-                for signal, value in AT_REST.items():
-                    services.record_sample(Sample(signal, value, clock.mono_ns(), clock.utc_ns(), BENCH))
-                services.register_candidate("110101199001010022", "李四", "低压电工作业", "B1")
-                aid = services.check_in("110101199001010022", "A01", "监考员王")
-                services.assign(aid, {"K2": "K21"}, "exam-system")
+                aid = ready_station(services, clock, {"K2": "K21"}, "110101199001010022", "李四")
                 services.start_item(aid, "K21", "考评员甲")
                 alarms = services.events.subscribe("test", kinds=(AlarmEvent,))
                 watch = asyncio.create_task(services.storage.run())

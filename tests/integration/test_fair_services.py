@@ -10,37 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from devices.ref import DeviceRef
-from devices.sample import Sample
 from station import audit
 from station import session as sm
-from station.config import load_site_config
 from station.db.models import AuditRow
 from station.services import ServiceError, StationServices
-from tests.integration.conftest import ManualClock
-
-CONFIG = load_site_config("examples/site.yaml")
-S = 1_000_000_000
-CANDIDATE = "110101199001010011"
-A01_DEVICES = tuple(DeviceRef("A01", name) for name in ("bench", "extinguisher", "cabinet", "manikin"))
-BENCH_AT_REST = {"bench.main_switch": False, "bench.meter_probe": False, "bench.check_result": 0,
-                 "bench.check_fault": 0, "bench.short_trip": False, "bench.rcd_trip": False, "bench.fr_trip": False,
-                 "bench.motor_dir": 0, "bench.lamp_switch": False}
-
-
-def report(services: StationServices, clock: ManualClock, values: dict[str, object], device: str = "bench") -> None:
-    for signal, value in values.items():
-        services.record_sample(Sample(signal, value, clock.t, clock.utc_ns(), DeviceRef("A01", device)))  # type: ignore[arg-type]
-
-
-def ready_station(services: StationServices, clock: ManualClock, items: dict[str, str]) -> str:
-    """Every A01 device online and the bench at rest; a candidate checked in with `items` assigned."""
-    for device in A01_DEVICES:
-        services.device_status(device, True, "")
-    report(services, clock, BENCH_AT_REST)
-    services.register_candidate(CANDIDATE, "张三", "低压电工作业", "B1")
-    aid = services.check_in(CANDIDATE, "A01", "监考员王")
-    services.assign(aid, items, "exam-system")
-    return aid
+from tests.integration.conftest import ManualClock, S, ready_station, report
 
 
 def actions(services: StationServices, aid: str) -> list[tuple[str, dict[str, object]]]:

@@ -17,7 +17,6 @@ from pathlib import Path
 import aiomqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
 
 from devices.clock import SystemClock
 from hardware_sim.mosquitto import Mosquitto
@@ -25,12 +24,19 @@ from hardware_sim.province import ProvinceServer
 from hardware_sim.province_key import load_or_create, sign
 from scoring.rubric_loader import rubric_for
 from station.db import Database
-from station.db.models import ResultRow
 from station.ids import uuid7
 from station.signing import SiteKey
 from station.uplink import contract
 from station.uplink.relay import RelaySettings, UplinkRelay
-from tests.uplink_kit import ResultFactory, outbox_states, province_key, site_config, station_database, wait_until
+from tests.uplink_kit import (
+    ResultFactory,
+    outbox_states,
+    province_key,
+    site_config,
+    station_database,
+    stored_results,
+    wait_until,
+)
 
 SITE = "GD-SZ-0101"
 QUICK = RelaySettings(resend_first_s=0.3, resend_cap_s=1.0, reconnect_first_s=0.1, reconnect_cap_s=0.5,
@@ -51,9 +57,7 @@ async def station(tmp_path: Path) -> AsyncIterator[Station]:
     async with Mosquitto() as broker:
         with station_database(tmp_path / "data", site_config(broker.url)) as (db, key):
             await asyncio.to_thread(ResultFactory(db, key).add, 4)
-            with db.read() as s:
-                rows = s.execute(select(ResultRow.result_id, ResultRow.site_seq).order_by(ResultRow.site_seq)).all()
-            yield Station(broker, db, key, [(r.result_id, r.site_seq) for r in rows])
+            yield Station(broker, db, key, [(rid, seq) for rid, seq, _doc in stored_results(db)])
 
 
 def receipt(result_id: str, seq: int) -> dict[str, object]:

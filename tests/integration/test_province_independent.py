@@ -35,14 +35,12 @@ import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import select
 
 from hardware_sim.mosquitto import Mosquitto
 from hardware_sim.province import ProvinceFaults, ProvinceServer
-from station.db.models import ResultRow
 from station.signing import SiteKey
 from station.uplink import contract
-from tests.uplink_kit import ResultFactory, site_config, station_database, wait_until
+from tests.uplink_kit import ResultFactory, WireTap, site_config, station_database, stored_results, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = "GD-SZ-0101"
@@ -153,39 +151,15 @@ class Receipt:
         return list(receipts) if isinstance(receipts, list) else [self.message]
 
 
-class ReceiptWire:
+class ReceiptWire(WireTap):
     """Every message on examstation/v1/+/receipt from the moment `async with` returns."""
 
     def __init__(self, broker: Mosquitto) -> None:
-        self.broker = broker
-        self.seen: list[Receipt] = []
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(broker, RECEIPT_FILTER, "receipt-wire")
 
-    async def __aenter__(self) -> ReceiptWire:
-        ready = asyncio.Event()
-        self._task = asyncio.create_task(self._run(ready), name="receipt-wire")
-        async with asyncio.timeout(10):
-            await ready.wait()
-        if self._task.done():
-            self._task.result()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def _run(self, ready: asyncio.Event) -> None:
-        try:
-            async with aiomqtt.Client(self.broker.host, self.broker.port, identifier="receipt-wire") as client:
-                await client.subscribe(RECEIPT_FILTER, qos=1)
-                ready.set()
-                async for m in client.messages:
-                    assert isinstance(m.payload, bytes)
-                    self.seen.append(Receipt(m.topic.value, json.loads(m.payload)))
-        finally:
-            ready.set()
+    @property
+    def seen(self) -> list[Receipt]:
+        return [Receipt(h.topic, json.loads(h.payload)) for h in self.heard]
 
     def entry(self, result_id: str) -> list[tuple[Receipt, dict[str, Any]]]:
         return [(r, e) for r in self.seen for e in r.entries if e.get("result_id") == result_id]
@@ -202,6 +176,18 @@ class Results:
     docs: list[dict[str, Any]]
     """Real signed results of the example site, in seq order."""
 
+    @contextlib.asynccontextmanager
+    async def heard_by(self, keys: Mapping[str, str] | None = None, **province: Any) -> AsyncIterator[
+            tuple[ProvinceServer, ReceiptWire, aiomqtt.Client]]:
+        """A connected province (trusting this site's key unless `keys` says otherwise), a tap on the
+        receipt topics, and a plain MQTT client to publish results with."""
+        async with (ProvinceServer(self.broker.url, keys=keys or {SITE: self.key.public_pem()}, **province) as prov,
+                    ReceiptWire(self.broker) as wire,
+                    aiomqtt.Client(self.broker.host, self.broker.port, identifier="plain-station") as client):
+            async with asyncio.timeout(10):
+                await prov.connected.wait()
+            yield prov, wire, client
+
     async def publish(self, client: aiomqtt.Client, doc: Mapping[str, Any], *, site: str | None = None,
                       station: str | None = None) -> None:
         topic = RESULT_TOPIC.format(site=site or doc["site"], station=station or doc["station"])
@@ -213,9 +199,7 @@ async def results(tmp_path: Path) -> AsyncIterator[Results]:
     async with Mosquitto() as broker:
         with station_database(tmp_path / "data", site_config(broker.url)) as (db, key):
             await asyncio.to_thread(ResultFactory(db, key).add, 7)
-            with db.read() as s:
-                docs = [json.loads(d) for d in s.execute(select(ResultRow.document).order_by(ResultRow.site_seq))
-                        .scalars()]
+            docs = [doc for _rid, _seq, doc in stored_results(db)]
         assert {d["site"] for d in docs} == {SITE}
         yield Results(broker, key, docs)
 
@@ -258,12 +242,7 @@ async def test_receipts_single_and_batch_are_signed_by_the_province(results: Res
 
     faults = ProvinceFaults(reject_when=hold_the_second)
     docs = results.docs
-    async with (ProvinceServer(results.broker.url, keys={SITE: results.key.public_pem()}, faults=faults,
-                               sign_receipts=True) as province,
-                ReceiptWire(results.broker) as wire,
-                aiomqtt.Client(results.broker.host, results.broker.port, identifier="plain-station") as client):
-        async with asyncio.timeout(10):
-            await province.connected.wait()
+    async with results.heard_by(faults=faults, sign_receipts=True) as (province, wire, client):
         public = province.public_pem()
         assert province.key_id == key_id_of(public)
 
@@ -305,12 +284,7 @@ async def test_forgery_faults_make_receipts_that_do_not_verify(results: Results)
     forger_pem = forger.public_key().public_bytes(serialization.Encoding.PEM,
                                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     faults = ProvinceFaults()
-    async with (ProvinceServer(results.broker.url, keys={SITE: results.key.public_pem()}, faults=faults,
-                               sign_receipts=True, batch_receipts=False) as province,
-                ReceiptWire(results.broker) as wire,
-                aiomqtt.Client(results.broker.host, results.broker.port, identifier="plain-station") as client):
-        async with asyncio.timeout(10):
-            await province.connected.wait()
+    async with results.heard_by(faults=faults, sign_receipts=True, batch_receipts=False) as (province, wire, client):
         faults.sign_with = forger
         await results.publish(client, results.docs[0])
         forged = await wire.wait_for(results.docs[0]["result_id"])
@@ -327,12 +301,7 @@ async def test_forgery_faults_make_receipts_that_do_not_verify(results: Results)
 
 
 async def test_unsigned_receipts_when_signing_is_off(results: Results) -> None:
-    async with (ProvinceServer(results.broker.url, keys={SITE: results.key.public_pem()},
-                               sign_receipts=False) as province,
-                ReceiptWire(results.broker) as wire,
-                aiomqtt.Client(results.broker.host, results.broker.port, identifier="plain-station") as client):
-        async with asyncio.timeout(10):
-            await province.connected.wait()
+    async with results.heard_by(sign_receipts=False) as (_province, wire, client):
         await results.publish(client, results.docs[0])
         receipt = await wire.wait_for(results.docs[0]["result_id"])
     # the contract requires the signature: a station drops this receipt (test_forged_receipts)
@@ -343,13 +312,8 @@ async def test_unsigned_receipts_when_signing_is_off(results: Results) -> None:
 async def test_a_result_on_a_topic_its_document_does_not_name_is_rejected(results: Results) -> None:
     doc = results.docs[0]
     assert doc["station"] != "A02"
-    async with (ProvinceServer(results.broker.url, keys={SITE: results.key.public_pem(),
-                                                         "GD-GZ-0202": results.key.public_pem()},
-                               sign_receipts=True) as province,
-                ReceiptWire(results.broker) as wire,
-                aiomqtt.Client(results.broker.host, results.broker.port, identifier="plain-station") as client):
-        async with asyncio.timeout(10):
-            await province.connected.wait()
+    both = {SITE: results.key.public_pem(), "GD-GZ-0202": results.key.public_pem()}
+    async with results.heard_by(both, sign_receipts=True) as (province, wire, client):
         await results.publish(client, doc, station="A02")
         other_station = await wire.wait_for(doc["result_id"])
         await results.publish(client, doc, site="GD-GZ-0202")
@@ -377,12 +341,7 @@ async def test_a_result_that_breaks_the_schema_is_rejected(results: Results) -> 
     broken = {k: v for k, v in results.docs[0].items() if k != "total"}
     broken = results.key.sign(broken)  # properly signed by the site: only the schema is wrong
     extra = results.key.sign({**results.docs[1], "grade": "A"})
-    async with (ProvinceServer(results.broker.url, keys={SITE: results.key.public_pem()},
-                               sign_receipts=True) as province,
-                ReceiptWire(results.broker) as wire,
-                aiomqtt.Client(results.broker.host, results.broker.port, identifier="plain-station") as client):
-        async with asyncio.timeout(10):
-            await province.connected.wait()
+    async with results.heard_by(sign_receipts=True) as (province, wire, client):
         await results.publish(client, broken)
         missing = await wire.wait_for(broken["result_id"])
         await results.publish(client, extra)

@@ -22,7 +22,6 @@ from pathlib import Path
 from sqlalchemy import select
 
 from devices.clock import SystemClock
-from devices.ref import DeviceRef
 from devices.sample import Sample
 from scoring.timeline import FaultRecord, SampleRecord
 from station import session as sm
@@ -32,11 +31,8 @@ from station.events import AlarmEvent, Subscription
 from station.services import StationServices
 from station.signing import SiteKey
 from station.stored import ensure_database, load_timeline
-from tests.integration.conftest import CONFIG
+from tests.integration.conftest import BENCH, CONFIG, ready_station
 
-BENCH = DeviceRef("A01", "bench")
-AT_REST = {"bench.main_switch": False, "bench.meter_probe": False, "bench.check_result": 0, "bench.check_fault": 0,
-           "bench.short_trip": False, "bench.rcd_trip": False, "bench.fr_trip": False, "bench.motor_dir": 0}
 BOUND = 1500
 """Records the station holds in memory in this test (the default is 200,000)."""
 
@@ -93,12 +89,7 @@ async def test_a_stalled_store_pauses_the_item_and_loses_nothing(tmp_path: Path)
     with open_database(path) as db:
         services = StationServices(CONFIG, db, SiteKey.load_or_create(tmp_path), clock, store_capacity=BOUND)
         try:
-            services.device_status(BENCH, True, "")
-            for signal, value in AT_REST.items():
-                services.record_sample(Sample(signal, value, clock.mono_ns(), clock.utc_ns(), BENCH))
-            services.register_candidate("110101199001010011", "张三", "低压电工作业", "B1")
-            aid = services.check_in("110101199001010011", "A01", "监考员王")
-            services.assign(aid, {"K2": "K21"}, "exam-system")
+            aid = ready_station(services, clock, {"K2": "K21"})
             services.start_item(aid, "K21", "考评员甲")
             alarms = services.events.subscribe("test", maxsize=1000, kinds=(AlarmEvent,))
             worst = [0.0]

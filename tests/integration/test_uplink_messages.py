@@ -10,7 +10,6 @@ when the controller process dies with kill -9.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sys
@@ -36,6 +35,7 @@ from station.uplink.relay import RelaySettings
 from tests.uplink_kit import (
     EXAMINERS,
     ResultFactory,
+    WireTap,
     one_real_result,
     outbox_states,
     province_key,
@@ -69,40 +69,15 @@ class Seen:
         return "result" if parts[4] == "result" else "live"
 
 
-class Wire:
+class Wire(WireTap):
     """Records every message on examstation/v1/# from the moment `async with` returns."""
 
     def __init__(self, broker: Mosquitto) -> None:
-        self.broker = broker
-        self.seen: list[Seen] = []
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(broker, f"{contract.PREFIX}/#", "contract-wire")
 
-    async def __aenter__(self) -> Wire:
-        ready = asyncio.Event()
-        self._task = asyncio.create_task(self._run(ready), name="wire-capture")
-        async with asyncio.timeout(10):
-            await ready.wait()
-        if self._task.done():
-            self._task.result()  # the capture failed: say why
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def _run(self, ready: asyncio.Event) -> None:
-        try:
-            async with aiomqtt.Client(self.broker.host, self.broker.port, identifier="contract-wire",
-                                      socket_options=contract.NO_DELAY) as client:
-                await client.subscribe(f"{contract.PREFIX}/#", qos=1)
-                ready.set()
-                async for m in client.messages:
-                    assert isinstance(m.payload, bytes)
-                    self.seen.append(Seen(m.topic.value, m.payload, m.qos))
-        finally:
-            ready.set()
+    @property
+    def seen(self) -> list[Seen]:
+        return [Seen(h.topic, h.payload, h.qos) for h in self.heard]
 
     def of(self, kind: contract.SchemaName) -> list[Seen]:
         return [s for s in self.seen if s.kind == kind]
