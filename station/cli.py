@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from station.config import ConfigError, SiteConfig, load_site_config
 from station.db import DatabaseError
+from station.db.disk import free_space_todo, full_disk
 from station.services import ServiceError
 
 log = logging.getLogger("examstation")
@@ -99,13 +101,36 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return _dispatch(args)
-    except (ConfigError, DatabaseError, ServiceError) as err:
-        print(f"examstation: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `examstation scenarios | head`
         return 0
+    except Exception as err:
+        message = _explain(err)
+        if message is None:
+            raise
+        print(f"examstation: {message}", file=sys.stderr)
+        return 2
+
+
+def _explain(err: BaseException) -> str | None:
+    """The message for an error the user can fix (None: a bug, its traceback is the report).
+
+    The controller runs its tasks in a TaskGroup, which wraps the error that stopped it in an
+    ExceptionGroup: the first error inside is the one that happened, so that is the one reported.
+    """
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:
+        err = err.exceptions[0]
+    if isinstance(err, (ConfigError, DatabaseError, ServiceError)):
+        return str(err)
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        if not err.filename:
+            return (f"a write failed: {err.strerror} (the disk is full); free space on the disk holding the data "
+                    "directory (--data-dir), then start again")
+        folder = Path(err.filename).parent
+        disk = full_disk(folder, "no space") or f"the disk holding {folder} is full"
+        return f"cannot write {err.filename}: {disk}; {free_space_todo(folder)}, then start again"
+    return None
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from pathlib import Path
 
 from devices.clock import Clock
 from station import session as sm
 from station.attempt_book import AttemptBook
+from station.db.disk import free_space_todo, full_disk
 from station.events import AlarmEvent
 from station.timeline_store import StoreHealth
 
@@ -65,12 +65,10 @@ class StorageWatch:
 
     def _describe(self, h: StoreHealth) -> tuple[str, str]:
         path = Path(self.book.db.path)
-        free = _free_bytes(path.parent)
         error = h.stopped or h.last_error or "commits are slow"
-        if "full" in error.lower() or (free is not None and free < 16 * 1024 * 1024):
-            disk = f"the disk holding {path.parent} is full ({free if free is not None else '?'} bytes free)"
-            todo = (f"free space on the disk holding {path.parent} (old exports, logs): the items resume by themselves "
-                    "once the records are stored")
+        disk = full_disk(path.parent, error)
+        if disk is not None:
+            todo = f"{free_space_todo(path.parent)}: the items resume by themselves once the records are stored"
         else:
             disk = f"the database {path} has not stored records for {max(h.oldest_queued_s, h.failing_s):.1f} s"
             todo = ("check that no other program holds the database (a backup, sqlite3 open on it) and that the disk "
@@ -95,9 +93,3 @@ class StorageWatch:
                 self.book.step(attempt_id, "storage-watch", sm.resume, PAUSE_REASON)
         self.paused.clear()
 
-
-def _free_bytes(folder: Path) -> int | None:
-    try:
-        return shutil.disk_usage(folder).free
-    except OSError:
-        return None

@@ -36,6 +36,7 @@ from station.db.connection import (
     unsafe_mode_message,
     upgrade_hint,
 )
+from station.db.disk import free_space_todo, full_disk
 from station.db.errors import DatabaseError, DatabaseNotFoundError, UnsafeJournalModeError
 from station.db.migrate import require_head
 
@@ -130,6 +131,10 @@ def open_database(path: Path) -> Database:
     except sqlalchemy.exc.OperationalError as err:
         reader.dispose()
         writer.dispose()
+        disk = full_disk(path.parent, str(err.orig))
+        if disk is not None:
+            raise DatabaseError(f"cannot open database {path}: {disk} ({err.orig}); {free_space_todo(path.parent)}, "
+                                "then start again") from err
         raise DatabaseError(f"cannot open database {path}: {err.orig}; check the file and its permissions") from err
     except BaseException:
         reader.dispose()

@@ -7,15 +7,10 @@ CI has); where it cannot be mounted the test says so and is skipped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from devices.clock import SystemClock
@@ -30,34 +25,8 @@ from station.services import StationServices
 from station.signing import SiteKey, verify
 from station.stored import ensure_database, load_timeline
 from tests.integration.conftest import BENCH, CONFIG, ready_station
+from tests.integration.small_disk import fill, small_disk
 from tests.uplink_kit import one_real_result
-
-
-@contextlib.contextmanager
-def small_disk(where: Path, size_mb: int = 16) -> Iterator[Path]:
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(where)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a {size_mb} MB tmpfs here ({mounted.stderr.strip() or 'mount failed'}; it needs "
-                    "root): the full disk is not tried")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write a filler file until the disk is full."""
-    filler = disk / "filler"
-    with filler.open("wb") as f:
-        chunk = b"\0" * 65536
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-    return filler
 
 
 async def test_a_full_disk_raises_the_alarm_and_pauses_the_item(tmp_path: Path) -> None:
