@@ -60,7 +60,7 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
                       f"database {db.path}, results to {relay.address.url}; Ctrl-C stops", flush=True)
                 async with asyncio.TaskGroup() as group:
                     helpers = [group.create_task(services.storage.run(), name="storage watch"),
-                               group.create_task(_print_alarms(alarms), name="alarm lines")]
+                               group.create_task(print_alarms(alarms), name="alarm lines")]
                     try:
                         await _clock_loop(services, hub, relay, duration_s, status_every_s)
                     finally:
@@ -93,7 +93,7 @@ async def _clock_loop(services: StationServices, hub: DeviceHub, relay: UplinkRe
         await asyncio.sleep(TICK_S)
 
 
-async def _print_alarms(alarms: Subscription) -> None:
+async def print_alarms(alarms: Subscription) -> None:
     """Every alarm of the event stream as a line a proctor at the console reads (the UI shows them too)."""
     async for event in alarms:
         if isinstance(event, AlarmEvent):

@@ -93,7 +93,7 @@ async def run_demo(config: SiteConfig, data_dir: Path, duration_s: float | None,
     """`examstation demo`: the hall played by scenarios (exam time 20x), every result delivered to
     the simulated province, status lines until Ctrl-C or `duration_s`."""
     from station.controller import uplink_relay
-    from station.scenario_runner import HALL_SCALE, hall_rotation, play_hall
+    from station.demo_hall import HALL_SCALE, hall_rotation, play_hall
 
     key = SiteKey.load_or_create(data_dir)
     async with uplink_stack(config, key, broker_url, data_dir) as province:

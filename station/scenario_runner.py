@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,6 @@ SETTLE_REAL_S = 0.4
 """Real time for the first polls to report every device before an item starts, and for the last
 change of the candidate to be polled before it ends (several 100 ms poll intervals)."""
 TICK_REAL_S = 0.02
-HALL_SCALE = 20.0
-"""Exam time in the demo hall runs this much faster (the hall scenarios are written for it)."""
 DEMO_CANDIDATE = ("110101199001010011", "演示考生", "DEMO-2026-11")
 DEMO_EXAMINERS = ("演示考评员甲", "演示考评员乙")
 DEMO_INVIGILATOR = "演示监考员"
@@ -91,7 +89,8 @@ def scenario_named(name: str) -> Scenario:
         raise LookupError(f"no scenario named {name!r}; `examstation scenarios` lists them") from None
 
 
-async def _watch(candidate: asyncio.Task[None], sc: Scenario, services: StationServices, attempt_id: str) -> None:
+async def watch_candidate(candidate: asyncio.Task[None], sc: Scenario, services: StationServices,
+                          attempt_id: str) -> None:
     """Tick the item clock while the candidate plays; stop the candidate when the session ends the
     item (time up, veto). A script that outlives its item's time limit by a minute is a bug: fail."""
     limit_real_s = services.rubric(sc.operation).item(sc.item).time_limit_s / sc.time_scale + 60
@@ -123,13 +122,13 @@ async def _play_item(sc: Scenario, ctx: Context, services: StationServices, atte
     await asyncio.sleep(SETTLE_REAL_S)
     await asyncio.to_thread(services.start_item, attempt_id, sc.item, DEMO_EXAMINERS[0], start_anyway)
     candidate = asyncio.create_task(sc.play(ctx), name=f"scenario {sc.name}")
-    await _watch(candidate, sc, services, attempt_id)
+    await watch_candidate(candidate, sc, services, attempt_id)
     if services.attempt(attempt_id).state in (sm.State.RUNNING, sm.State.PAUSED):
         await asyncio.sleep(SETTLE_REAL_S)
-        await _end_item(services, attempt_id, sc)
+        await end_item(services, attempt_id, sc)
 
 
-async def _end_item(services: StationServices, attempt_id: str, sc: Scenario) -> None:
+async def end_item(services: StationServices, attempt_id: str, sc: Scenario) -> None:
     """The examiner ends the item once the candidate is done. After a device gap that needs a choice
     it is scored with the gap if the scenario's examiner says why, else ended interrupted (a re-sit)."""
     gap = await asyncio.to_thread(services.item_gap, attempt_id)
@@ -175,7 +174,7 @@ async def play_candidates(papers: Sequence[Sequence[Scenario]], config: SiteConf
                     while not all(s.online for s in hub.status()):  # noqa: ASYNC110 - polling device health
                         await asyncio.sleep(0.02)
                 for n, paper in enumerate(papers):
-                    id_number = DEMO_CANDIDATE[0] if n == 0 else _candidate_id(station.id, n)
+                    id_number = DEMO_CANDIDATE[0] if n == 0 else candidate_id(station.id, n)
                     services.register_candidate(id_number, DEMO_CANDIDATE[1], operation, DEMO_CANDIDATE[2])
                     attempt_id = await asyncio.to_thread(services.check_in, id_number, station.id,
                                                          DEMO_INVIGILATOR, "manual")
@@ -206,7 +205,7 @@ def _sign(services: StationServices, paper: Sequence[Scenario], attempt_id: str,
     return ScenarioRun(tuple(paper), attempt_id, timeline, sheet, document, data_dir, services.key.public_pem())
 
 
-def _candidate_id(station: str, n: int) -> str:
+def candidate_id(station: str, n: int) -> str:
     """A well-formed 居民身份证号码 (the province rejects others) for the n-th candidate at `station`."""
     first17 = f"1101011990{ord(station[0]) - 64:02d}{int(station[1:]) % 100:02d}{n % 1000:03d}"
     return first17 + check_digit(first17)
@@ -215,91 +214,3 @@ def _candidate_id(station: str, n: int) -> str:
 async def play(scenario: Scenario, config: SiteConfig, data_dir: Path | None = None) -> ScenarioRun:
     """One scenario as a one-item attempt."""
     return await play_exam([scenario], config, data_dir)
-
-
-@dataclass(frozen=True, slots=True)
-class HallResult:
-    station: str
-    scenario: str
-    attempt_id: str
-    expected: tuple[float, str]
-    got: tuple[float, str]
-
-
-Attach = Callable[[StationServices, DeviceHub], contextlib.AbstractAsyncContextManager[Any]]
-"""What else runs beside the hall while it plays (the demo's uplink relay and status lines)."""
-
-
-def hall_rotation(station: Station) -> list[Scenario]:
-    """The demo hall's candidates: CPR at the electrician stations, welding at the welding booths;
-    each station starts at another point of its list, so the hall shows different things at once."""
-    electrician = ["cpr-correct", "cpr-too-shallow", "cpr-poor-recoil", "cpr-too-fast"]
-    welding = ["weld-k21-good-run", "weld-k11-two-missing", "weld-k21-travel-too-fast", "weld-k11-complete-ppe"]
-    names = electrician if station.operation == "低压电工作业" else welding
-    offset = int(station.id[1:]) % len(names)
-    return [SCENARIOS[n] for n in names[offset:] + names[:offset]]
-
-
-async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale: float,
-                    pick: Callable[[Station], Sequence[Scenario]], attach: Attach | None = None) -> list[HallResult]:
-    """Every station of the site at once, one controller: each station plays its scenarios in turn
-    (one candidate after another) until `duration_s` of real time has passed."""
-    clock = ScaledClock(scale)
-    results: list[HallResult] = []
-    with open_database(ensure_database(data_dir)) as db:
-        services = StationServices(config, db, SiteKey.load_or_create(data_dir), clock)
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                feed = await stack.enter_async_context(StatusFeed(services.device_status))
-                site = await stack.enter_async_context(
-                    SimSite(config, cameras=False, device_clock=clock.seconds, time_scale=scale))
-                hub = await stack.enter_async_context(
-                    DeviceHub(site.resolved_config(), services.record_sample, feed, services.clock,
-                              services.record_value_fault))
-                async with asyncio.timeout(15):
-                    while not all(s.online for s in hub.status()):  # noqa: ASYNC110 - polling device health
-                        await asyncio.sleep(0.05)
-                if attach is not None:
-                    await stack.enter_async_context(attach(services, hub))
-                end = asyncio.get_running_loop().time() + duration_s
-                async with asyncio.TaskGroup() as group:
-                    for station in config.stations:
-                        group.create_task(_station_loop(station, pick(station), site, services, scale, end, results),
-                                          name=f"hall {station.id}")
-        finally:
-            services.close()
-    return results
-
-
-async def _station_loop(station: Station, scenarios: Sequence[Scenario], site: SimSite, services: StationServices,
-                        scale: float, end: float, results: list[HallResult]) -> None:
-    loop = asyncio.get_running_loop()
-    n = 0
-    while loop.time() < end:
-        sc = scenarios[n % len(scenarios)]
-        n += 1
-        id_number = _candidate_id(station.id, n)
-        await asyncio.to_thread(services.register_candidate, id_number, f"考生{station.id}-{n}", sc.operation,
-                                "HALL-2026-11")
-        attempt_id = await asyncio.to_thread(services.check_in, id_number, station.id, DEMO_INVIGILATOR)
-        subject = services.rubric(sc.operation).item(sc.item).subject
-        await asyncio.to_thread(services.assign, attempt_id, {subject: sc.item}, "rehearsal")
-        ctx = Context(site, station.id, scale)
-        await ctx.restore_rig()  # the examiner readies the station between candidates
-        if sc.setup:
-            sc.setup(ctx)
-        await asyncio.sleep(SETTLE_REAL_S)
-        await asyncio.to_thread(services.start_item, attempt_id, sc.item, DEMO_EXAMINERS[0])
-        candidate = asyncio.create_task(sc.play(ctx), name=f"{station.id} {sc.name}")
-        await _watch(candidate, sc, services, attempt_id)
-        await asyncio.sleep(SETTLE_REAL_S)
-        if services.attempt(attempt_id).state in (sm.State.RUNNING, sm.State.PAUSED):
-            await _end_item(services, attempt_id, sc)
-        sheet = await asyncio.to_thread(services.score, attempt_id)
-        item = sheet.item(sc.item)
-        results.append(HallResult(station.id, sc.name, attempt_id, (sc.expected_item_score, sc.expected_outcome),
-                                  (item.score, item.outcome)))
-        await asyncio.to_thread(services.review, attempt_id, DEMO_EXAMINERS[0])
-        await asyncio.to_thread(services.candidate_decision, attempt_id, sc.item, True)
-        for examiner in DEMO_EXAMINERS:
-            await asyncio.to_thread(services.examiner_sign, attempt_id, examiner)

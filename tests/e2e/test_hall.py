@@ -12,7 +12,7 @@ from hardware_sim.scenarios import SCENARIOS
 from station import audit
 from station.config import Station, load_site_config
 from station.db import database_path, open_database
-from station.scenario_runner import play_hall
+from station.demo_hall import play_hall
 
 CONFIG = load_site_config("examples/site.yaml")
 SCALE = 20.0

@@ -21,12 +21,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import select
 
 from hardware_sim.mosquitto import Mosquitto, mosquitto_binary
 from hardware_sim.province import ProvinceServer
 from hardware_sim.province_key import public_path
 from station import audit
 from station.db import open_database
+from station.db.models import Attempt
 from station.signing import verify
 from tests.uplink_kit import (
     SITE_CONFIG,
@@ -163,3 +165,22 @@ def test_make_demo_hall_delivers_results_through_the_embedded_broker(tmp_path: P
     # the province stored what the station saw receipted, plus receipts still in flight at the stop
     assert status["delivered"] >= 3 and status["delivered"] <= stored <= status["delivered"] + status["queued"]
     assert cli("audit", "verify", "--data-dir", str(tmp_path / "data")).returncode == 0
+
+    # `make demo` again on the same data: the candidates the first run left mid-exam are closed (their
+    # items ended interrupted, signed, sent), said so, and the hall plays on; it does not refuse to start.
+    left = unfinished(tmp_path / "data")
+    assert left, "the stop came mid-candidate at some station"
+    again = cli("demo", "--duration", "15", "--status-every", "5", "--data-dir", str(tmp_path / "data"), timeout=100)
+    assert again.returncode == 0, again.stderr[-2000:]
+    for attempt_id in left:
+        assert f"attempt {attempt_id}" in again.stdout, again.stdout[-2000:]
+    with open_database(tmp_path / "data" / "examstation.sqlite3") as db, db.read() as s:
+        states = {row.attempt_id: row.state for row in s.execute(select(Attempt.attempt_id, Attempt.state))}
+    assert {states[a] for a in left} <= {"signed", "queued", "delivered"}, {a: states[a] for a in left}
+    assert cli("audit", "verify", "--data-dir", str(tmp_path / "data")).returncode == 0
+
+
+def unfinished(data: Path) -> list[str]:
+    with open_database(data / "examstation.sqlite3") as db, db.read() as s:
+        return list(s.scalars(select(Attempt.attempt_id).where(
+            Attempt.state.not_in(("signed", "queued", "delivered")))))
