@@ -46,20 +46,13 @@ from station.signing import SiteKey  # noqa: E402
 from station.uplink import outbox  # noqa: E402
 from station.uplink.contract import NO_DELAY  # noqa: E402
 from station.uplink.relay import RelaySettings, UplinkRelay  # noqa: E402
-from tests.uplink_kit import (  # noqa: E402
-    ResultFactory,
-    outbox_states,
-    province_key,
-    site_config,
-    station_database,
-    wait_until,
-)
+from tests import uplink_kit as kit  # noqa: E402
 
 
 def start_province(broker_url: str, site: str, pem_path: Path, db_path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "hardware_sim.province", "--broker", broker_url, "--key", f"{site}={pem_path}",
-         "--province-key", str(province_key()), "--sign-receipts",
+         "--province-key", str(kit.province_key()), "--sign-receipts",
          "--db", f"sqlite:///{db_path}", "--client-id", "province-bench", "--report-every", "3600"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
@@ -76,18 +69,18 @@ async def baseline(broker_url: str, docs: list[bytes]) -> float:
 
 async def run(n: int, latency_samples: int, work: Path) -> dict[str, Any]:
     async with Mosquitto() as broker:
-        config = site_config(broker.url)
+        config = kit.site_config(broker.url)
         site = config.site.id
         data = work / "station"
-        key = SiteKey.load_or_create(data)  # station_database() below reuses this key
+        key = SiteKey.load_or_create(data)  # kit.station_database() below reuses this key
         pem = work / "site.pem"
         pem.write_text(key.public_pem())
         province = start_province(broker.url, site, pem, work / "province.sqlite3")
         try:
             assert province.stdout is not None
             await asyncio.to_thread(province.stdout.readline)  # "province: receiving on ..."
-            with station_database(data, config) as (db, key):
-                await asyncio.to_thread(ResultFactory(db, key).add, n - 1)
+            with kit.station_database(data, config) as (db, key):
+                await asyncio.to_thread(kit.ResultFactory(db, key).add, n - 1)
                 with db.read() as s:
                     from sqlalchemy import select
 
@@ -100,18 +93,18 @@ async def run(n: int, latency_samples: int, work: Path) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 async with UplinkRelay(config, db, key_id=key.key_id, rubrics=rubrics, clock=SystemClock(),
                                        settings=settings) as relay:
-                    await wait_until(lambda: relay.stats.delivered >= n, timeout_s=600, every_s=0.01)
+                    await kit.wait_until(lambda: relay.stats.delivered >= n, timeout_s=600, every_s=0.01)
                     drain_s = time.perf_counter() - t0
-                    assert outbox_states(db) == {"delivered": n}, outbox_states(db)
+                    assert kit.outbox_states(db) == {"delivered": n}, kit.outbox_states(db)
 
-                    factory = ResultFactory(db, key)
+                    factory = kit.ResultFactory(db, key)
                     latencies = []
                     for _ in range(latency_samples):
                         before = relay.stats.delivered
                         t = time.perf_counter()
                         await asyncio.to_thread(factory.add, 1)
                         relay.wake()  # what a signature's ResultStateEvent(queued) does at a station
-                        await wait_until(lambda b=before: relay.stats.delivered > b, timeout_s=30, every_s=0.0005)
+                        await kit.wait_until(lambda b=before: relay.stats.delivered > b, timeout_s=30, every_s=0.0005)
                         latencies.append((time.perf_counter() - t) * 1000)
                 base_after = await baseline(broker.url, docs)
                 backlog = outbox.backlog(db)
