@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 ACTIVE = (sm.State.CHECKED_IN, sm.State.ITEM_DRAWN, sm.State.RUNNING, sm.State.PAUSED)
 """States in which an attempt holds its station: the next candidate waits."""
+AWAITING_SIGN_OFF = (sm.State.ENDED, sm.State.SCORED, sm.State.REVIEWED)
+"""Items over, signatures not yet given: the station is free, the examiners still owe the result."""
 Extra = Callable[[Session, sm.Attempt, sm.Now], None]
 """More work in a step's transaction (a result stored, a signature row), given the new state."""
 
@@ -110,6 +112,17 @@ class AttemptBook:
         """station -> attempt in progress there."""
         with self._lock:
             return dict(self._active)
+
+    def awaiting_sign_off(self) -> list[tuple[str, str]]:
+        """(station, attempt) of every attempt whose items are over but whose result is not signed,
+        oldest first. They hold no station, so `active_attempts` does not show them; a stop between
+        an item's end and the signatures leaves them, and someone must still sign or close them."""
+        with self._lock, self.db.read() as s:
+            rows = s.execute(select(AttemptRow.station, AttemptRow.attempt_id)
+                             .where(AttemptRow.state.in_([st.value for st in (*AWAITING_SIGN_OFF, *ACTIVE)]))
+                             .order_by(AttemptRow.created_utc_ns, AttemptRow.attempt_id)).all()
+            # the cache is ahead of the database while a step's commit waits behind a stalled store
+            return [(station, aid) for station, aid in rows if self.get(aid).state in AWAITING_SIGN_OFF]
 
     def running(self, station: str) -> sm.Attempt | None:
         """The attempt whose item is running or paused at `station` now. Never waits: safe on the

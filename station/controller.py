@@ -113,12 +113,17 @@ async def _close_after_error(services: StationServices) -> None:
 
 
 def _left_open(services: StationServices) -> None:
-    """Say which attempts the controller leaves running or paused: nothing is left running unseen."""
+    """Say which attempts the controller leaves open (running, paused, or waiting for signatures):
+    nothing is left unseen."""
     for station, attempt_id in sorted(services.active_attempts().items()):
         state = services.attempt(attempt_id).state
         then = ("; the next start pauses it until an examiner resumes or closes it" if state == sm.State.RUNNING
                 else "")
         print(f"examstation run: attempt {attempt_id} at {station} is left {state.value}{then}", flush=True)
+    for station, attempt_id in services.awaiting_sign_off():
+        print(f"examstation run: attempt {attempt_id} at {station} is left "
+              f"{services.attempt(attempt_id).state.value}; its result waits for the examiners' signatures",
+              flush=True)
 
 
 def uplink_relay(config: SiteConfig, services: StationServices, hub: DeviceHub | None,

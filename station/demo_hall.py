@@ -113,7 +113,8 @@ async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale
             try:
                 services.close()
             finally:
-                for station, attempt_id in sorted(services.active_attempts().items()):
+                for station, attempt_id in [*sorted(services.active_attempts().items()),
+                                            *services.awaiting_sign_off()]:
                     print(f"examstation demo: attempt {attempt_id} at {station} is left "
                           f"{services.attempt(attempt_id).state.value}; the next demo on this data closes it",
                           flush=True)
@@ -166,7 +167,8 @@ def sign(services: StationServices, attempt_id: str) -> None:
 def close_left_open(services: StationServices) -> list[str]:
     """Close every attempt an earlier run left open, as the demo's examiner: one line each to print."""
     lines = []
-    for station, attempt_id in sorted(services.active_attempts().items()):
+    left = [*sorted(services.active_attempts().items()), *services.awaiting_sign_off()]
+    for station, attempt_id in left:
         was = services.attempt(attempt_id).state
         if was == sm.State.RUNNING:
             services.pause(attempt_id, "controller restarted", "exam-system")

@@ -94,6 +94,10 @@ class StationServices:
         """station -> attempt in progress there."""
         return self.book.active_attempts()
 
+    def awaiting_sign_off(self) -> list[tuple[str, str]]:
+        """(station, attempt) whose items are over and whose result is not yet signed."""
+        return self.book.awaiting_sign_off()
+
     # -- candidates and check-in ----------------------------------------------------------------
     def register_candidate(self, id_number: str, name: str, operation: str, batch: str,
                            photo_ref: str | None = None, attempt_number: int = 1) -> None:
