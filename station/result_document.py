@@ -24,6 +24,16 @@ class CandidateRef:
     batch: str
 
 
+@dataclass(frozen=True, slots=True)
+class AuditCheckpoint:
+    """The audit chain's head (seq 0 and 64 zeros before the first entry) when a result is signed.
+    Signed inside the result, it reaches the province, which can then tell a rolled-back station
+    database: one that no longer holds this entry."""
+
+    seq: int
+    entry_hash: str
+
+
 def iso_utc(utc_ns: int) -> str:
     return dt.datetime.fromtimestamp(utc_ns / 1e9, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -67,7 +77,7 @@ def _item(it: ItemScore, origin_mono_ns: int, origin_utc_ns: int) -> dict[str, A
 
 def build_result(*, result_id: str, attempt_id: str, seq: int, site: str, station: str, candidate: CandidateRef,
                  sheet: ScoreSheet, origin_mono_ns: int, origin_utc_ns: int, signed_by: Sequence[str],
-                 signed_at_utc_ns: int, evidence: Sequence[dict[str, Any]] = (),
+                 signed_at_utc_ns: int, audit_checkpoint: AuditCheckpoint, evidence: Sequence[dict[str, Any]] = (),
                  software: str = "") -> dict[str, Any]:
     """The unsigned result document (sign it with SiteKey.sign)."""
     return {
@@ -90,4 +100,5 @@ def build_result(*, result_id: str, attempt_id: str, seq: int, site: str, statio
         "signed_at": iso_utc(signed_at_utc_ns),
         "evidence": list(evidence),
         "software": software,
+        "audit_checkpoint": {"seq": audit_checkpoint.seq, "entry_hash": audit_checkpoint.entry_hash},
     }

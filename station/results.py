@@ -19,10 +19,11 @@ from scoring.rubric import Rubric
 from scoring.timeline import LifecycleRecord
 from station import session as sm
 from station.config import SiteConfig
-from station.db.models import Candidate, ScoreSheetRow
+from station.db.digest import GENESIS_HASH
+from station.db.models import AuditRow, Candidate, ScoreSheetRow
 from station.errors import ServiceError
 from station.ids import uuid7
-from station.result_document import CandidateRef, build_result
+from station.result_document import AuditCheckpoint, CandidateRef, build_result
 from station.signing import SiteKey
 from station.stored import load_timeline_in
 from station.uplink import outbox
@@ -45,10 +46,12 @@ def store_signed_result(tx: Session, a: sm.Attempt, now: sm.Now, *, rubric: Rubr
         raise ServiceError(f"attempt {a.attempt_id}: the stored sheet differs from a fresh score of the stored "
                            "timeline; run `examstation audit verify` before signing")
     origin = next(r for r in timeline if isinstance(r, LifecycleRecord) and r.kind == "attempt_start")
+    head = tx.execute(select(AuditRow.seq, AuditRow.entry_hash).order_by(AuditRow.seq.desc()).limit(1)).first()
     doc = build_result(result_id=result_id, attempt_id=a.attempt_id, seq=seq, site=config.site.id,
                        station=a.station, candidate=CandidateRef(cand.id_number, cand.name, cand.batch),
                        sheet=sheet, origin_mono_ns=origin.t_mono_ns, origin_utc_ns=origin.t_utc_ns,
-                       signed_by=a.examiner_signatures, signed_at_utc_ns=now.utc_ns, software=software)
+                       signed_by=a.examiner_signatures, signed_at_utc_ns=now.utc_ns, software=software,
+                       audit_checkpoint=AuditCheckpoint(0, GENESIS_HASH) if head is None else AuditCheckpoint(*head))
     signed = key.sign(doc)
     outbox.store_result(tx, signed, actor=a.examiner_signatures[-1], attempt_id=a.attempt_id, utc_ns=now.utc_ns)
     if sheet.passed and sheet.complete:

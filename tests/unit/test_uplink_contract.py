@@ -72,6 +72,7 @@ def result_doc() -> dict[str, Any]:
         "signed_by": ["考评员甲", "考评员乙"], "signed_at": "2026-11-28T01:10:00.000Z",
         "evidence": [{"segment_id": "A01-overview-000123", "sha256": "cd" * 32, "camera": "overview"}],
         "software": "examstation 0.1.0",
+        "audit_checkpoint": {"seq": 41, "entry_hash": "ab" * 32},
     }
     return KEY.sign(doc)
 
