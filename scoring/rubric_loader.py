@@ -21,6 +21,7 @@ from scoring.condition import Condition
 from scoring.detectors.base import REGISTRY
 from scoring.points import exact, to_hundredths
 from scoring.rubric import Deduction, DetectorRef, Item, RestState, Row, Rubric, Source, Subject, Veto
+from scoring.text_file import TextFileError, read_text_file
 
 RUBRIC_DIR = Path(__file__).parent / "rubrics"
 
@@ -253,11 +254,14 @@ def _rest(raw: _Rest, where: str) -> RestState:
     return RestState(cond, raw.label_zh, raw.source)
 
 
-def load_rubric_file(path: Path | str) -> Rubric:
-    """Load, validate and hash one rubric file."""
+def load_rubric_file(path: Path | str, encoding: str | None = None) -> Rubric:
+    """Load, validate and hash one rubric file: UTF-8 (with or without BOM) or GBK/GB18030, or the
+    `encoding` named. The hash is over the parsed content, so it does not depend on the encoding."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_text_file(path, encoding, what="a rubric file").text)
+    except TextFileError as err:
+        raise RubricError(str(err)) from err
     except (OSError, yaml.YAMLError) as err:
         raise RubricError(f"{path}: cannot read the rubric ({err}); fix the file or restore it") from err
     try:

@@ -18,6 +18,7 @@ from devices.errors import DeviceConfigError
 from devices.profile import ModbusProfile, SerialProfile, available_profiles, load_profile
 from devices.ref import DeviceRef
 from devices.settings import DeviceSettings, ModbusRtuDevice, ModbusTcpDevice, RtuBus, SerialDevice
+from scoring.text_file import TextFileError, read_text_file
 
 OPERATIONS = ("低压电工作业", "熔化焊接与热切割作业")
 """Operation types this controller scores (STANDARD.md)."""
@@ -191,11 +192,17 @@ def _field_help(loc: tuple[int | str, ...]) -> str:
     return desc
 
 
-def load_site_config(path: Path | str) -> SiteConfig:
-    """Read and validate the site file, including that every device profile exists and fits."""
+def load_site_config(path: Path | str, encoding: str | None = None) -> SiteConfig:
+    """Read and validate the site file, including that every device profile exists and fits.
+
+    The file may be UTF-8 (with or without BOM) or GBK/GB18030 (what Notepad and WPS save on a
+    Chinese PC); `encoding` names it instead of detecting it.
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_file(path, encoding, what="the site config").text
+    except TextFileError as err:
+        raise ConfigError(str(err)) from err
     except OSError as err:
         raise ConfigError(
             f"{path}: cannot read the site config ({err.strerror}); check the path given to --config"
