@@ -22,6 +22,7 @@ from scoring.detectors.base import REGISTRY
 from scoring.points import exact, to_hundredths
 from scoring.rubric import Deduction, DetectorRef, Item, RestState, Row, Rubric, Source, Subject, Veto
 from scoring.text_file import TextFileError, read_text_file
+from scoring.yaml_strict import DuplicateKeyError, load_strict
 
 RUBRIC_DIR = Path(__file__).parent / "rubrics"
 
@@ -259,9 +260,11 @@ def load_rubric_file(path: Path | str, encoding: str | None = None) -> Rubric:
     `encoding` named. The hash is over the parsed content, so it does not depend on the encoding."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(read_text_file(path, encoding, what="a rubric file").text)
+        raw = load_strict(read_text_file(path, encoding, what="a rubric file").text)
     except TextFileError as err:
         raise RubricError(str(err)) from err
+    except DuplicateKeyError as err:
+        raise RubricError(f"{path}: {err}") from err
     except (OSError, yaml.YAMLError) as err:
         raise RubricError(f"{path}: cannot read the rubric ({err}); fix the file or restore it") from err
     try:

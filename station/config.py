@@ -19,6 +19,7 @@ from devices.profile import ModbusProfile, SerialProfile, available_profiles, lo
 from devices.ref import DeviceRef
 from devices.settings import DeviceSettings, ModbusRtuDevice, ModbusTcpDevice, RtuBus, SerialDevice
 from scoring.text_file import TextFileError, read_text_file
+from scoring.yaml_strict import DuplicateKeyError, load_strict
 
 OPERATIONS = ("低压电工作业", "熔化焊接与热切割作业")
 """Operation types this controller scores (STANDARD.md)."""
@@ -208,8 +209,10 @@ def load_site_config(path: Path | str, encoding: str | None = None) -> SiteConfi
             f"{path}: cannot read the site config ({err.strerror}); check the path given to --config"
         ) from err
     try:
-        raw = yaml.safe_load(text)
+        raw = load_strict(text)
         root = yaml.compose(text)
+    except DuplicateKeyError as err:
+        raise ConfigError(f"{path}: {err}") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}; fix the syntax at the line shown") from err
     if not isinstance(raw, dict):
