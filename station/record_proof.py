@@ -1,0 +1,303 @@
+"""What `audit verify` proves about each result beyond the hash chains: that it is the one signed.
+
+`station.audit.verify` checks that the chains and digests inside the database agree with
+themselves. A person who edits a result and recomputes its hash, its audit entry and every entry
+after it passes that check. This module checks what such a person cannot recompute:
+
+- every result's Ed25519 signature against the site's public key (the key the province holds);
+- the result document against its score sheet, and the sheet against the `sheet.scored` audit
+  entry that recorded its hash and total;
+- the stored timeline, scored again with the rubric edition named in the sheet, against the sheet
+  and against the signed document rebuilt from that score;
+- the audit checkpoint signed into each result: the chain must still hold that entry;
+- with a copy of a result the province holds (`--province-copy`): the database still has that
+  result, unchanged, and every result before it.
+
+What it cannot prove: that the site key was not stolen (a thief can sign anything), or that
+entries after the last checkpoint the province holds were not deleted when no copy is given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scoring.canonical import canonical_json
+from scoring.engine import score
+from scoring.rubric import Rubric
+from scoring.rubric_loader import RubricError
+from scoring.timeline import LifecycleRecord
+from station.audit import Problem
+from station.db.digest import GENESIS_HASH, sha256_hex
+from station.db.errors import DatabaseError
+from station.db.models import AuditRow, ResultRow, ScoreSheetRow
+from station.result_document import AuditCheckpoint, CandidateRef, build_result
+from station.signing import SigningError, key_id, verify
+from station.stored import load_timeline_in
+
+SHEET_SCORED = "sheet.scored"
+"""Action of the audit entry recording a stored score sheet: version, sheet_sha256, total."""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteKeyRef:
+    """The public key results must verify against, and where it came from (for the report)."""
+
+    public_pem: str
+    source: str
+
+
+@dataclass(slots=True)
+class Findings:
+    problems: list[Problem] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+
+    def add(self, table: str, key: str, message: str) -> None:
+        self.problems.append(Problem(table, key, message))
+
+
+def prove_records(session: Session, key: SiteKeyRef | None, rubric_of: Callable[[str], Rubric],
+                  province_copy: Mapping[str, Any] | None = None, attempt_id: str | None = None) -> Findings:
+    """Every check of the module docstring, in the read transaction `session`; with `attempt_id`,
+    only that attempt's sheets and result (what `replay` shows)."""
+    found = Findings()
+    sheets = _sheets_against_audit(session, found, attempt_id)
+    chain: dict[int, str] = {seq: h for seq, h in session.execute(select(AuditRow.seq, AuditRow.entry_hash))}
+    chain[0] = GENESIS_HASH
+    seqs: list[int] = []
+    signed = 0
+    results = select(ResultRow).order_by(ResultRow.site_seq)
+    if attempt_id is not None:
+        results = results.where(ResultRow.attempt_id == attempt_id)
+    for row in session.execute(results).scalars():
+        seqs.append(row.site_seq)
+        where = f"result_id={row.result_id}"
+        try:
+            doc = json.loads(row.document)
+        except ValueError:
+            continue  # audit.verify names a document that is not JSON
+        if not isinstance(doc, dict):
+            continue
+        if key is None:
+            found.add("results", where, "signature not checked: no site public key (pass --public-key FILE, the "
+                                        "key the province registered, or verify in the data directory)")
+        elif _signature(doc, key, where, found):
+            signed += 1
+        _checkpoint(doc, chain, where, found)
+        latest = sheets.get(row.attempt_id)
+        if latest is None:
+            found.add("results", where, f"attempt {row.attempt_id} has no score sheet; a result is signed over one")
+            continue
+        _result_against_sheet(doc, latest, where, found)
+        _rescore(session, doc, row.attempt_id, latest, rubric_of, where, found)
+    for expected, actual in zip(range(1, len(seqs) + 1), seqs, strict=True):
+        if attempt_id is None and actual != expected:
+            found.add("results", f"site_seq={actual}", f"results seq {expected}..{actual - 1} are missing: signed "
+                                                       "results were deleted; the province holds copies")
+            break
+    if province_copy is not None:
+        _against_province(session, province_copy, key, chain, found)
+    found.checked["signatures"] = signed
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Sheet:
+    version: int
+    text: str
+    data: dict[str, Any]
+
+
+def _sheets_against_audit(session: Session, found: Findings, attempt_id: str | None) -> dict[str, _Sheet]:
+    """Each sheet against the audit entry that recorded it; the latest sheet of each attempt."""
+    recorded: dict[tuple[str, int], tuple[int, Mapping[str, Any]]] = {}
+    entries = select(AuditRow.seq, AuditRow.subject, AuditRow.payload).where(AuditRow.action == SHEET_SCORED)
+    sheet_rows = select(ScoreSheetRow).order_by(ScoreSheetRow.attempt_id, ScoreSheetRow.version)
+    if attempt_id is not None:
+        entries = entries.where(AuditRow.subject == f"attempt:{attempt_id}")
+        sheet_rows = sheet_rows.where(ScoreSheetRow.attempt_id == attempt_id)
+    for seq, subject, payload in session.execute(entries):
+        try:
+            data = json.loads(payload)
+            recorded[(subject.removeprefix("attempt:"), int(data["version"]))] = (seq, data)
+        except (ValueError, KeyError, TypeError):
+            found.add("audit", f"seq={seq}", f"{SHEET_SCORED} entry without a version: {payload[:200]!r}")
+    latest: dict[str, _Sheet] = {}
+    for row in session.execute(sheet_rows).scalars():
+        where = f"attempt_id={row.attempt_id},version={row.version}"
+        actual = sha256_hex(row.sheet)
+        entry = recorded.get((row.attempt_id, row.version))
+        try:
+            data = json.loads(row.sheet)
+        except ValueError:
+            continue  # audit.verify names it
+        if entry is None:
+            found.add("score_sheets", where, f"no {SHEET_SCORED} audit entry records this sheet")
+        else:
+            seq, kept = entry
+            if kept.get("sheet_sha256") != actual:
+                found.add("score_sheets", where, f"audit seq={seq} recorded sheet_sha256 {kept.get('sheet_sha256')}"
+                                                 f", the sheet text hashes to {actual}: the sheet was changed")
+            if isinstance(data, dict) and kept.get("total") != data.get("total"):
+                found.add("score_sheets", where, f"audit seq={seq} recorded total {kept.get('total')}, the sheet "
+                                                 f"says {data.get('total')}")
+        if isinstance(data, dict):
+            latest[row.attempt_id] = _Sheet(row.version, row.sheet, data)
+    return latest
+
+
+def _signature(doc: dict[str, Any], key: SiteKeyRef, where: str, found: Findings) -> bool:
+    try:
+        ok = verify(doc, key.public_pem)
+    except (SigningError, ValueError) as err:
+        found.add("results", where, f"signature not checked: {err}")
+        return False
+    if not ok:
+        sig = doc.get("signature")
+        named = sig.get("key_id") if isinstance(sig, dict) else None
+        found.add("results", where, f"the Ed25519 signature does not verify against the site key ({key.source}"
+                                    f"{'' if named is None else f'; the document names key {named}'}): the "
+                                    "document was changed after signing, or signed by another key")
+    return ok
+
+
+def _checkpoint(doc: dict[str, Any], chain: Mapping[int, str], where: str, found: Findings) -> None:
+    point = doc.get("audit_checkpoint")
+    if not isinstance(point, dict):
+        return  # documents signed before checkpoints existed
+    seq, head = point.get("seq"), point.get("entry_hash")
+    if not isinstance(seq, int) or chain.get(seq) != head:
+        now = chain.get(seq) if isinstance(seq, int) else None
+        found.add("audit", f"seq={seq}", f"result {doc.get('result_id')} was signed over audit entry {seq} with "
+                                         f"hash {head}; the chain " + ("no longer holds it: entries were deleted"
+                                                                       if now is None else f"has {now} there now"))
+
+
+_COMPARED = ("total", "pass_total", "passed", "veto_failed", "complete", "operation")
+
+
+def _result_against_sheet(doc: dict[str, Any], sheet: _Sheet, where: str, found: Findings) -> None:
+    for name in _COMPARED:
+        if doc.get(name) != sheet.data.get(name):
+            found.add("results", where, f"the result says {name} {doc.get(name)!r}, its score sheet (version "
+                                        f"{sheet.version}) says {sheet.data.get(name)!r}")
+    rubric = doc.get("rubric") or {}
+    for name in ("id", "hash"):
+        if rubric.get(name) != sheet.data.get(f"rubric_{name}"):
+            found.add("results", where, f"the result names rubric {name} {rubric.get(name)!r}, its score sheet "
+                                        f"{sheet.data.get(f'rubric_{name}')!r}")
+    by_code = {i.get("code"): i for i in sheet.data.get("items", []) if isinstance(i, dict)}
+    for item in doc.get("items", []):
+        other = by_code.get(item.get("code"), {})
+        for name in ("score", "outcome"):
+            if item.get(name) != other.get(name):
+                found.add("results", where, f"item {item.get('code')}: the result says {name} {item.get(name)!r}, "
+                                            f"its score sheet says {other.get(name)!r}")
+
+
+def _rescore(session: Session, doc: dict[str, Any], attempt_id: str, sheet: _Sheet,
+             rubric_of: Callable[[str], Rubric], where: str, found: Findings) -> None:
+    """Score the stored timeline again; the sheet and the signed document must be what it gives."""
+    try:
+        rubric = rubric_of(str(sheet.data.get("operation")))
+    except (RubricError, LookupError) as err:
+        found.add("results", where, f"not re-scored: {err}")
+        return
+    if rubric.hash != sheet.data.get("rubric_hash"):
+        found.add("results", where, f"not re-scored: it was scored with rubric {sheet.data.get('rubric_hash')}, the "
+                                    f"rubric file now is {rubric.hash}; restore that rubric edition and verify again")
+        return
+    try:
+        timeline = load_timeline_in(session, attempt_id)
+    except DatabaseError as err:
+        found.add("timeline", f"attempt_id={attempt_id}", f"not re-scored: {err}")
+        return
+    fresh = score(rubric, timeline)
+    if canonical_json(fresh.to_dict()) != sheet.text:
+        found.add("score_sheets", f"attempt_id={attempt_id},version={sheet.version}",
+                  f"the stored timeline re-scores to total {fresh.total:g} (passed {fresh.passed}), the sheet says "
+                  f"{sheet.data.get('total')}" + _first_difference(fresh.to_dict(), sheet.data))
+        return
+    origin = next((r for r in timeline if isinstance(r, LifecycleRecord) and r.kind == "attempt_start"), None)
+    if origin is None:
+        found.add("timeline", f"attempt_id={attempt_id}", "no attempt_start record: the result cannot be rebuilt")
+        return
+    try:
+        cand, point = doc["candidate"], doc.get("audit_checkpoint") or {"seq": 0, "entry_hash": GENESIS_HASH}
+        rebuilt = build_result(
+            result_id=doc["result_id"], attempt_id=attempt_id, seq=doc["seq"], site=doc["site"],
+            station=doc["station"], candidate=CandidateRef(cand["id_number"], cand["name"], cand["batch"]),
+            sheet=fresh, origin_mono_ns=origin.t_mono_ns, origin_utc_ns=origin.t_utc_ns,
+            signed_by=doc["signed_by"], signed_at_utc_ns=0, evidence=doc["evidence"], software=doc["software"],
+            audit_checkpoint=AuditCheckpoint(point["seq"], point["entry_hash"]))
+    except (KeyError, TypeError) as err:
+        found.add("results", where, f"the document lacks {err}: it cannot be rebuilt from the timeline")
+        return
+    rebuilt["signed_at"] = doc.get("signed_at")
+    if "audit_checkpoint" not in doc:
+        del rebuilt["audit_checkpoint"]
+    unsigned = {k: v for k, v in doc.items() if k != "signature"}
+    if canonical_json(rebuilt) != canonical_json(unsigned):
+        found.add("results", where, "the document differs from the one its re-scored timeline gives"
+                  + _first_difference(rebuilt, unsigned))
+
+
+def _first_difference(expected: Any, actual: Any, path: str = "") -> str:
+    """"; at items[0].score: 95 here, 65 there": where a person should look first."""
+    for p, a, b in _differences(expected, actual, path):
+        return f"; first difference at {p or 'the top'}: {a!r} from the timeline, {b!r} stored"
+    return ""
+
+
+def _differences(a: Any, b: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            yield from _differences(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            yield from _differences(x, y, f"{path}[{i}]")
+    elif a != b:
+        yield path, a, b
+
+
+def _against_province(session: Session, copy: Mapping[str, Any], key: SiteKeyRef | None,
+                      chain: Mapping[int, str], found: Findings) -> None:
+    """A result document the province holds: proof of what this database held when it was sent."""
+    where = f"result_id={copy.get('result_id')}"
+    if key is None or not verify(copy, key.public_pem):
+        found.add("province copy", where, "does not verify against the site key: it proves nothing about this "
+                                          "database (is it this site's result?)")
+        return
+    _checkpoint(dict(copy), chain, where, found)
+    row = session.get(ResultRow, copy.get("result_id"))
+    if row is None:
+        found.add("results", where, f"the province holds result seq {copy.get('seq')}, signed "
+                                    f"{copy.get('signed_at')}; this database has no such row: it was rolled back "
+                                    "or the result deleted")
+    elif json.loads(row.document) != dict(copy):
+        found.add("results", where, "differs from the copy the province holds")
+    seq = copy.get("seq")
+    if isinstance(seq, int):
+        have = set(session.execute(select(ResultRow.site_seq).where(ResultRow.site_seq <= seq)).scalars())
+        missing = sorted(set(range(1, seq + 1)) - have)
+        if missing:
+            found.add("results", f"site_seq={missing[0]}", f"{len(missing)} results up to the province's seq {seq} "
+                                                          f"are missing (seq {missing[0]} first)")
+
+
+def key_ref(public_pem: str, source: str) -> SiteKeyRef:
+    """A SiteKeyRef whose source names the key's id too (`ed25519:...`)."""
+    try:
+        public = serialization.load_pem_public_key(public_pem.encode())
+    except ValueError as err:
+        raise SigningError(f"{source} is not a PEM public key ({err}); `examstation keys export` prints one") from err
+    if not isinstance(public, Ed25519PublicKey):
+        raise SigningError(f"{source} is not an Ed25519 public key")
+    return SiteKeyRef(public_pem, f"{key_id(public)} from {source}")
