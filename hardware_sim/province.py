@@ -98,6 +98,9 @@ class ProvinceServer:
         self._max_seq: dict[str, int] = {}
         self._by_id: dict[str, tuple[str, int, int]] = {}
         """result_id -> (site, seq, stored_utc_ns), for dedup without a query."""
+        self._checkpoints: dict[str, tuple[int, int]] = {}
+        """site -> (result seq, audit checkpoint seq) of its result with the latest checkpoint stored
+        since this start."""
         self._load()
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._outbox: asyncio.Queue[list[Verdict]] = asyncio.Queue()
@@ -298,7 +301,20 @@ class ProvinceServer:
                      "document": payload.decode(), "stored_utc_ns": now})
         fresh[rid] = (site, seq, now)
         taken.add((site, seq))
+        self._watch_checkpoint(site, seq, doc["audit_checkpoint"]["seq"])
         return Verdict(site, receipt(rid, seq, "stored", stored_utc_ns=now))
+
+    def _watch_checkpoint(self, site: str, seq: int, audit_seq: int) -> None:
+        """A later result must carry a later audit checkpoint: a lower one means the station's
+        audit chain was cut back (the result is still stored; the rollback is for people to chase)."""
+        top = self._checkpoints.get(site)
+        if top is not None and seq > top[0] and audit_seq < top[1]:
+            self.stats.rollbacks_seen += 1
+            log.warning("province: result seq %d of %s was signed at audit entry %d, but seq %d was signed at entry "
+                        "%d: the station's database was rolled back; ask the site for `examstation audit verify "
+                        "--province-copy` with that result", seq, site, audit_seq, *top)
+        if top is None or audit_seq > top[1]:
+            self._checkpoints[site] = (seq, audit_seq)
 
     def _reason_to_reject(self, doc: dict[str, Any], site: str, station: str, seq: int) -> str | None:
         found = self.contract.problems("result", doc)

@@ -42,3 +42,6 @@ class ProvinceStats:
     receipts_dropped: int = 0
     gaps_seen: int = 0
     """How often a seq arrived beyond the next expected one (a gap, maybe filled later)."""
+    rollbacks_seen: int = 0
+    """Results whose audit checkpoint is behind one a lower seq of the same site carried: the
+    station's database was rolled back (restored from an old backup, or entries deleted)."""

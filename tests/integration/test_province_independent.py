@@ -379,3 +379,17 @@ async def test_the_command_line_keeps_the_province_key_and_prints_where_its_publ
         if run == 0:
             first_public = public
     assert public == first_public  # the second run used the key the first one created
+
+
+async def test_a_later_result_signed_over_an_earlier_audit_checkpoint_is_a_rollback(results: Results) -> None:
+    """Each result carries the station's audit head when it was signed (docs/verify.md): a later
+    seq with a lower head means the station's database was cut back. Both are stored; the
+    province counts the rollback for people to chase."""
+    first, second, third = (results.key.sign({**unsigned(d), "audit_checkpoint": {"seq": n, "entry_hash": "ab" * 32}})
+                            for d, n in zip(results.docs[:3], (50, 40, 60), strict=True))
+    async with results.heard_by(sign_receipts=True) as (province, wire, client):
+        for doc in (first, second, third):
+            await results.publish(client, doc)
+            await wire.wait_for(doc["result_id"])
+        assert province.stored(SITE) == 3
+        assert province.stats.rollbacks_seen == 1
