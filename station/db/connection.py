@@ -13,20 +13,25 @@ When a file is put into WAL (the only time we change a file's journal mode):
   tool): `open_database` refuses it with `UnsafeJournalModeError`; only `examstation db upgrade`
   converts it, explicitly, and logs that it did.
 Hence `file_journal_mode` reads the mode from the file header *before* any connection is made:
-the connect hook's `PRAGMA journal_mode=WAL` would otherwise convert the file silently.
+the connect hook's `PRAGMA journal_mode=WAL` would otherwise convert the file silently, and a file
+is looked at only through `read_only_uri` (which writes nothing, not even a -shm beside it) until it
+is known to be ours.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Literal, cast
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL
+from sqlalchemy.pool import QueuePool
 
-from station.db.errors import DatabaseError, UnsafeJournalModeError
+from station.db.errors import DatabaseError, ForeignDatabaseError, UnsafeJournalModeError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,11 @@ def database_path(data_dir: Path) -> Path:
     return data_dir / DB_FILENAME
 
 
+FOREIGN_TODO = ("if it is the station's database, restore it from a backup; otherwise move it away, "
+                "or choose another --data-dir")
+"""What to do about a file in the database's place that examstation cannot recognise as its own."""
+
+
 def upgrade_hint(path: Path) -> str:
     return f"run `examstation db upgrade --data-dir {path.parent}`"
 
@@ -67,12 +77,46 @@ def file_journal_mode(path: Path) -> str | None:
     if not header:
         return None
     if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise DatabaseError(
+        raise ForeignDatabaseError(
             f"{path} is not an SQLite database (its first bytes are {header[:16]!r}, expected {_SQLITE_MAGIC!r}); "
-            "check --data-dir, or restore the database from a backup"
+            f"examstation leaves it as it is: {FOREIGN_TODO}"
         )
     # Bytes 18 and 19: file format write/read version, 1 = rollback journal, 2 = WAL.
     return "wal" if header[18] == 2 and header[19] == 2 else "delete"
+
+
+def read_only_uri(path: Path) -> str:
+    """An SQLite URI that reads the existing database `path` without writing to it or beside it.
+
+    - `mode=ro` for a rollback-journal file, and for a WAL file whose `-shm` is there (a database
+      in use, or a copy taken with its -wal and -shm): SQLite reads the WAL through the -shm.
+    - `mode=ro&immutable=1` for a WAL file with no -shm and no WAL content (closed cleanly, or a
+      copy of one). `mode=ro` alone would create -wal and -shm beside it and leave them there,
+      and in a read-only directory (a forensic copy after `chmod -R a-w`) it cannot create them
+      and fails with "attempt to write a readonly database". `immutable=1` reads the file alone
+      and takes no locks; that is sound while there is no -shm, since nothing has the file open,
+      but a controller started on it meanwhile could checkpoint into it: read briefly.
+    - a WAL file whose -wal holds commits but has no -shm: SQLite must create the -shm to read
+      them (immutable would skip them). In a writable directory `mode=ro` does; in a read-only
+      one this raises DatabaseError saying what to do.
+    """
+    base = "file:" + quote(str(path.absolute()))
+    if file_journal_mode(path) != "wal" or _exists(path, "-shm"):
+        return f"{base}?mode=ro"
+    wal = Path(f"{path}-wal")
+    if not _exists(path, "-wal") or wal.stat().st_size == 0:
+        return f"{base}?mode=ro&immutable=1"
+    if os.access(path.parent, os.W_OK):
+        return f"{base}?mode=ro"
+    raise DatabaseError(
+        f"cannot read {path} read-only: {wal} holds commits not yet in the file, and SQLite needs to create "
+        f"{path.name}-shm to read them, which the read-only directory {path.parent} forbids; copy the database "
+        "with its -wal to a writable directory and read that copy"
+    )
+
+
+def _exists(path: Path, suffix: str) -> bool:
+    return Path(f"{path}{suffix}").exists()
 
 
 def unsafe_mode_message(path: Path, found: str) -> str:
@@ -124,4 +168,27 @@ def create_sqlite_engine(path: Path, role: Role, *, busy_timeout_ms: int = BUSY_
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)
+    return engine
+
+
+def create_read_only_engine(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
+    """An engine whose connections only read `path`, through `read_only_uri` (no WAL switch, no pragma
+    that writes, query_only on), beginning with a plain BEGIN for a consistent snapshot."""
+    uri = read_only_uri(path)
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000, check_same_thread=False,
+                               isolation_level=None)
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+
+    # The URL only names the dialect; `creator` makes the connections, and a memory URL would
+    # otherwise get SQLAlchemy's one-connection-per-thread pool.
+    engine = create_engine("sqlite+pysqlite://", creator=connect, poolclass=QueuePool, pool_size=4, max_overflow=4)
+
+    def on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    event.listen(engine, "begin", on_begin)
+    log.debug("reading %s through %s", path, uri)
     return engine

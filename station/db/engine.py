@@ -2,7 +2,9 @@
 
 `open_database(path)` opens an existing database and checks, before anything is written, that it
 is one examstation may use:
-1. the file exists (a new one is made by `examstation db upgrade`, i.e. `station.db.migrate.upgrade`);
+1. the file exists (a new one is made by `examstation db upgrade`, i.e. `station.db.migrate.upgrade`)
+   and, looked at through a read-only connection (`station.db.migrate.examine`), is ours: another
+   program's database or a file that is not SQLite is refused as it is (`ForeignDatabaseError`);
 2. its header says WAL; a file in a rollback-journal mode is refused, never converted here
    (`UnsafeJournalModeError`; only `examstation db upgrade` converts, explicitly);
 3. every connection reads back journal_mode=wal, synchronous=FULL and foreign_keys=ON after the
@@ -14,6 +16,9 @@ connection, serialised by a lock, so there is never a second writer (LIBRARY-NOT
 or checkpointers at once can hit SQLite's WAL-reset bug; a deferred read-then-write can fail at
 once with "database is locked"). A commit is on disk when `write()` returns (synchronous=FULL):
 these calls block for an fsync, so asyncio code calls them from a worker thread.
+
+`open_database(path, read_only=True)` only reads (`audit verify`, a forensic copy in a read-only
+directory): no WAL switch, no migration, nothing written to the file or beside it.
 """
 
 from __future__ import annotations
@@ -31,14 +36,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from station.db.connection import (
+    create_read_only_engine,
     create_sqlite_engine,
-    file_journal_mode,
     unsafe_mode_message,
     upgrade_hint,
 )
 from station.db.disk import free_space_todo, full_disk
 from station.db.errors import DatabaseError, DatabaseNotFoundError, UnsafeJournalModeError
-from station.db.migrate import require_head
+from station.db.migrate import examine, require_head
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +51,10 @@ log = logging.getLogger(__name__)
 class Database:
     """An open station database. Use `open_database`; close it (or use `with`) when done."""
 
-    def __init__(self, path: Path, writer: Engine, reader: Engine, revision: str) -> None:
+    def __init__(self, path: Path, writer: Engine | None, reader: Engine, revision: str) -> None:
         self.path = path
         self.revision = revision
+        self.read_only = writer is None
         self.sqlite_version = sqlite3.sqlite_version
         self._writer = writer
         self._reader = reader
@@ -63,6 +69,9 @@ class Database:
         Waits for the writer lock (other threads' write transactions). Nesting `write()` in one
         thread is a bug (there is one connection) and raises DatabaseError.
         """
+        if self._writer is None:
+            raise DatabaseError(f"database {self.path} is open read-only (open_database(read_only=True)); "
+                                "nothing can be written through it")
         me = threading.get_ident()
         if self._owner == me:
             raise DatabaseError(f"{self.path}: write() called inside write() in the same thread; "
@@ -92,7 +101,8 @@ class Database:
                 return
             self._closed = True
             self._reader.dispose()
-            self._writer.dispose()
+            if self._writer is not None:
+                self._writer.dispose()
         log.info("closed database %s", self.path)
 
     def __enter__(self) -> Database:
@@ -108,19 +118,28 @@ class Database:
             raise DatabaseError(f"database {self.path} is closed")
 
     def __repr__(self) -> str:
-        return f"Database({str(self.path)!r}, revision={self.revision!r})"
+        mode = ", read_only=True" if self.read_only else ""
+        return f"Database({str(self.path)!r}, revision={self.revision!r}{mode})"
 
 
-def open_database(path: Path) -> Database:
-    """Open the station database at `path`, refusing one that is missing, not WAL+FULL, or not at head."""
-    mode = file_journal_mode(path)
-    if mode is None:
+def open_database(path: Path, *, read_only: bool = False) -> Database:
+    """Open the station database at `path`, refusing one that is missing, not ours, not WAL+FULL, or not at head.
+
+    `read_only=True` opens it for reading only (`audit verify`, a forensic copy): through
+    `read_only_uri` (SQLite `mode=ro`, or `immutable=1` when nothing has the file open), so
+    nothing is written to the file or beside it and it works in a read-only directory; no WAL
+    switch, no migration, a rollback-journal copy is read as it is; `write()` raises DatabaseError.
+    """
+    state = examine(path)  # read-only: a file that is not ours is refused before anything touches it
+    if state.journal_mode is None:
+        todo = "check --data-dir" if read_only else f"{upgrade_hint(path)} to create it"
         raise DatabaseNotFoundError(
-            f"no examstation database at {path} (missing or empty file); {upgrade_hint(path)} to create it, "
-            "or restore a backup there"
+            f"no examstation database at {path} (missing or empty file); {todo}, or restore a backup there"
         )
-    if mode != "wal":
-        raise UnsafeJournalModeError(unsafe_mode_message(path, f"journal_mode={mode}"))
+    if read_only:
+        return _open_read_only(path)
+    if state.journal_mode != "wal":
+        raise UnsafeJournalModeError(unsafe_mode_message(path, f"journal_mode={state.journal_mode}"))
     writer = create_sqlite_engine(path, "writer")
     reader = create_sqlite_engine(path, "reader")
     try:
@@ -145,3 +164,18 @@ def open_database(path: Path) -> Database:
         path, sqlite3.sqlite_version, sqlalchemy.__version__, revision,
     )
     return Database(path, writer, reader, revision)
+
+
+def _open_read_only(path: Path) -> Database:
+    reader = create_read_only_engine(path)
+    try:
+        with reader.connect() as conn:
+            revision = require_head(conn, path)
+    except sqlalchemy.exc.OperationalError as err:
+        reader.dispose()
+        raise DatabaseError(f"cannot read database {path}: {err.orig}; check the file and its permissions") from err
+    except BaseException:
+        reader.dispose()
+        raise
+    log.info("opened database %s read-only (SQLite %s, schema revision %s)", path, sqlite3.sqlite_version, revision)
+    return Database(path, None, reader, revision)

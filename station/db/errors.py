@@ -21,3 +21,7 @@ class UnsafeJournalModeError(DatabaseError):
 
 class SchemaRevisionError(DatabaseError):
     """The schema is behind (or ahead of) the migrations this version of examstation ships."""
+
+
+class ForeignDatabaseError(DatabaseError):
+    """The file is not an examstation database (another program's, or not SQLite at all); left as it is."""

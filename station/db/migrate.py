@@ -4,31 +4,37 @@ Alembic is configured in code (no alembic.ini in the working directory): the scr
 this package's `migrations/` folder and the connection is the writer connection from
 `station.db.connection`, so migrations run under the same WAL/FULL/BEGIN IMMEDIATE rules as the
 station. `upgrade(path)`:
+- first examines the file through a read-only connection (`examine`) and refuses, with the file
+  exactly as it was, one that is not SQLite, another program's database (tables, none of ours),
+  examstation tables without a revision, and a revision this version does not know (written by
+  a newer examstation);
 - creates a brand-new database (missing or empty file) in WAL mode and migrates it to head;
 - converts an existing rollback-journal file to WAL, explicitly and with a warning in the log
-  (the only place examstation changes an existing file's journal mode);
-- refuses a file whose revision this version does not know (written by a newer examstation), and
-  an SQLite file that has tables but no examstation revision (not our database).
-`open_database` uses `require_head` to refuse a database that is not at head.
+  (the only place examstation changes an existing file's journal mode).
+`open_database` uses `examine` too, and `require_head` to refuse a database that is not at head.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
-from station.db.connection import create_sqlite_engine, file_journal_mode, upgrade_hint
-from station.db.errors import DatabaseError, SchemaRevisionError
+from station.db.connection import BUSY_TIMEOUT_MS, create_sqlite_engine, file_journal_mode, read_only_uri, upgrade_hint
+from station.db.errors import DatabaseError, ForeignDatabaseError, SchemaRevisionError
+from station.db.models import Base
 
 log = logging.getLogger(__name__)
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
+_VERSION = "alembic_version"
 
 
 def alembic_config(path: Path) -> Config:
@@ -61,6 +67,60 @@ def current_revision(conn: Connection) -> str | None:
     return str(rows[0]) if rows else None
 
 
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """What a database file is, as seen through a read-only connection before anything is changed."""
+
+    journal_mode: str | None
+    """'wal' or 'delete' from the file header; None when there is no file yet (missing or empty)."""
+    tables: frozenset[str]
+    revision: str | None
+    """The Alembic revision stored in it; None when it has none (a blank SQLite file)."""
+
+
+def examine(path: Path) -> FileState:
+    """Look at `path` read-only (`read_only_uri`: nothing written to it or beside it) and refuse what is not ours.
+
+    Raises ForeignDatabaseError for a file that is not SQLite, or holds tables but none of
+    examstation's (another program's database), and SchemaRevisionError for examstation tables
+    without a schema revision (`alembic_version` gone: only a backup can say which schema it is).
+    A blank SQLite file (no tables, or an empty alembic_version only) is ours to fill.
+    """
+    mode = file_journal_mode(path)
+    if mode is None:
+        return FileState(None, frozenset(), None)
+    try:
+        conn = sqlite3.connect(read_only_uri(path), uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            tables = frozenset(str(name) for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"))
+            rows = conn.execute("SELECT version_num FROM alembic_version").fetchall() if _VERSION in tables else []
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as err:
+        raise DatabaseError(f"cannot read {path}: {err}; check the file and its permissions, or restore a backup") \
+            from err
+    others = tables - {_VERSION}  # an alembic_version alone is what a downgrade to base leaves: blank
+    ours = others & frozenset(Base.metadata.tables)
+    if others and not ours:
+        names = ", ".join(sorted(others)[:5]) + (", ..." if len(others) > 5 else "")
+        raise ForeignDatabaseError(
+            f"{path} is not an examstation database: it holds tables {names} but none of examstation's; "
+            f"examstation leaves it as it is: move it away, or choose another --data-dir"
+        )
+    if len(rows) > 1:
+        raise SchemaRevisionError(f"{path}: alembic_version holds several revisions {[r[0] for r in rows]}; "
+                                  "examstation has a linear history; restore a backup")
+    revision = str(rows[0][0]) if rows else None
+    if ours and revision is None:
+        raise SchemaRevisionError(
+            f"examstation refuses to use {path}: it holds examstation tables ({', '.join(sorted(ours)[:3])}, ...) "
+            "but no schema revision (its alembic_version table is gone or empty), so which schema it has is "
+            "unknown; restore a backup"
+        )
+    return FileState(mode, tables, revision)
+
+
 def _known(revision: str) -> bool:
     try:
         return ScriptDirectory(str(SCRIPT_LOCATION)).get_revision(revision) is not None
@@ -91,31 +151,29 @@ def require_head(conn: Connection, path: Path) -> str:
 
 
 def upgrade(path: Path) -> str:
-    """Create or migrate the database at `path` to head (WAL, synchronous=FULL); return the revision."""
-    mode = file_journal_mode(path)
-    if mode is None:
+    """Create or migrate the database at `path` to head (WAL, synchronous=FULL); return the revision.
+
+    The file is examined read-only first (`examine`): one that is not ours, or was written by a
+    newer examstation, is refused before anything in it changes, its journal mode included.
+    """
+    state = examine(path)
+    head = head_revision()
+    if state.revision is not None and not _known(state.revision):
+        raise SchemaRevisionError(
+            f"cannot upgrade {path}: its schema revision {state.revision} is unknown to this version (head {head}); "
+            "it was written by a newer examstation: run that version, or restore a backup"
+        )
+    if state.journal_mode is None:
         path.parent.mkdir(parents=True, exist_ok=True)
         log.info("creating database %s (journal_mode=wal, synchronous=FULL)", path)
-    elif mode != "wal":
-        log.warning("converting database %s from journal_mode=%s to journal_mode=wal (synchronous=FULL)", path, mode)
-    head = head_revision()
+    elif state.journal_mode != "wal":
+        log.warning("converting database %s from journal_mode=%s to journal_mode=wal (synchronous=FULL)",
+                    path, state.journal_mode)
     engine = create_sqlite_engine(path, "writer")
     try:
         with engine.connect() as conn:
             found = current_revision(conn)
-            if found is not None and not _known(found):
-                raise SchemaRevisionError(
-                    f"cannot upgrade {path}: its schema revision {found} is unknown to this version (head {head}); "
-                    "it was written by a newer examstation: run that version, or restore a backup"
-                )
-            if found is None:
-                foreign = sorted(set(inspect(conn).get_table_names()) - {"alembic_version"})
-                if foreign:
-                    raise SchemaRevisionError(
-                        f"cannot upgrade {path}: it holds tables {', '.join(foreign[:5])} but no examstation schema "
-                        "revision, so it is not an examstation database; check --data-dir"
-                    )
-            conn.commit()  # end the read transaction the checks began; alembic begins its own
+            conn.commit()  # end the read transaction the check began; alembic begins its own
             cfg = alembic_config(path)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
