@@ -1,8 +1,9 @@
 """The `examstation` command line: the entry point that configures logging and wires components.
 
 Every command shares one data directory (database, keys, evidence): `--data-dir`, else the
-config's storage setting, else ./examstation-data. Errors a user can fix end with exit status 2
-and the message, not a traceback.
+config's storage setting, else ./examstation-data. `run` and `demo` lock it for their lifetime
+(`station.data_lock`), so a second controller on it is refused before it writes anything.
+Errors a user can fix end with exit status 2 and the message, not a traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 from station.config import ConfigError, SiteConfig, load_site_config
+from station.data_lock import DataDirError, lock_data_dir
 from station.db import DatabaseError
 from station.db.disk import free_space_todo, full_disk
 from station.services import ServiceError
@@ -121,7 +123,7 @@ def _explain(err: BaseException) -> str | None:
     """
     while isinstance(err, BaseExceptionGroup) and err.exceptions:
         err = err.exceptions[0]
-    if isinstance(err, (ConfigError, DatabaseError, ServiceError)):
+    if isinstance(err, (ConfigError, DatabaseError, DataDirError, ServiceError)):
         return str(err)
     if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
         if not err.filename:
@@ -150,20 +152,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "sim":
             asyncio.run(demo.run_sim(config, args.print_endpoints, args.duration))
             return 0
-        if args.scenario or args.exam:
-            names = [args.scenario] if args.scenario else args.exam.split(",")
-            document, problem = asyncio.run(demo.run_scenarios(config, data_dir, names, args.broker))
-            print(json.dumps(document, ensure_ascii=False, indent=None if args.json else 1))
-            if problem:
-                print(f"examstation demo: {problem}", file=sys.stderr)
-                return 1
-            return 0
-        asyncio.run(demo.run_demo(config, data_dir, args.duration, args.status_every, args.broker))
+        with lock_data_dir(data_dir, "demo"):
+            if args.scenario or args.exam:
+                names = [args.scenario] if args.scenario else args.exam.split(",")
+                document, problem = asyncio.run(demo.run_scenarios(config, data_dir, names, args.broker))
+                print(json.dumps(document, ensure_ascii=False, indent=None if args.json else 1))
+                if problem:
+                    print(f"examstation demo: {problem}", file=sys.stderr)
+                    return 1
+                return 0
+            asyncio.run(demo.run_demo(config, data_dir, args.duration, args.status_every, args.broker))
         return 0
     if args.command == "run":
         from station.controller import run_controller
 
-        asyncio.run(run_controller(config, data_dir, args.duration))
+        with lock_data_dir(data_dir, "run"):
+            asyncio.run(run_controller(config, data_dir, args.duration))
         return 0
     if args.command == "candidates":
         print(maintenance.import_candidates(config, data_dir, args.file))
