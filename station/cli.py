@@ -13,6 +13,7 @@ import asyncio
 import errno
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -26,6 +27,17 @@ log = logging.getLogger("examstation")
 
 DEFAULT_CONFIG = Path("examples/site.yaml")
 DEFAULT_DATA_DIR = Path("./examstation-data")
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type of --duration and --status-every: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds above 0")
+    return value
 
 
 def _default_config() -> Path:
@@ -56,10 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = cmd("sim", "run only the hardware simulators of a site config")
     s.add_argument("--print-endpoints", action="store_true", help="print one JSON object per endpoint")
-    s.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    s.add_argument("--duration", type=positive_seconds, default=None, help="stop after this many seconds")
     d = cmd("demo", "the whole site on this machine, against the simulator")
-    d.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    d.add_argument("--status-every", type=float, default=5.0, help="seconds between status lines")
+    d.add_argument("--duration", type=positive_seconds, default=None, help="stop after this many seconds")
+    d.add_argument("--status-every", type=positive_seconds, default=5.0, help="seconds between status lines")
     d.add_argument("--scenario", default=None, help="play this scenario as one attempt (see `examstation scenarios`)")
     d.add_argument("--exam", default=None, help="S1,S2,S3,S4: a four-subject attempt, one scenario per subject")
     d.add_argument("--once", action="store_true", help="with --scenario/--exam: run it once, then exit")
@@ -69,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("scenarios", help="list the candidate scenarios with their expected outcome")
     sc.add_argument("--json", action="store_true", help="print a JSON list")
     run = cmd("run", "the controller against the hardware of the site config")
-    run.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    run.add_argument("--duration", type=positive_seconds, default=None, help="stop after this many seconds")
     ci = cmd("candidates", "the candidate register")
     ci.add_argument("action", choices=["import"])
     ci.add_argument("file", type=Path, help="CSV: id_number,name,operation,batch[,photo_ref,attempt_number]")
