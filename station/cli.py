@@ -3,7 +3,10 @@
 Every command shares one data directory (database, keys, evidence): `--data-dir`, else the
 config's storage setting, else ./examstation-data. `run` and `demo` lock it for their lifetime
 (`station.data_lock`), so a second controller on it is refused before it writes anything.
-Errors a user can fix end with exit status 2 and the message, not a traceback.
+
+One error boundary (`main`): an error a user can fix ends with exit status 2 and its message;
+anything else is a bug and ends with exit status 1 and one line saying so. The traceback is
+printed only with -v.
 """
 
 from __future__ import annotations
@@ -15,18 +18,35 @@ import json
 import logging
 import math
 import sys
+import traceback
 from pathlib import Path
 
+from devices.errors import DeviceError
+from scoring.rubric_loader import RubricError
+from scoring.text_file import TextFileError
 from station.config import ConfigError, SiteConfig, load_site_config
 from station.data_lock import DataDirError, lock_data_dir
 from station.db import DatabaseError
 from station.db.disk import free_space_todo, full_disk
 from station.services import ServiceError
+from station.signing import SigningError
+from station.uplink.broker_link import UplinkConfigError
+from station.uplink.contract import ContractError
+from station.uplink.receipts import ReceiptKeyError
 
 log = logging.getLogger("examstation")
 
 DEFAULT_CONFIG = Path("examples/site.yaml")
 DEFAULT_DATA_DIR = Path("./examstation-data")
+
+
+class UsageError(Exception):
+    """A command-line argument that cannot work; the message names it and what to give instead."""
+
+
+USER_ERRORS = (ConfigError, ContractError, DatabaseError, DataDirError, DeviceError, ReceiptKeyError, RubricError,
+               ServiceError, SigningError, TextFileError, UplinkConfigError, UsageError)
+"""Our errors whose message says what to fix (each tree's documented contract): exit status 2, no traceback."""
 
 
 def positive_seconds(text: str) -> float:
@@ -122,20 +142,30 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         message = _explain(err)
         if message is None:
-            raise
+            if args.verbose:
+                raise
+            first = _first(err)
+            print(f"examstation: internal error: {type(first).__name__}: {first}; "
+                  "run again with -v for the traceback and report it", file=sys.stderr)
+            return 1
+        if args.verbose:
+            traceback.print_exception(err)
         print(f"examstation: {message}", file=sys.stderr)
         return 2
 
 
-def _explain(err: BaseException) -> str | None:
-    """The message for an error the user can fix (None: a bug, its traceback is the report).
-
-    The controller runs its tasks in a TaskGroup, which wraps the error that stopped it in an
-    ExceptionGroup: the first error inside is the one that happened, so that is the one reported.
-    """
+def _first(err: BaseException) -> BaseException:
+    """The error that happened. The controller runs its tasks in a TaskGroup, which wraps the error
+    that stopped it in an ExceptionGroup: the first error inside is the one."""
     while isinstance(err, BaseExceptionGroup) and err.exceptions:
         err = err.exceptions[0]
-    if isinstance(err, (ConfigError, DatabaseError, DataDirError, ServiceError)):
+    return err
+
+
+def _explain(err: BaseException) -> str | None:
+    """The message for an error the user can fix (None: a bug, reported as an internal error)."""
+    err = _first(err)
+    if isinstance(err, USER_ERRORS):
         return str(err)
     if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
         if not err.filename:
@@ -144,7 +174,25 @@ def _explain(err: BaseException) -> str | None:
         folder = Path(err.filename).parent
         disk = full_disk(folder, "no space") or f"the disk holding {folder} is full"
         return f"cannot write {err.filename}: {disk}; {free_space_todo(folder)}, then start again"
+    if isinstance(err, OSError) and err.filename:  # a path the user gave, or one under --data-dir
+        return _explain_path(err, Path(err.filename))
     return None
+
+
+def _explain_path(err: OSError, path: Path) -> str:
+    if isinstance(err, (FileExistsError, NotADirectoryError)):
+        file = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if file is not None:
+            under = "" if file == path else f" (for {path})"
+            return (f"{file} is a file where a directory is needed{under}; choose another --data-dir, "
+                    "or move the file away")
+    if isinstance(err, PermissionError):
+        return f"cannot use {path}: permission denied; run as the user that owns it, or choose another path"
+    if isinstance(err, FileNotFoundError):
+        return f"{path} does not exist; check the path"
+    if isinstance(err, IsADirectoryError):
+        return f"{path} is a directory; give a file"
+    return f"cannot use {path}: {err.strerror}"
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -157,24 +205,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     config = load_site_config(args.config or _default_config())
     data_dir = _data_dir(args, config)
-    if args.command in ("sim", "demo"):
-        # The only place production code reaches the simulator: on request, never in `run`.
-        from station import demo
+    if args.command == "sim":
+        from station import demo  # the only places production code reaches the simulator: on request
 
-        if args.command == "sim":
-            asyncio.run(demo.run_sim(config, args.print_endpoints, args.duration))
-            return 0
-        with lock_data_dir(data_dir, "demo"):
-            if args.scenario or args.exam:
-                names = [args.scenario] if args.scenario else args.exam.split(",")
-                document, problem = asyncio.run(demo.run_scenarios(config, data_dir, names, args.broker))
-                print(json.dumps(document, ensure_ascii=False, indent=None if args.json else 1))
-                if problem:
-                    print(f"examstation demo: {problem}", file=sys.stderr)
-                    return 1
-                return 0
-            asyncio.run(demo.run_demo(config, data_dir, args.duration, args.status_every, args.broker))
+        asyncio.run(demo.run_sim(config, args.print_endpoints, args.duration))
         return 0
+    if args.command == "demo":
+        return _demo(args, config, data_dir)
     if args.command == "run":
         from station.controller import run_controller
 
@@ -207,6 +244,33 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(maintenance.keys(data_dir, args.action))
         return 0
     raise AssertionError(args.command)
+
+
+def _demo(args: argparse.Namespace, config: SiteConfig, data_dir: Path) -> int:
+    """`examstation demo`: the arguments checked, then the data directory locked, then the play."""
+    from hardware_sim.province_contract import ContractError as ProvinceContractError
+    from hardware_sim.province_contract import parse_broker_url
+    from station import demo
+    from station.scenario_runner import scenario_named
+
+    names = [args.scenario] if args.scenario else args.exam.split(",") if args.exam else []
+    try:
+        for name in names:
+            scenario_named(name.strip())
+        if args.broker is not None:
+            parse_broker_url(args.broker)  # the simulated province's rule: it connects there too
+    except (LookupError, ProvinceContractError) as err:
+        raise UsageError(str(err)) from err
+    with lock_data_dir(data_dir, "demo"):
+        if names:
+            document, problem = asyncio.run(demo.run_scenarios(config, data_dir, names, args.broker))
+            print(json.dumps(document, ensure_ascii=False, indent=None if args.json else 1))
+            if problem:
+                print(f"examstation demo: {problem}", file=sys.stderr)
+                return 1
+            return 0
+        asyncio.run(demo.run_demo(config, data_dir, args.duration, args.status_every, args.broker))
+    return 0
 
 
 if __name__ == "__main__":

@@ -73,7 +73,8 @@ def file_journal_mode(path: Path) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as err:
-        raise DatabaseError(f"cannot read database file {path}: {err}; check the path and its permissions") from err
+        raise DatabaseError(f"cannot read database file {path}: {err.strerror}; check --data-dir and its permissions") \
+            from err
     if not header:
         return None
     if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
