@@ -19,6 +19,7 @@ import contextlib
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ SETTLE_REAL_S = 0.4
 """Real time for the first polls to report every device before an item starts, and for the last
 change of the candidate to be polled before it ends (several 100 ms poll intervals)."""
 TICK_REAL_S = 0.02
-DEMO_CANDIDATE = ("110101199001010011", "演示考生", "DEMO-2026-11")
+DEMO_CANDIDATE = ("110101199001010007", "演示考生", "DEMO-2026-11")
+"""Sequence code 000: never one of `candidate_id`'s (1-999), so the demo candidate is nobody else."""
 DEMO_EXAMINERS = ("演示考评员甲", "演示考评员乙")
 DEMO_INVIGILATOR = "演示监考员"
 
@@ -206,8 +208,11 @@ def _sign(services: StationServices, paper: Sequence[Scenario], attempt_id: str,
 
 
 def candidate_id(station: str, n: int) -> str:
-    """A well-formed 居民身份证号码 (the province rejects others) for the n-th candidate at `station`."""
-    first17 = f"1101011990{ord(station[0]) - 64:02d}{int(station[1:]) % 100:02d}{n % 1000:03d}"
+    """A valid 居民身份证号码 (GB 11643 check digit and a real birth date; registration refuses others)
+    for the n-th candidate at `station` ("A01", "W02"): the birth date is 1990-01-01 plus 100 days
+    per station letter and one per station number, the sequence code is n (1-999, then round again)."""
+    born = date(1990, 1, 1) + timedelta(days=(ord(station[0]) - ord("A")) * 100 + int(station[1:]) % 100 - 1)
+    first17 = f"110101{born:%Y%m%d}{(n - 1) % 999 + 1:03d}"
     return first17 + check_digit(first17)
 
 

@@ -68,8 +68,8 @@ def site_config(broker_url: str) -> SiteConfig:
 
 def one_real_result(services: StationServices) -> str:
     """A K31 (oral hazard) attempt through the service layer, signed by two examiners; its attempt id."""
-    services.register_candidate("110101199001010011", "张三", "低压电工作业", "B-2026-11")
-    aid = services.check_in("110101199001010011", "A01", "监考员王")
+    services.register_candidate("110101199001010015", "张三", "低压电工作业", "B-2026-11")
+    aid = services.check_in("110101199001010015", "A01", "监考员王")
     services.assign(aid, {"K3": "K31"}, "exam-system")
     services.start_item(aid, "K31", EXAMINERS[0])
     services.end_item(aid, "done", EXAMINERS[0])

@@ -19,7 +19,7 @@ from station.stored import ensure_database
 
 CONFIG = load_site_config("examples/site.yaml")
 S = 1_000_000_000
-CANDIDATE = "110101199001010011"
+CANDIDATE = "110101199001010015"
 A01_DEVICES = tuple(DeviceRef("A01", name) for name in ("bench", "extinguisher", "cabinet", "manikin"))
 BENCH = DeviceRef("A01", "bench")
 BENCH_AT_REST = {"bench.main_switch": False, "bench.meter_probe": False, "bench.check_result": 0,

@@ -124,10 +124,10 @@ def test_kill_9_while_appending_loses_nothing_acknowledged(tmp_path: Path) -> No
     path = tmp_path / "examstation.sqlite3"
     upgrade(path)
     with open_database(path) as db, db.write() as s:
-        s.add(Candidate(id_number="110101199001010000", name="张三", photo_ref=None, operation="低压电工作业",
+        s.add(Candidate(id_number="110101199001010007", name="张三", photo_ref=None, operation="低压电工作业",
                         batch="B1", attempt_number=1, passed_at_utc_ns=None))
         s.flush()
-        s.add(Attempt(attempt_id=ATTEMPT, candidate_id_number="110101199001010000", station="A01",
+        s.add(Attempt(attempt_id=ATTEMPT, candidate_id_number="110101199001010007", station="A01",
                       operation="低压电工作业", rubric_id="lv", rubric_hash="h", state="running", seed=None,
                       drawn_items="[]", created_utc_ns=0, updated_utc_ns=0))
     seed = random.SystemRandom().randrange(2**32)

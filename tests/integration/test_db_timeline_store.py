@@ -22,11 +22,11 @@ from station.timeline_store import TimelineWriteError, TimelineWriter
 
 def seed_attempts(db: Database, *attempt_ids: str) -> None:
     with db.write() as s:
-        s.add(Candidate(id_number="110101199001010000", name="张三", photo_ref=None, operation="低压电工作业",
+        s.add(Candidate(id_number="110101199001010007", name="张三", photo_ref=None, operation="低压电工作业",
                         batch="B1", attempt_number=1, passed_at_utc_ns=None))
         s.flush()
         for attempt_id in attempt_ids:
-            s.add(Attempt(attempt_id=attempt_id, candidate_id_number="110101199001010000", station="A01",
+            s.add(Attempt(attempt_id=attempt_id, candidate_id_number="110101199001010007", station="A01",
                           operation="低压电工作业", rubric_id="lv", rubric_hash="h", state="running", seed=None,
                           drawn_items="[]", created_utc_ns=0, updated_utc_ns=0))
 

@@ -40,7 +40,7 @@ async def test_a_full_disk_raises_the_alarm_and_pauses_the_item(tmp_path: Path) 
                 await asyncio.to_thread(one_real_result, services)
                 with db.read() as s:
                     signed = s.execute(select(ResultRow.document)).scalar_one()
-                aid = ready_station(services, clock, {"K2": "K21"}, "110101199001010022", "李四")
+                aid = ready_station(services, clock, {"K2": "K21"}, "110101199001010023", "李四")
                 services.start_item(aid, "K21", "考评员甲")
                 alarms = services.events.subscribe("test", kinds=(AlarmEvent,))
                 watch = asyncio.create_task(services.storage.run())

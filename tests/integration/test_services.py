@@ -28,8 +28,8 @@ def test_csv_import_checks_the_whole_file_first(svc: tuple[StationServices, Manu
     services, _ = svc
     good = tmp_path / "batch.csv"
     good.write_text("id_number,name,operation,batch,attempt_number\n"
-                    "110101199001010011,张三,低压电工作业,GD-2026-11-28-A,1\n"
-                    "110101199001010022,李四,熔化焊接与热切割作业,GD-2026-11-28-A,2\n", encoding="utf-8")
+                    "110101199001010015,张三,低压电工作业,GD-2026-11-28-A,1\n"
+                    "110101199001010023,李四,熔化焊接与热切割作业,GD-2026-11-28-A,2\n", encoding="utf-8")
     assert import_candidates_csv(services, good) == 2
     bad = tmp_path / "bad.csv"
     bad.write_text("id_number,name,operation,batch,attempt_number\n"
@@ -39,7 +39,7 @@ def test_csv_import_checks_the_whole_file_first(svc: tuple[StationServices, Manu
     with pytest.raises(ServiceError, match="not registered"):
         services.check_in("110101199001010033", "A01", "监考员王")  # nothing of the bad file was kept
     with pytest.raises(ServiceError, match="registered for 熔化焊接与热切割作业, station A01 is a 低压电工作业"):
-        services.check_in("110101199001010022", "A01", "监考员王")
+        services.check_in("110101199001010023", "A01", "监考员王")
 
 
 def run_item(services: StationServices, clock: ManualClock, aid: str, code: str) -> None:
@@ -53,13 +53,13 @@ def run_item(services: StationServices, clock: ManualClock, aid: str, code: str)
 
 def test_examiner_veto_refusal_overrides_and_two_signatures(svc: tuple[StationServices, ManualClock]) -> None:
     services, clock = svc
-    services.register_candidate("110101199001010011", "张三", "低压电工作业", "B1")
+    services.register_candidate("110101199001010015", "张三", "低压电工作业", "B1")
     # check-in by reader needs the card read
-    services.record_sample(Sample("idcard.read", {"id_number": "110101199001010011", "name": "张三"}, clock.t,
+    services.record_sample(Sample("idcard.read", {"id_number": "110101199001010015", "name": "张三"}, clock.t,
                                   clock.utc_ns(), DeviceRef("A01", "idreader")))
-    aid = services.check_in("110101199001010011", "A01", "监考员王", "id_card_reader")
+    aid = services.check_in("110101199001010015", "A01", "监考员王", "id_card_reader")
     with pytest.raises(ServiceError, match="A01 already has attempt"):
-        services.check_in("110101199001010011", "A01", "监考员王")
+        services.check_in("110101199001010015", "A01", "监考员王")
     services.assign(aid, {"K2": "K21", "K3": "K31"}, "exam-system")
     run_item(services, clock, aid, "K21")
     services.veto(aid, "K21", "K21-V3", "考评员甲", "带电接线")
@@ -94,7 +94,7 @@ def test_examiner_veto_refusal_overrides_and_two_signatures(svc: tuple[StationSe
 
 def test_check_in_by_id_card_reader_needs_the_candidates_card(svc: tuple[StationServices, ManualClock]) -> None:
     services, clock = svc
-    card_id, other_id = "11010519491231002X", "110101199001010011"
+    card_id, other_id = "11010519491231002X", "110101199001010015"
     services.register_candidate(card_id, "张三", "低压电工作业", "B1")
 
     def card(id_number: str, name: str) -> None:

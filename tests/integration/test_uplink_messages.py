@@ -277,8 +277,8 @@ async def test_live_state_and_results_follow_the_event_stream_not_the_clock(tmp_
                         await asyncio.sleep(0.5)  # the relay's first live round is over: now only events move it
 
                         def start() -> str:
-                            services.register_candidate("110101199001010011", "张三", "低压电工作业", "B-2026-11")
-                            aid = services.check_in("110101199001010011", "A01", "监考员王")
+                            services.register_candidate("110101199001010015", "张三", "低压电工作业", "B-2026-11")
+                            aid = services.check_in("110101199001010015", "A01", "监考员王")
                             services.assign(aid, {"K3": "K31"}, "exam-system")
                             services.start_item(aid, "K31", EXAMINERS[0])
                             return aid

@@ -27,7 +27,7 @@ def at(t_s: float) -> Now:
 
 
 def fresh(examiners: int = 2) -> Attempt:
-    return Attempt("a-1", "110101199001011234", "A01", "低压电工作业", examiners)
+    return Attempt("a-1", "110101199001011237", "A01", "低压电工作业", examiners)
 
 
 def test_a_whole_exam() -> None:

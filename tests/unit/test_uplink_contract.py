@@ -60,7 +60,7 @@ def result_doc() -> dict[str, Any]:
     doc = {
         "schema": "examstation/result/v1", "result_id": RID, "attempt_id": AID, "seq": 1,
         "site": "GD-SZ-0101", "station": "A01", "operation": "低压电工作业",
-        "candidate": {"id_number": "11010119900101001X", "name": "张三", "batch": "B-2026-11"},
+        "candidate": {"id_number": "11010519491231002X", "name": "张三", "batch": "B-2026-11"},
         "rubric": {"id": "lv-electrician-2015", "hash": "sha256:" + "ab" * 32},
         "items": [{
             "code": "K31", "subject": "K3", "title_zh": "作业现场安全隐患排除", "weight": 0.2, "score": 95,
@@ -154,9 +154,9 @@ INVALID: list[tuple[contract.SchemaName, str, Any]] = [
     ("result", "extra key", {**result_doc(), "comment": "x"}),
     ("result", "seq 0", {**result_doc(), "seq": 0}),
     ("result", "full-width digits in id_number", _changed(result_doc(), ("candidate", "id_number"),
-                                                          "１１０１０１１９９００１０１００１Ｘ")),
+                                                          "１１０１０５１９４９１２３１００２Ｘ")),
     ("result", "lower-case x check character", _changed(result_doc(), ("candidate", "id_number"),
-                                                        "11010119900101001x")),
+                                                        "11010519491231002x")),
     ("result", "seq true", {**result_doc(), "seq": True}),
     ("result", "three examiners", {**result_doc(), "signed_by": ["甲", "乙", "丙"]}),
     ("result", "signature without value", _changed(result_doc(), ("signature",), {"alg": "Ed25519",
@@ -224,9 +224,9 @@ def test_problems_say_where() -> None:
 def test_a_trailing_newline_is_refused_by_the_contract() -> None:
     """ECMA-262 `$` (jsonschema-rs) ends at the end of the string; Python's re `$` also matches before a
     final newline, so the pure-Python jsonschema accepts this id number. The contract's engine decides."""
-    doc = _changed(result_doc(), ("candidate", "id_number"), "11010119900101001X\n")
+    doc = _changed(result_doc(), ("candidate", "id_number"), "11010519491231002X\n")
     assert contract.problems("result", doc) == [
-        'candidate/id_number: "11010119900101001X\\n" does not match "^[0-9]{17}[0-9X]$"']
+        'candidate/id_number: "11010519491231002X\\n" does not match "^[0-9]{17}[0-9X]$"']
 
 
 def test_the_example_result_is_signed_over_its_canonical_form() -> None:
@@ -387,7 +387,7 @@ def _at(t_s: float) -> sm.Now:
 def _attempts() -> list[sm.Attempt]:
     """Attempts at several points of their life, built through the state machine only."""
     out = []
-    a = sm.Attempt(AID, "110101199001010011", "A01", "低压电工作业", 2)
+    a = sm.Attempt(AID, "110101199001010015", "A01", "低压电工作业", 2)
     out.append(a)
     a, _ = sm.check_in(a, "监考员王", "id_card_reader", _at(0))
     a, _ = sm.draw(a, SUBJECTS, _at(1), seed=7)
