@@ -8,15 +8,16 @@ error shows as the fix. `load_site_config` reports every problem with the file, 
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from devices.errors import DeviceConfigError
 from devices.profile import ModbusProfile, SerialProfile, available_profiles, load_profile
-from devices.ref import DeviceRef
 from devices.settings import DeviceSettings, ModbusRtuDevice, ModbusTcpDevice, RtuBus, SerialDevice
 from scoring.text_file import TextFileError, read_text_file
 from scoring.yaml_strict import DuplicateKeyError, load_strict
@@ -104,30 +105,28 @@ class SiteConfig(_Config):
     @model_validator(mode="after")
     def _references(self) -> SiteConfig:
         ids = [s.id for s in self.stations]
-        dup = {i for i in ids if ids.count(i) > 1}
-        if dup:
-            raise ValueError(f"station id {sorted(dup)[0]} is used twice; give every station its own id")
+        for i, sid in enumerate(ids):
+            if sid in ids[:i]:
+                raise _at(f"station id {sid} is used twice; give every station its own id", "stations", i, "id")
+        # each endpoint (a TCP address and unit, an RS-485 line and unit, a serial port) -> who has it
+        owners: dict[tuple[object, ...], str] = {}
+        for i, b in enumerate(self.buses):
+            if (port := ("port", _same_port(b.port))) in owners:
+                raise _at(f"bus {b.id}: serial port {b.port} is already {owners[port]}'s; one port is one RS-485 "
+                          "line: declare it once and put its devices on it with their own unit ids", "buses", i)
+            owners[port] = f"bus {b.id}"
         buses = {b.id: b for b in self.buses}
-        ports = [b.port for b in self.buses]
-        if len(set(ports)) != len(ports):
-            raise ValueError("two buses use the same serial port; one port is one bus, list its devices under it")
-        used: dict[tuple[str, int], str] = {}
-        for st in self.stations:
-            for dev in st.devices:
-                if isinstance(dev, ModbusRtuDevice):
-                    if dev.bus not in buses:
-                        known = ", ".join(buses) or "none declared"
-                        raise ValueError(
-                            f"station {st.id} device {dev.name}: bus {dev.bus!r} is not declared under buses: "
-                            f"(known: {known}); add it or fix the name"
-                        )
-                    key = (dev.bus, dev.unit)
-                    if key in used:
-                        raise ValueError(
-                            f"station {st.id} device {dev.name}: unit {dev.unit} on bus {dev.bus} is already "
-                            f"{used[key]}; every device on one bus needs its own unit id"
-                        )
-                    used[key] = str(DeviceRef(st.id, dev.name))
+        for si, st in enumerate(self.stations):
+            for di, dev in enumerate(st.devices):
+                who = f"station {st.id} device {dev.name}"
+                if isinstance(dev, ModbusRtuDevice) and dev.bus not in buses:
+                    known = ", ".join(buses) or "none declared"
+                    raise _at(f"{who}: bus {dev.bus!r} is not declared under buses: (known: {known}); add it or "
+                              "fix the name", "stations", si, "devices", di, "bus")
+                key, what, fix = _endpoint(dev, buses)
+                if key in owners:
+                    raise _at(f"{who}: {what} is already {owners[key]}'s {fix}", "stations", si, "devices", di)
+                owners[key] = who
         return self
 
     def bus(self, bus_id: str) -> RtuBus:
@@ -141,6 +140,33 @@ class SiteConfig(_Config):
             if s.id == station_id:
                 return s
         raise KeyError(station_id)
+
+
+def _at(message: str, *loc: int | str) -> PydanticCustomError:
+    """A cross-reference error placed at the YAML path it is about, so the error shows its line."""
+    return PydanticCustomError("site_reference", "{message}", {"message": message, "at": loc})
+
+
+def _same_port(port: str) -> str:
+    """`/dev//ttyUSB0/` and `/dev/ttyUSB0` are one port; a pyserial URL is compared as written."""
+    return posixpath.normpath(port) if port.startswith("/") else port
+
+
+def _endpoint(dev: ModbusTcpDevice | ModbusRtuDevice | SerialDevice,
+              buses: dict[str, RtuBus]) -> tuple[tuple[object, ...], str, str]:
+    """What a device occupies (the key, and in words), and what to do when another has it already.
+    Host names compare as DNS does (case, a trailing dot); nothing is resolved here."""
+    if isinstance(dev, ModbusTcpDevice):
+        return (("tcp", dev.host.lower().rstrip("."), dev.port, dev.unit),
+                f"Modbus TCP {dev.host}:{dev.port} unit {dev.unit}", "address; two devices there would answer as one: "
+                "give each device its own host or port, or its own unit id behind a shared gateway")
+    if isinstance(dev, ModbusRtuDevice):
+        port = buses[dev.bus].port
+        return (("rtu", _same_port(port), dev.unit), f"unit {dev.unit} on bus {dev.bus} ({port})",
+                "address; every device on one RS-485 line needs its own unit id: set a free one on the device and "
+                "here")
+    return (("port", _same_port(dev.port)), f"serial port {dev.port}",
+            "port; a serial port carries one device or one RS-485 line: give each its own port")
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
@@ -223,6 +249,11 @@ def load_site_config(path: Path | str, encoding: str | None = None) -> SiteConfi
         problems = []
         for e in err.errors():
             loc = tuple(e["loc"])
+            if e["type"] == "site_reference":
+                at = tuple(e["ctx"]["at"])
+                line = _line_of(root, at)
+                problems.append(f"{path}:{line}: {_path(at)}: {e['msg']}")
+                continue
             if e["type"] == "union_tag_invalid":
                 msg = "kind must be one of modbus-tcp, modbus-rtu, serial"
             else:

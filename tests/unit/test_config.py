@@ -62,8 +62,8 @@ def test_unknown_profile_lists_the_known_ones(tmp_path: Path) -> None:
 def test_undeclared_bus_and_duplicate_unit(tmp_path: Path) -> None:
     msg = error_of(broken(tmp_path, "bus: hall-a-485, unit: 2", "bus: hall-b, unit: 2"))
     assert "bus 'hall-b' is not declared" in msg
-    assert "unit 1 on bus hall-a-485 is already A01/cabinet" in error_of(
-        broken(tmp_path, "bus: hall-a-485, unit: 2", "bus: hall-a-485, unit: 1"))
+    msg = error_of(broken(tmp_path, "bus: hall-a-485, unit: 2", "bus: hall-a-485, unit: 1"))
+    assert "unit 1 on bus hall-a-485 (/dev/serial/by-id/usb-hall-a-485) is already station A01 device cabinet's" in msg
 
 
 def test_serial_device_with_a_modbus_profile(tmp_path: Path) -> None:
