@@ -18,6 +18,10 @@ Source = Literal["national-2015", "revision-appendix", "provincial-sheet", "prov
 SOURCES: tuple[Source, ...] = ("national-2015", "revision-appendix", "provincial-sheet", "provisional")
 
 
+class RubricError(Exception):
+    """A rubric file cannot be used; the message says where and how to fix it."""
+
+
 @dataclass(frozen=True, slots=True)
 class DetectorRef:
     """An automatic check: a named pure detector with its validated parameters."""
