@@ -2,14 +2,15 @@
 
 Validation happens here and only here, at load time; the engine trusts what it gets. Two layers:
 the keys and their shapes (pydantic models, `extra="forbid"`), then the rules across them that
-docs/rubrics.md states (weights add up to 1, rows to 100, detectors and their parameters,
-`same_fault_as`). Errors name the file, the item,
+docs/rubrics.md states (weights add up to 1, rows to 100, codes unique in the item and under it,
+a deduction within its row, detectors and their parameters, `same_fault_as`). Errors name the file, the item,
 the row and the fix, because the person reading them is a province's exam official dropping in
 their own 评分细则, not a programmer.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -156,6 +157,10 @@ def _detector(raw: _Detector, where: str) -> DetectorRef:
 
 def _build(f: _File, digest: str, path: Path) -> Rubric:
     subjects = tuple(Subject(s.code, s.title_zh, s.weight, s.source) for s in f.subjects)
+    listed = [s.code for s in subjects]
+    for i, code in enumerate(listed):
+        if code in listed[:i]:
+            raise RubricError(f"{path}: subject {code} is listed twice; list each subject once with its weight")
     _points(path, "pass_rule total", f.pass_rule.total)
     if sum(exact(s.weight) for s in subjects) != 1:
         raise RubricError(f"{path}: subject weights add up to {sum(s.weight for s in subjects):g}, not 1; "
@@ -170,24 +175,24 @@ def _build(f: _File, digest: str, path: Path) -> Rubric:
         seen_items.add(it.code)
         if it.subject not in codes:
             raise RubricError(f"{where}: subject {it.subject} is not among the subjects {sorted(codes)}")
+        if not it.code.startswith(it.subject):
+            raise RubricError(f"{where}: an item's code starts with its subject's ({it.code} is a {it.code[:2]} item), "
+                              f"but it names subject {it.subject}: fix the subject or the code")
         for r in it.rows:
             _points(path, f"item {it.code} row {r.code} points", r.points)
             for d in r.deductions:
                 _points(path, f"item {it.code} row {r.code} deduction {d.code} points", d.points)
+        _check_codes(where, it)
         total = sum(exact(r.points) for r in it.rows)
         if total != 100:
             listing = ", ".join(f"{r.code} {r.points:g}" for r in it.rows)
             raise RubricError(f"{where}: rows add up to {float(total):g} points, not 100 ({listing}); every item is "
                               "scored on a 100-point sheet: fix the row points")
-        seen: set[str] = set()
         rows = []
         for r in it.rows:
             deds = []
             for d in r.deductions:
                 w = f"{where} row {r.code} deduction {d.code}"
-                if d.code in seen:
-                    raise RubricError(f"{w}: code used twice in the item; give it its own code")
-                seen.add(d.code)
                 if (d.detector is None) != d.manual:
                     raise RubricError(f"{w}: give either a detector or `manual: true` (an examiner mark), not "
                                       f"{'both' if d.manual else 'neither'}")
@@ -211,6 +216,42 @@ def _build(f: _File, digest: str, path: Path) -> Rubric:
             raise RubricError(f"{path}: subject {s.code} has no items; add at least one item for it")
     return Rubric(f.rubric, f.edition, f.operation, f.title_zh, f.pass_rule.total, f.pass_rule.source,
                   subjects, tuple(items), digest)
+
+
+def _check_codes(where: str, it: _Item) -> None:
+    """Every row, deduction and veto has its own code, under its item (docs/rubrics.md): rows
+    `K21-1`, `K21-2`; a row's deductions `K21-3a`, `K21-3b`; vetoes `K21-V1`. An examiner's mark
+    and override name these codes, so a code under the wrong item or row, or used twice, would
+    charge the wrong row. A deduction takes at most its row's points (the row never goes below 0)."""
+    held: dict[str, str] = {}
+
+    def claim(code: str, what: str, w: str) -> None:
+        if code in held:
+            raise RubricError(f"{w}: code {code} is used twice in the item ({held[code]} and {what}); every row, "
+                              "deduction and veto needs its own code")
+        held[code] = what
+
+    for i, r in enumerate(it.rows, 1):
+        w = f"{where} row {r.code}"
+        if not re.fullmatch(re.escape(it.code) + r"-[0-9]+", r.code):
+            raise RubricError(f"{w}: the code is not under item {it.code}: a row's code is its item's code, a dash "
+                              f"and a number ({it.code}-1, {it.code}-2, ...)")
+        claim(r.code, f"row {i}", w)
+        for j, d in enumerate(r.deductions, 1):
+            wd = f"{w} deduction {d.code}"
+            if not re.fullmatch(re.escape(r.code) + "[a-z]+", d.code):
+                raise RubricError(f"{wd}: the code is not under row {r.code}: a deduction's code is its row's code "
+                                  f"and a letter ({r.code}a, {r.code}b, ...)")
+            claim(d.code, f"deduction {j} of row {r.code}", wd)
+            if exact(d.points) > exact(r.points):
+                raise RubricError(f"{wd}: it takes {d.points:g} points, more than the row's {r.points:g}; a row "
+                                  f"never goes below 0: take at most {r.points:g}, or move it to a row worth more")
+    for i, v in enumerate(it.vetoes, 1):
+        w = f"{where} veto {v.code}"
+        if not re.fullmatch(re.escape(it.code) + r"-V[0-9]+", v.code):
+            raise RubricError(f"{w}: the code is not under item {it.code}: a veto's code is its item's code, -V and "
+                              f"a number ({it.code}-V1, {it.code}-V2, ...)")
+        claim(v.code, f"veto {i}", w)
 
 
 def _points(path: Path, what: str, points: float) -> None:

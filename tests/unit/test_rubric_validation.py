@@ -52,3 +52,75 @@ def test_strict_yaml_keeps_merge_keys_and_catches_keys_equal_as_values() -> None
 def test_the_shipped_files_have_no_duplicate_keys() -> None:
     for path in (LV, WELD):
         load_strict(path.read_text(encoding="utf-8"))
+
+
+# --- codes: unique in the item, under their item and row -----------------------------------------
+
+# (what is changed in lv-electrician-2015.yaml, into what, the parts the error must name)
+BROKEN = {
+    "row code used twice": (
+        "      - code: K21-2\n", "      - code: K21-1\n",
+        ["item K21 row K21-1: code K21-1 is used twice in the item (row 1 and row 2)",
+         "every row, deduction and veto needs its own code"]),
+    "deduction code used twice": (
+        "          - code: K21-3c\n", "          - code: K21-3b\n",
+        ["item K21 row K21-3 deduction K21-3b: code K21-3b is used twice in the item (deduction 2 of row K21-3 "
+         "and deduction 3 of row K21-3)"]),
+    "veto code used twice": (
+        "{code: K21-V2, reason_zh: 损坏设备或元件", "{code: K21-V1, reason_zh: 损坏设备或元件",
+        ["item K21 veto K21-V1: code K21-V1 is used twice in the item (veto 1 and veto 2)"]),
+    "row coded for another item": (
+        "      - code: K21-2\n", "      - code: K22-2\n",
+        ["item K21 row K22-2: the code is not under item K21: a row's code is its item's code, a dash and a "
+         "number (K21-1, K21-2, ...)"]),
+    "deduction coded for another row": (
+        "          - code: K21-3c\n", "          - code: K21-2c\n",
+        ["item K21 row K21-3 deduction K21-2c: the code is not under row K21-3: a deduction's code is its row's "
+         "code and a letter (K21-3a, K21-3b, ...)"]),
+    "deduction coded for another item": (
+        "          - code: K21-3c\n", "          - code: K22-3c\n",
+        ["item K21 row K21-3 deduction K22-3c: the code is not under row K21-3"]),
+    "veto coded for another item": (
+        "{code: K21-V2, reason_zh: 损坏设备或元件", "{code: K22-V2, reason_zh: 损坏设备或元件",
+        ["item K21 veto K22-V2: the code is not under item K21: a veto's code is its item's code, -V and a "
+         "number (K21-V1, K21-V2, ...)"]),
+    "deduction larger than its row": (
+        "{code: K11-4a, reason_zh: 读数错误, points: 5,", "{code: K11-4a, reason_zh: 读数错误, points: 15,",
+        ["item K11 row K11-4 deduction K11-4a: it takes 15 points, more than the row's 10",
+         "a row never goes below 0: take at most 10, or move it to a row worth more"]),
+    "subject listed twice": (
+        "  - {code: K2, title_zh: 安全操作技术, weight: 0.4, source: national-2015}\n",
+        "  - {code: K2, title_zh: 安全操作技术, weight: 0.2, source: national-2015}\n"
+        "  - {code: K2, title_zh: 安全操作技术, weight: 0.2, source: national-2015}\n",
+        ["subject K2 is listed twice; list each subject once with its weight"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_a_broken_rule_names_file_item_and_code(case: str, tmp_path: Path) -> None:
+    old, new, expected = BROKEN[case]
+    msg = error_of(edited(tmp_path, LV, old, new))
+    assert msg.startswith(f"{tmp_path / LV.name}: "), msg
+    for part in expected:
+        assert part in msg, msg
+
+
+def test_an_item_under_another_subject(tmp_path: Path) -> None:
+    text = LV.read_text(encoding="utf-8")
+    old = "  - code: K21\n    subject: K2\n"
+    path = edited(tmp_path, LV, old, "  - code: K21\n    subject: K3\n")
+    assert text.count(old) == 1
+    assert error_of(path) == (f"{path}: item K21: an item's code starts with its subject's (K21 is a K2 item), "
+                              "but it names subject K3: fix the subject or the code")
+
+
+def test_the_shipped_files_follow_every_rule() -> None:
+    for path in (LV, WELD):
+        rubric = load_rubric_file(path)
+        for item in rubric.items:
+            codes = [*(r.code for r in item.rows), *item.markable()]
+            assert len(codes) == len(set(codes)), item.code
+            for row in item.rows:
+                assert row.code.startswith(item.code + "-")
+                for d in row.deductions:
+                    assert d.code.startswith(row.code) and d.points <= row.points
