@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from scoring.rubric_loader import RUBRIC_DIR, RubricError, load_rubric_file
+from scoring.rubric_loader import RUBRIC_DIR, RubricError, load_rubric_file, rubric_for
 from scoring.yaml_strict import DuplicateKeyError, load_strict
 
 LV = RUBRIC_DIR / "lv-electrician-2015.yaml"
 WELD = RUBRIC_DIR / "welding-2015.yaml"
+ELECTRICIAN, WELDING = "低压电工作业", "熔化焊接与热切割作业"
 
 
 def edited(tmp_path: Path, source: Path, old: str, new: str) -> Path:
@@ -124,3 +125,60 @@ def test_the_shipped_files_follow_every_rule() -> None:
                 assert row.code.startswith(item.code + "-")
                 for d in row.deductions:
                     assert d.code.startswith(row.code) and d.points <= row.points
+
+
+# --- one operation's broken file fails that operation only ---------------------------------------
+
+def rubric_dir(tmp_path: Path, welding_text: str | None = None) -> Path:
+    """Both shipped files in a directory of their own, the welding one replaced by `welding_text`."""
+    directory = tmp_path / "rubrics"
+    directory.mkdir()
+    (directory / LV.name).write_bytes(LV.read_bytes())
+    (directory / WELD.name).write_text(welding_text or WELD.read_text(encoding="utf-8"), encoding="utf-8")
+    return directory
+
+
+def welding_error(directory: Path) -> str:
+    with pytest.raises(RubricError) as info:
+        rubric_for(WELDING, directory)
+    return str(info.value)
+
+
+def test_a_welding_file_that_breaks_a_rule_fails_welding_only(tmp_path: Path) -> None:
+    old = "      - code: K11-1\n        title_zh: 选择劳动防护用品\n        points: 40\n"
+    text = WELD.read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    directory = rubric_dir(tmp_path, text.replace(old, old.replace("points: 40", "points: 30")))
+    assert rubric_for(ELECTRICIAN, directory).hash == load_rubric_file(LV).hash
+    assert welding_error(directory).startswith(
+        f"{directory / WELD.name}: item K11: rows add up to 90 points, not 100")
+
+
+def test_a_welding_file_that_cannot_be_parsed_fails_welding_only(tmp_path: Path) -> None:
+    directory = rubric_dir(tmp_path, WELD.read_text(encoding="utf-8").replace("title_zh: 选择劳动防护用品",
+                                                                             "title_zh: [选择劳动防护用品", 1))
+    assert rubric_for(ELECTRICIAN, directory).id == "lv-electrician-2015"
+    msg = welding_error(directory)
+    assert msg.startswith(f"no valid rubric for {WELDING} in {directory}; these files could not be read:\n"
+                          f"  {directory / WELD.name}: cannot read the rubric (while parsing"), msg
+
+
+def test_an_undecodable_or_nameless_file_is_listed_when_its_operation_is_missing(tmp_path: Path) -> None:
+    directory = rubric_dir(tmp_path)
+    (directory / WELD.name).write_bytes(b"\xff\xfe" + WELD.read_bytes())
+    (directory / "notes.yaml").write_text("rubric: notes\n", encoding="utf-8")
+    assert rubric_for(ELECTRICIAN, directory).id == "lv-electrician-2015"
+    msg = welding_error(directory)
+    assert f"{directory / WELD.name} is not UTF-8 or GBK text (byte 0xff at line 1)" in msg
+    assert f"{directory / 'notes.yaml'}: names no `operation:`; give the operation it scores" in msg
+
+
+def test_no_file_and_two_files_for_an_operation(tmp_path: Path) -> None:
+    directory = rubric_dir(tmp_path)
+    (directory / WELD.name).unlink()
+    assert welding_error(directory) == (f"no rubric file for {WELDING} in {directory} (it has: {LV.name} for "
+                                        f"{ELECTRICIAN}); add one, see docs/rubrics.md")
+    (directory / "welding-a.yaml").write_bytes(WELD.read_bytes())
+    (directory / "welding-b.yaml").write_bytes(WELD.read_bytes())
+    assert welding_error(directory) == (f"2 rubric files for {WELDING} in {directory} (welding-a.yaml, "
+                                        "welding-b.yaml); keep exactly one")
