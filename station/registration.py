@@ -8,7 +8,6 @@ when the province rejects the signed result weeks later.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,12 +19,10 @@ from station.attempt_book import snapshot
 from station.db.models import Attempt as AttemptRow
 from station.db.models import Candidate, CheckIn
 from station.errors import ServiceError
+from station.id_number import InvalidIdNumber, china_date, citizen_id_number
 from station.ids import uuid7
 from station.service_part import ServicePart
 
-ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
-"""What the result schema accepts; checked at registration so a wrong number is caught in the hall,
-not when the province rejects the signed result."""
 CARD_MAX_AGE_S = 120
 """A check-in by ID card reader needs a card read at the station at most this long ago."""
 
@@ -33,9 +30,11 @@ CARD_MAX_AGE_S = 120
 class Registration(ServicePart):
     def register_candidate(self, id_number: str, name: str, operation: str, batch: str,
                            photo_ref: str | None = None, attempt_number: int = 1) -> None:
-        if not ID_NUMBER.fullmatch(id_number):
-            raise ServiceError(f"candidate {id_number!r}: an ID number (居民身份证号码) is 17 digits and a digit or X; "
-                               "correct it in the batch file")
+        try:  # checked here, in the hall, not when the province rejects the signed result
+            id_number = citizen_id_number(id_number, china_date(self.clock.utc_ns()))
+        except InvalidIdNumber as err:
+            raise ServiceError(f"candidate {id_number!r}: ID number (居民身份证号码) {err}; correct it in the "
+                               "batch file or on the form") from err
         if attempt_number not in (1, 2):
             raise ServiceError(f"candidate {id_number}: attempt {attempt_number}; one re-sit (补考) is allowed: 1 or 2")
         with self.book.db.write() as tx:
