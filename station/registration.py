@@ -8,9 +8,12 @@ when the province rejects the signed result weeks later.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from station import audit
@@ -25,6 +28,47 @@ from station.service_part import ServicePart
 
 CARD_MAX_AGE_S = 120
 """A check-in by ID card reader needs a card read at the station at most this long ago."""
+LOOKUP_CHUNK = 500
+"""ID numbers per `IN (...)` query when a batch is compared with the database."""
+
+Outcome = Literal["new", "updated", "unchanged", "kept"]
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateData:
+    """A candidate as the batch list (or the registration form) gives them."""
+
+    id_number: str
+    name: str
+    operation: str
+    batch: str
+    photo_ref: str | None = None
+    attempt_number: int = 1
+
+    def changes_from(self, before: CandidateData) -> dict[str, tuple[object, object]]:
+        """field -> (value before, value now), for the fields that differ."""
+        return {f.name: (getattr(before, f.name), getattr(self, f.name)) for f in fields(self)
+                if getattr(before, f.name) != getattr(self, f.name)}
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """What registering a batch does (or would do) to one candidate of it."""
+
+    candidate: CandidateData
+    """As the batch gives them."""
+    before: CandidateData | None
+    """As registered before the batch; None when new."""
+    attempts: tuple[str, ...]
+    """The attempts the candidate already has, oldest first: any one of them keeps the registration as it is."""
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.before is None:
+            return "new"
+        if self.before == self.candidate:
+            return "unchanged"
+        return "kept" if self.attempts else "updated"
 
 
 class Registration(ServicePart):
@@ -43,6 +87,34 @@ class Registration(ServicePart):
             audit.append(tx, "registration", "candidate.registered", f"candidate:{id_number}",
                          {"name": name, "operation": operation, "batch": batch, "attempt_number": attempt_number},
                          self.clock.utc_ns())
+
+    def register_batch(self, batch: Sequence[CandidateData], source: str, *, dry_run: bool = False
+                       ) -> tuple[Registered, ...]:
+        """Register a batch in one transaction: all of it or, on any error, nothing.
+
+        New candidates are added; registered ones are compared with the batch: identical ones are
+        left alone, changed ones without an attempt are updated, and one with any attempt is never
+        changed (its registration is what its attempts and results were made under). `source`
+        (e.g. "batch.csv") goes into each audit entry. `dry_run`: compare only, write nothing.
+        Returns each candidate's outcome, in the batch's order. The caller has checked the batch
+        (valid, normalised, unique ID numbers: ValueError otherwise).
+        """
+        if len({c.id_number for c in batch}) != len(batch):
+            raise ValueError(f"{source}: the batch names a candidate twice; check it before registering it")
+        if dry_run:
+            with self.book.db.read() as s:
+                return _compare(s, batch)
+        with self.book.db.write() as tx:
+            plan = _compare(tx, batch)
+            new = [_columns(r.candidate) for r in plan if r.outcome == "new"]
+            changed = [_columns(r.candidate) for r in plan if r.outcome == "updated"]
+            if new:
+                tx.execute(insert(Candidate), [{**row, "passed_at_utc_ns": None} for row in new])
+            if changed:
+                tx.execute(update(Candidate), changed)  # by primary key; passed_at stays as it is
+            audit.append_many(tx, [_audit_entry(r, source) for r in plan if r.outcome in ("new", "updated")],
+                              self.clock.utc_ns())
+        return plan
 
     def check_in(self, id_number: str, station: str, verified_by: str, method: str = "manual") -> str:
         """The invigilator verified the candidate's ID: opens an attempt at `station`."""
@@ -93,3 +165,34 @@ class Registration(ServicePart):
                                "check the candidate's identity")
         return str(card.value.get("name", ""))
 
+
+def _columns(c: CandidateData) -> dict[str, Any]:
+    return {f.name: getattr(c, f.name) for f in fields(c)}
+
+
+def _audit_entry(r: Registered, source: str) -> tuple[str, str, str, dict[str, Any]]:
+    """(actor, action, subject, payload) of a candidate the batch registers or updates."""
+    payload: dict[str, Any] = {**_columns(r.candidate), "source": source}
+    del payload["id_number"]  # it is the subject
+    if r.before is None:
+        return "registration", "candidate.registered", f"candidate:{r.candidate.id_number}", payload
+    payload["was"] = {name: old for name, (old, _) in r.candidate.changes_from(r.before).items()}
+    return "registration", "candidate.updated", f"candidate:{r.candidate.id_number}", payload
+
+
+def _compare(s: Session, batch: Sequence[CandidateData]) -> tuple[Registered, ...]:
+    """Each candidate of the batch against their registration and attempts, in one snapshot."""
+    before: dict[str, CandidateData] = {}
+    attempts: defaultdict[str, list[str]] = defaultdict(list)
+    ids = [c.id_number for c in batch]
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = ids[start:start + LOOKUP_CHUNK]
+        for row in s.execute(select(Candidate.id_number, Candidate.name, Candidate.operation, Candidate.batch,
+                                    Candidate.photo_ref, Candidate.attempt_number)
+                             .where(Candidate.id_number.in_(chunk))):
+            before[row.id_number] = CandidateData(*row)
+        for id_number, attempt_id in s.execute(select(AttemptRow.candidate_id_number, AttemptRow.attempt_id)
+                                               .where(AttemptRow.candidate_id_number.in_(chunk))
+                                               .order_by(AttemptRow.created_utc_ns, AttemptRow.attempt_id)):
+            attempts[id_number].append(attempt_id)
+    return tuple(Registered(c, before.get(c.id_number), tuple(attempts.get(c.id_number, ()))) for c in batch)

@@ -4,7 +4,6 @@ actions, their refusals, and what ends up stored and signed."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +12,6 @@ from devices.ref import DeviceRef
 from devices.sample import Sample
 from station import audit
 from station import session as sm
-from station.candidates import import_candidates_csv
 from station.config import load_site_config
 from station.db.models import AuditRow
 from station.services import ServiceError, StationServices
@@ -22,24 +20,6 @@ from tests.integration.conftest import ManualClock
 
 CONFIG = load_site_config("examples/site.yaml")
 S = 1_000_000_000
-
-
-def test_csv_import_checks_the_whole_file_first(svc: tuple[StationServices, ManualClock], tmp_path: Path) -> None:
-    services, _ = svc
-    good = tmp_path / "batch.csv"
-    good.write_text("id_number,name,operation,batch,attempt_number\n"
-                    "110101199001010015,张三,低压电工作业,GD-2026-11-28-A,1\n"
-                    "110101199001010023,李四,熔化焊接与热切割作业,GD-2026-11-28-A,2\n", encoding="utf-8")
-    assert import_candidates_csv(services, good) == 2
-    bad = tmp_path / "bad.csv"
-    bad.write_text("id_number,name,operation,batch,attempt_number\n"
-                   "110101199001010033,王五,低压电工作业,B,1\n110101199001010044,赵六,电焊,B,1\n", encoding="utf-8")
-    with pytest.raises(ServiceError, match=r"bad.csv:3: operation '电焊' is not one of"):
-        import_candidates_csv(services, bad)
-    with pytest.raises(ServiceError, match="not registered"):
-        services.check_in("110101199001010033", "A01", "监考员王")  # nothing of the bad file was kept
-    with pytest.raises(ServiceError, match="registered for 熔化焊接与热切割作业, station A01 is a 低压电工作业"):
-        services.check_in("110101199001010023", "A01", "监考员王")
 
 
 def run_item(services: StationServices, clock: ManualClock, aid: str, code: str) -> None:
