@@ -59,14 +59,20 @@ def replay(config: SiteConfig, data_dir: Path, attempt_id: str, as_json: bool) -
     return f"attempt {attempt_id}: {items}; total {sheet.total:g}, passed {sheet.passed}; {verdict}"
 
 
-def import_candidates(config: SiteConfig, data_dir: Path, path: Path) -> str:
+def import_candidates(config: SiteConfig, data_dir: Path, path: Path, *, encoding: str | None = None,
+                      dry_run: bool = False) -> str:
+    """`examstation candidates import FILE [--encoding ENC] [--dry-run]`: the report of what changed.
+
+    Raises ServiceError (CandidateFileError) listing every problem of the file; nothing is
+    registered then. `dry_run` checks the file and compares it with the database, writing nothing.
+    """
     with open_database(database_path(data_dir)) as db:
         services = StationServices(config, db, SiteKey.load_or_create(data_dir), SystemClock())
         try:
-            count = import_candidates_csv(services, path)
+            report = import_candidates_csv(services, path, encoding=encoding, dry_run=dry_run)
         finally:
             services.close()
-    return f"registered {count} candidates from {path}"
+    return str(report)
 
 
 def outbox_status(data_dir: Path, as_json: bool, show_all: bool = False) -> tuple[bool, str]:
