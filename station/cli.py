@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     ci = cmd("candidates", "the candidate register")
     ci.add_argument("action", choices=["import"])
     ci.add_argument("file", type=Path, help="CSV: id_number,name,operation,batch[,photo_ref,attempt_number]")
+    ci.add_argument("--encoding", default=None, metavar="ENC",
+                    help="the file's encoding, e.g. gbk or utf-8 (default: detect UTF-8, with or without BOM, or GBK)")
+    ci.add_argument("--dry-run", action="store_true",
+                    help="check the whole file and show what would change; write nothing")
     r = cmd("replay", "re-score an attempt from its stored timeline")
     r.add_argument("attempt_id")
     r.add_argument("--json", action="store_true", help="print the sheet as JSON")
@@ -219,7 +223,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             asyncio.run(run_controller(config, data_dir, args.duration))
         return 0
     if args.command == "candidates":
-        print(maintenance.import_candidates(config, data_dir, args.file))
+        print(maintenance.import_candidates(config, data_dir, args.file, encoding=args.encoding, dry_run=args.dry_run))
         return 0
     if args.command == "replay":
         print(maintenance.replay(config, data_dir, args.attempt_id, as_json=args.json))

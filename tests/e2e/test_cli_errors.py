@@ -137,3 +137,25 @@ def test_the_boundary_unwraps_the_controllers_exception_group() -> None:
     assert _explain(ExceptionGroup("controller", [RubricError("rubric lv.yaml: row K21-3 twice")])) == \
         "rubric lv.yaml: row K21-3 twice"
     assert _explain(KeyError("attempt_id")) is None, "a KeyError is a bug, not an unknown scenario"
+
+
+CANDIDATE = "110101199001010023"  # GB 11643 check digit and birth date valid
+
+
+def test_candidates_import_takes_an_encoding_and_a_dry_run(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert examstation("db", "upgrade", "--data-dir", str(data)).returncode == 0
+    listing = tmp_path / "考生名单.csv"
+    listing.write_bytes(f"id_number,name,operation,batch\r\n{CANDIDATE},张三,低压电工作业,B1\r\n".encode("gbk"))
+    database = data / "examstation.sqlite3"
+    before = database.read_bytes()
+    dry = examstation("candidates", "import", str(listing), "--encoding", "gbk", "--dry-run", "--data-dir", str(data))
+    assert dry.returncode == 0, dry.stderr
+    assert database.read_bytes() == before, "--dry-run wrote to the database"
+    line = refused(examstation("candidates", "import", str(listing), "--encoding", "klingon", "--data-dir", str(data)))
+    assert "klingon" in line, line
+    done = examstation("candidates", "import", str(listing), "--encoding", "gbk", "--data-dir", str(data))
+    assert done.returncode == 0, done.stderr
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    assert conn.execute("SELECT name FROM candidates WHERE id_number = ?", (CANDIDATE,)).fetchall() == [("张三",)]
+    conn.close()
