@@ -22,6 +22,7 @@ from station.db import (
     upgrade,
 )
 from station.db.connection import create_sqlite_engine
+from station.db.errors import ForeignDatabaseError
 from station.db.models import Base
 
 EXTRA_REVISION = '''"""A later revision, for the test: adds a column.
@@ -158,5 +159,7 @@ def test_upgrade_will_not_take_over_another_programs_database(tmp_path: Path) ->
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
     conn.close()
-    with pytest.raises(SchemaRevisionError, match="holds tables invoices but no examstation schema revision"):
+    before = path.read_bytes()
+    with pytest.raises(ForeignDatabaseError, match="is not an examstation database: it holds tables invoices"):
         upgrade(path)
+    assert path.read_bytes() == before
