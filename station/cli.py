@@ -109,13 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the file's encoding, e.g. gbk or utf-8 (default: detect UTF-8, with or without BOM, or GBK)")
     ci.add_argument("--dry-run", action="store_true",
                     help="check the whole file and show what would change; write nothing")
-    r = cmd("replay", "re-score an attempt from its stored timeline")
+    r = cmd("replay", "re-score an attempt from its stored timeline; exit 1 unless it equals the stored sheet and "
+                      "the signed result")
     r.add_argument("attempt_id")
     r.add_argument("--json", action="store_true", help="print the sheet as JSON")
+    r.add_argument("--public-key", type=Path, default=None, metavar="PEM",
+                   help="check the signature against this site public key (default: the key in the data directory)")
     db = cmd("db", "database maintenance")
     db.add_argument("action", choices=["upgrade"], help="upgrade: create or migrate the database")
-    a = cmd("audit", "check the audit hash chain, timelines, score sheets and results")
+    a = cmd("audit", "prove the stored records: chains, signatures, cross-checks, re-scores (docs/verify.md)")
     a.add_argument("action", choices=["verify"])
+    a.add_argument("--public-key", type=Path, default=None, metavar="PEM",
+                   help="the site public key the province registered (default: the key in the data directory)")
+    a.add_argument("--province-copy", type=Path, default=None, metavar="RESULT.json",
+                   help="a result document the province holds: the database must still hold it and all before it")
     o = cmd("outbox", "results waiting for the province's receipt (exit 1 when the province rejected one)")
     o.add_argument("action", nargs="?", choices=["status", "retry"], default="status",
                    help="status (default): backlog and undelivered results; retry RESULT_ID: send a rejected one again")
@@ -200,7 +207,7 @@ def _explain_path(err: OSError, path: Path) -> str:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from station import maintenance
+    from station import maintenance, record_commands
 
     if args.command == "scenarios":
         from station import demo
@@ -226,13 +233,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(maintenance.import_candidates(config, data_dir, args.file, encoding=args.encoding, dry_run=args.dry_run))
         return 0
     if args.command == "replay":
-        print(maintenance.replay(config, data_dir, args.attempt_id, as_json=args.json))
-        return 0
+        ok, text = record_commands.replay(data_dir, args.attempt_id, args.json, args.public_key)
+        print(text)
+        return 0 if ok else 1
     if args.command == "db":
         print(maintenance.db_upgrade(data_dir))
         return 0
     if args.command == "audit":
-        ok, text = maintenance.audit_verify(data_dir)
+        ok, text = record_commands.audit_verify(data_dir, args.public_key, args.province_copy)
         print(text)
         return 0 if ok else 1
     if args.command == "outbox":

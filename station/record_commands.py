@@ -50,7 +50,8 @@ def _rubrics() -> Callable[[str], Rubric]:
 
 
 def _open(data_dir: Path) -> Database:
-    return open_database(database_path(data_dir))
+    """Read-only (SQLite `mode=ro`): nothing is created or changed, so a forensic copy can be used."""
+    return open_database(database_path(data_dir), read_only=True)
 
 
 def audit_verify(data_dir: Path, public_key: Path | None = None, province_copy: Path | None = None) -> tuple[bool, str]:

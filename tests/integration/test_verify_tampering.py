@@ -217,3 +217,28 @@ def test_a_result_rolled_back_is_found_with_the_provinces_copy(signed: Signed, t
     assert not ok
     assert f"results result_id={last['result_id']}: the province holds result seq 2" in report
     assert "no such row: it was rolled back" in report
+
+
+def test_a_read_only_copy_verifies_and_nothing_in_it_changes(signed: Signed, tmp_path: Path) -> None:
+    """A forensic copy: verify and replay read it without creating a journal, a key or a lock.
+    (As root, permissions are not enforced, so the test checks the files instead.)"""
+    copy = tmp_path / "forensic"
+    shutil.copytree(signed.data, copy)
+    with sqlite3.connect(database_path(copy)) as con:  # a copy as an examiner would take it: WAL folded in
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    for extra in copy.glob("*.sqlite3-*"):
+        extra.unlink()
+    before = {p.relative_to(copy): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    for p in [*copy.rglob("*"), copy]:
+        p.chmod(p.stat().st_mode & ~0o222)
+    try:
+        ok, report = verify(copy)
+        assert ok, report
+        ok, text = replay(copy, signed.results[1]["attempt_id"], as_json=False)
+        assert ok, text
+    finally:
+        for p in [copy, *copy.rglob("*")]:
+            p.chmod(p.stat().st_mode | 0o200)
+    after = {p.relative_to(copy): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    assert after == before
