@@ -33,8 +33,10 @@ class TextFile:
     """What it was read as: "utf-8", "utf-8-sig" (with BOM), "gb18030", or the name given."""
 
 
-def read_text_file(path: Path, encoding: str | None = None, what: str = "text") -> TextFile:
-    """The file's text. `what` names the file for people ("the candidate list", "the site config").
+def read_text_file(path: Path, encoding: str | None = None, what: str = "text", table: bool = False) -> TextFile:
+    """The file's text. `what` names the file for people ("the candidate list", "the site config");
+    `table`: a spreadsheet's rows are what it wants (save it as CSV), else a spreadsheet is the wrong
+    file altogether; only a table is read with a command that has `--encoding`.
 
     Raises TextFileError for a file that is not text in a supported encoding, OSError (with the
     file name) when it cannot be read at all.
@@ -42,32 +44,37 @@ def read_text_file(path: Path, encoding: str | None = None, what: str = "text") 
     data = path.read_bytes()
     for magic, kind in SPREADSHEET_MAGIC.items():
         if data.startswith(magic):
-            raise TextFileError(f"{path} is {kind}, not {what}: open it in Excel or WPS and save it as CSV "
-                                "(另存为 CSV UTF-8 或 CSV), then use that file")
+            if table:
+                raise TextFileError(f"{path} is {kind}, not {what}: open it in Excel or WPS and save it as CSV "
+                                    "(另存为 CSV UTF-8 或 CSV), then use that file")
+            raise TextFileError(f"{path} is {kind}, not {what}: give the YAML text file itself")
     if encoding is not None:
         try:
             codecs.lookup(encoding)
         except LookupError:
             raise TextFileError(f"--encoding {encoding!r} is not an encoding Python knows; use utf-8 or gbk") from None
-        return TextFile(_decode(path, data, encoding, f"{encoding} text"), encoding)
+        return TextFile(_decode(path, data, encoding, f"{encoding} text", table), encoding)
     if data.startswith(codecs.BOM_UTF8):
-        return TextFile(_decode(path, data, "utf-8-sig", "UTF-8 text"), "utf-8-sig")
+        return TextFile(_decode(path, data, "utf-8-sig", "UTF-8 text", table), "utf-8-sig")
     try:
         return TextFile(data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError as utf8_error:
         try:
             return TextFile(data.decode("gb18030"), "gb18030")
         except UnicodeDecodeError:
-            raise TextFileError(f"{path} is not UTF-8 or GBK text ({_where(data, utf8_error)}); save it as "
-                                "UTF-8, or name its encoding with --encoding") from None
+            raise TextFileError(f"{path} is not UTF-8 or GBK text ({_where(data, utf8_error)}); "
+                                f"{_todo(table)}") from None
 
 
-def _decode(path: Path, data: bytes, encoding: str, kind: str) -> str:
+def _decode(path: Path, data: bytes, encoding: str, kind: str, table: bool) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as err:
-        raise TextFileError(f"{path} is not {kind} ({_where(data, err)}); save it as UTF-8, or name its "
-                            "encoding with --encoding") from None
+        raise TextFileError(f"{path} is not {kind} ({_where(data, err)}); {_todo(table)}") from None
+
+
+def _todo(table: bool) -> str:
+    return "save it as UTF-8, or name its encoding with --encoding" if table else "save it as UTF-8 (or GBK)"
 
 
 def _where(data: bytes, err: UnicodeDecodeError) -> str:

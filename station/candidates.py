@@ -89,7 +89,7 @@ def import_candidates_csv(services: StationServices, path: Path, *, encoding: st
     CandidateFileError listing every problem when any line is wrong; nothing is registered then.
     """
     try:
-        text = read_text_file(path, encoding, what="the candidate list")
+        text = read_text_file(path, encoding, what="the candidate list", table=True)
     except TextFileError as err:
         raise CandidateFileError(str(err)) from err
     except OSError as err:
