@@ -88,8 +88,15 @@ def replay(data_dir: Path, attempt_id: str, as_json: bool, public_key: Path | No
     """Score the stored timeline again with the rubric edition that scored it; compare with the
     latest stored sheet and with the signed result. `ok` is False when anything differs."""
     key = site_key(data_dir, public_key)
+    with _open(data_dir) as db:
+        chains = [p for p in audit.verify(db).problems if attempt_id in p.key]  # its timeline chain and seal
+        return _replay_in(db, attempt_id, as_json, key, chains)
+
+
+def _replay_in(db: Database, attempt_id: str, as_json: bool, key: SiteKeyRef | None,
+               chains: list[audit.Problem]) -> tuple[bool, str]:
     rubric_of = _rubrics()
-    with _open(data_dir) as db, db.read() as session:
+    with db.read() as session:
         attempt = session.get(AttemptRow, attempt_id)
         if attempt is None:
             raise ServiceError(f"no attempt {attempt_id} in {db.path}; `examstation outbox --all` lists results "
@@ -108,6 +115,7 @@ def replay(data_dir: Path, attempt_id: str, as_json: bool, public_key: Path | No
         stored = session.execute(select(ScoreSheetRow.sheet).where(ScoreSheetRow.attempt_id == attempt_id)
                                  .order_by(ScoreSheetRow.version.desc()).limit(1)).scalar()
         found = prove_records(session, key, rubric_of, attempt_id=attempt_id)
+    found.problems[:0] = chains
     identical = stored is None or stored == canonical_json(sheet.to_dict())
     ok = identical and not found.problems
     if as_json:

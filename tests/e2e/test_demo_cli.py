@@ -73,3 +73,6 @@ def test_audit_verify_reports_a_flipped_byte(exam: tuple[Path, dict[str, object]
     result = cli("audit", "verify", "--data-dir", str(copy), check=False)
     assert result.returncode == 1, result.stdout
     assert f"\n  {table} " in result.stdout, result.stdout
+    if table != "audit":  # the attempt's own records: replay refuses to call them the signed result
+        again = cli("replay", str(exam[1]["attempt_id"]), "--data-dir", str(copy), check=False)
+        assert again.returncode != 0, again.stdout
