@@ -6,7 +6,7 @@ uplink and the UI may take, each handed to the module that does it.
 | station.registration | the batch list of candidates; the invigilator's ID check at a station (check-in) |
 | station.exam_run | the draw; starting, pausing, resuming and ending items; the item clock; vetoes |
 | station.device_events | what the devices say while an exam runs: samples, unreadable values, offline |
-| station.sign_off | scoring, the examiners' marks, overrides and gap decisions, signatures, replay |
+| station.sign_off | scoring, the examiners' marks, overrides and gap decisions, signatures |
 | station.results | the signed result stored with its outbox row |
 | station.attempt_book | the one writer of attempts, their timelines and their audit entries |
 | station.storage_watch | the alarm, and running items paused, while the store cannot keep up |
@@ -165,9 +165,6 @@ class StationServices:
 
     def examiner_sign(self, attempt_id: str, examiner: str) -> dict[str, Any] | None:
         return self.sign_off.examiner_sign(attempt_id, examiner)
-
-    def replay(self, attempt_id: str) -> ScoreSheet:
-        return self.sign_off.replay(attempt_id)
 
     # -- results ----------------------------------------------------------------------------------
     def settle_receipts(self, receipts: list[outbox.Receipt]) -> list[outbox.Applied]:

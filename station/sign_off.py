@@ -1,5 +1,5 @@
 """Review and sign-off: the sheet scored from the stored timeline, the examiners' marks, overrides
-and gap decisions, the candidate's signature or refusal, the examiners' signatures, and replay.
+and gap decisions, the candidate's signature or refusal, and the examiners' signatures.
 
 Marks and overrides are checked against the rubric when made (scoring.checks, the same checks a
 stored timeline meets when it is scored again). Each one is a timeline record with its audit entry,
@@ -28,7 +28,6 @@ from station import session as sm
 from station.attempt_book import AttemptBook
 from station.config import SiteConfig
 from station.db.digest import sha256_hex
-from station.db.models import Attempt as AttemptRow
 from station.db.models import ScoreSheetRow, Signature
 from station.errors import ServiceError
 from station.events import ResultStateEvent
@@ -193,19 +192,6 @@ class SignOff(ServicePart):
             self.book.events.publish(ResultStateEvent(str(stored["result_id"]), attempt_id, OutboxState.QUEUED))
             return stored
         return None
-
-    def replay(self, attempt_id: str) -> ScoreSheet:
-        """Score the stored timeline again with the rubric that scored it (the hash must match)."""
-        a = self.book.get(attempt_id)
-        with self.book.db.read() as s:
-            row = s.get(AttemptRow, attempt_id)
-            assert row is not None
-            rubric_hash = row.rubric_hash
-        rubric = self.rubric_of(a.operation)
-        if rubric.hash != rubric_hash:
-            raise ServiceError(f"attempt {attempt_id} was scored with rubric {rubric_hash}; the rubric file now is "
-                               f"{rubric.hash}; replay needs the same rubric file (restore it from the export)")
-        return score(rubric, stored_timeline(self.book.db, attempt_id))
 
 
 def _refuse_unless(check: Callable[[], None], attempt_id: str) -> None:
