@@ -7,7 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # command=package pairs the test suite needs (mbpoll: a Modbus client nobody here wrote)
-SYSTEM_PACKAGES := mbpoll=mbpoll mosquitto=mosquitto mosquitto_sub=mosquitto-clients
+SYSTEM_PACKAGES := mbpoll=mbpoll mosquitto=mosquitto mosquitto_sub=mosquitto-clients ffprobe=ffmpeg \
+  -=python3-gi -=gir1.2-gst-rtsp-server-1.0 -=gstreamer1.0-plugins-ugly -=gstreamer1.0-plugins-good \
+  -=gstreamer1.0-plugins-bad
 
 .PHONY: setup system-deps test lint typecheck unit demo sim bench clean
 

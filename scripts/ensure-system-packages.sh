@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests need, only when a command is missing.
 # Usage: scripts/ensure-system-packages.sh COMMAND=PACKAGE ...
+# A library without a command is named as -=PACKAGE: it is checked with dpkg instead.
 # As root it runs apt-get update + install; otherwise it says which command to run and fails.
 set -euo pipefail
 missing=()
 for pair in "$@"; do
   cmd=${pair%%=*}; pkg=${pair#*=}
-  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/usr/bin/$cmd" ]; then
+  if [ "$cmd" = "-" ]; then
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  elif ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/usr/bin/$cmd" ]; then
     missing+=("$pkg")
   fi
 done
