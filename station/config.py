@@ -71,6 +71,27 @@ class Station(_Config):
 class Storage(_Config):
     data_dir: str = Field("./examstation-data", description="directory for the database, evidence video and keys")
     min_free_gb: float = Field(20.0, ge=0, description="raise the low-disk alarm below this much free space (GB)")
+    critical_free_gb: float = Field(
+        5.0, ge=0,
+        description="below this much free space (GB) no new attempt starts: evidence is never deleted for room")
+
+    @model_validator(mode="after")
+    def _watermarks(self) -> Storage:
+        if self.critical_free_gb > self.min_free_gb:
+            raise ValueError(f"storage: critical_free_gb {self.critical_free_gb:g} is above min_free_gb "
+                             f"{self.min_free_gb:g}; the warning must come before the refusal: lower critical_free_gb")
+        return self
+
+
+class Recording(_Config):
+    policy: Literal["attempts", "continuous"] = Field(
+        "attempts", description="attempts: footage no attempt links is removed after unlinked_keep_hours; "
+        "continuous: kept continuous_keep_days. Attempt-linked footage is kept 3 years either way")
+    segment_s: float = Field(10.0, ge=2, le=60, description="segment length in seconds (cut at the next keyframe)")
+    pre_roll_s: float = Field(30.0, ge=0, le=600, description="seconds before check-in linked to the attempt")
+    post_roll_s: float = Field(10.0, ge=0, le=600, description="seconds after sign-off linked to the attempt")
+    unlinked_keep_hours: float = Field(24.0, ge=1, description="policy attempts: keep unlinked footage this long")
+    continuous_keep_days: float = Field(30.0, ge=1, description="policy continuous: keep unlinked footage this long")
 
 
 class Uplink(_Config):
@@ -99,6 +120,7 @@ class SiteConfig(_Config):
     buses: tuple[RtuBus, ...] = Field((), description="RS-485 lines that modbus-rtu devices name in `bus:`")
     stations: tuple[Station, ...] = Field(min_length=1, description="the exam stations (考位) of the hall")
     storage: Storage = Field(default_factory=Storage, description="where data lives")
+    recording: Recording = Field(default_factory=Recording, description="evidence video: segments, rolls, retention")
     uplink: Uplink = Field(default_factory=Uplink, description="how results reach the province")
     exam: Exam = Field(default_factory=Exam, description="exam rules this site applies")
 

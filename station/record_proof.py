@@ -38,7 +38,14 @@ from station.audit import Problem
 from station.db.digest import GENESIS_HASH, sha256_hex
 from station.db.errors import DatabaseError
 from station.db.models import AuditRow, ResultRow, ScoreSheetRow
-from station.result_document import AuditCheckpoint, CandidateRef, build_result
+from station.result_document import (
+    AuditCheckpoint,
+    CandidateRef,
+    VideoEvidence,
+    build_result,
+    pointer_problems,
+    without_pointers,
+)
 from station.signing import SigningError, key_id, verify
 from station.stored import load_timeline_in
 

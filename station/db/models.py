@@ -226,3 +226,80 @@ class AuditRow(Base):
     """Canonical JSON object."""
     prev_hash: Mapped[str] = mapped_column(Text)
     entry_hash: Mapped[str] = mapped_column(Text)
+
+
+class EvidenceSegment(Base):
+    """One finished evidence video segment (`devices.camera.contract.Segment`) as the index knows it.
+
+    Written in one transaction with its `evidence.segment` audit entry (which carries the SHA-256),
+    so a segment file is either indexed and chained or not indexed at all. `path` is relative to the
+    data directory. `keep_until_utc_ns` is set when an attempt links the segment (3 years after the
+    attempt); no space policy deletes a segment while it is set and in the future.
+    """
+
+    __tablename__ = "evidence_segments"
+    __table_args__ = (
+        Index("ix_evidence_segments_station_start", "station", "start_utc_ns"),
+        CheckConstraint("end_utc_ns >= start_utc_ns", name="time_order"),
+    )
+
+    segment_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    station: Mapped[str] = mapped_column(Text)
+    camera: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    sha256: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    start_utc_ns: Mapped[int] = mapped_column(BigInteger)
+    end_utc_ns: Mapped[int] = mapped_column(BigInteger)
+    start_mono_ns: Mapped[int] = mapped_column(BigInteger)
+    end_mono_ns: Mapped[int] = mapped_column(BigInteger)
+    clock_run: Mapped[str] = mapped_column(Text)
+    """The recording process run; monotonic times compare only within one run."""
+    frames: Mapped[int] = mapped_column(Integer)
+    codec: Mapped[str] = mapped_column(Text)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    recovered: Mapped[int] = mapped_column(Integer)
+    """1 when rebuilt from a `.part` a crash left (the readable frames only; a gap covers the rest)."""
+    keep_until_utc_ns: Mapped[int | None] = mapped_column(BigInteger)
+    deleted_utc_ns: Mapped[int | None] = mapped_column(BigInteger)
+    """Set when a retention policy removed the file of an unlinked segment; the row stays as the record."""
+
+
+class CameraGapRow(Base):
+    """A time a camera was not recorded, and why; open (`to_utc_ns` null) while it lasts."""
+
+    __tablename__ = "camera_gaps"
+    __table_args__ = (Index("ix_camera_gaps_station_from", "station", "from_utc_ns"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station: Mapped[str] = mapped_column(Text)
+    camera: Mapped[str] = mapped_column(Text)
+    from_utc_ns: Mapped[int] = mapped_column(BigInteger)
+    to_utc_ns: Mapped[int | None] = mapped_column(BigInteger)
+    from_mono_ns: Mapped[int] = mapped_column(BigInteger)
+    to_mono_ns: Mapped[int | None] = mapped_column(BigInteger)
+    clock_run: Mapped[str] = mapped_column(Text)
+    cause: Mapped[str] = mapped_column(Text)
+
+
+class AttemptEvidence(Base):
+    """An attempt's link to a segment of one of its station's cameras (check-in - pre-roll .. sign-off + post-roll)."""
+
+    __tablename__ = "attempt_evidence"
+
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.attempt_id"), primary_key=True)
+    segment_id: Mapped[str] = mapped_column(ForeignKey("evidence_segments.segment_id"), primary_key=True)
+
+
+class AttemptStill(Base):
+    """The still taken from a station camera at check-in, to compare the person with the registered photo (替考)."""
+
+    __tablename__ = "attempt_stills"
+
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.attempt_id"), primary_key=True)
+    camera: Mapped[str] = mapped_column(Text, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    """Relative to the data directory."""
+    sha256: Mapped[str] = mapped_column(Text)
+    utc_ns: Mapped[int] = mapped_column(BigInteger)

@@ -56,7 +56,8 @@ def result_doc() -> dict[str, Any]:
     """A signed result in the shape station.result_document builds (one item, one deduction, one mark)."""
     line = {"row": "K31-2", "code": "K31-2a", "points": 5, "count": 1, "reason": "未指出危险点",
             "detail": "examiner mark", "t_from": "2026-11-28T01:02:03.000Z", "t_to": "2026-11-28T01:02:13.000Z",
-            "video_offset_s": 12.5}
+            "video_offset_s": 12.5,
+            "video": [{"camera": "overview", "segment_id": "A01-overview-20261128T010200.000000Z", "offset_s": 3.0}]}
     doc = {
         "schema": "examstation/result/v1", "result_id": RID, "attempt_id": AID, "seq": 1,
         "site": "GD-SZ-0101", "station": "A01", "operation": "低压电工作业",
@@ -70,7 +71,12 @@ def result_doc() -> dict[str, Any]:
         }],
         "total": 95, "pass_total": 80, "passed": False, "veto_failed": False, "complete": False,
         "signed_by": ["考评员甲", "考评员乙"], "signed_at": "2026-11-28T01:10:00.000Z",
-        "evidence": [{"segment_id": "A01-overview-000123", "sha256": "cd" * 32, "camera": "overview"}],
+        "evidence": [{"segment_id": "A01-overview-20261128T010200.000000Z", "sha256": "cd" * 32, "camera": "overview",
+                      "from": "2026-11-28T01:02:00.000Z", "to": "2026-11-28T01:02:10.000Z", "frames": 100,
+                      "size_bytes": 1234567, "recovered": False}],
+        "video_gaps": [{"camera": "overview", "from": "2026-11-28T01:04:00.000Z", "to": None,
+                        "cause": "no frames for 2.0 s"}],
+        "checkin_stills": [{"camera": "overview", "sha256": "ef" * 32, "at": "2026-11-28T00:59:00.000Z"}],
         "software": "examstation 0.1.0",
         "audit_checkpoint": {"seq": 41, "entry_hash": "ab" * 32},
     }
