@@ -46,6 +46,8 @@ class ScaledClock:
         """Real monotonic time the current scale took effect."""
         self._seg_elapsed_ns = 0
         """Exam time elapsed before the current scale took effect."""
+        self._history: list[tuple[int, int, float]] = [(0, self._seg_start, scale)]
+        """(exam elapsed, real monotonic, scale) at each change of scale, to map exam time back to real time."""
 
     def _elapsed_ns(self) -> int:
         return self._seg_elapsed_ns + int((self._base.mono_ns() - self._seg_start) * self.scale)
@@ -57,12 +59,24 @@ class ScaledClock:
         self._seg_elapsed_ns = self._elapsed_ns()
         self._seg_start = self._base.mono_ns()
         self.scale = scale
+        self._history.append((self._seg_elapsed_ns, self._seg_start, scale))
 
     def mono_ns(self) -> int:
         return self._out_mono0 + self._elapsed_ns()
 
     def utc_ns(self) -> int:
         return self._out_utc0 + self._elapsed_ns()
+
+    def real_utc_ns(self, exam_utc_ns: int) -> int:
+        """The real wall-clock time at which this clock read `exam_utc_ns` (video is recorded in real time,
+        so a moment of a rehearsal's exam time is found in the evidence at this time)."""
+        elapsed = exam_utc_ns - self._out_utc0
+        exam0, real0, scale = self._history[0]
+        for entry in self._history[1:]:
+            if entry[0] > elapsed:
+                break
+            exam0, real0, scale = entry
+        return self._base.utc_ns() - self._base.mono_ns() + real0 + int((elapsed - exam0) / scale)
 
     def seconds(self) -> float:
         """Exam seconds since the clock was made (for a simulated device's own clock)."""
@@ -86,3 +100,13 @@ class ContinuousClock:
 
     def utc_ns(self) -> int:
         return self.base.utc_ns()
+
+    def real_utc_ns(self, exam_utc_ns: int) -> int:
+        """UTC is passed through unchanged, so the base clock says where a moment is in real time."""
+        return real_utc_ns(self.base, exam_utc_ns)
+
+
+def real_utc_ns(clock: Clock, utc_ns: int) -> int:
+    """The real wall-clock time of a moment read on `clock` (itself, unless the clock runs scaled)."""
+    convert = getattr(clock, "real_utc_ns", None)
+    return int(convert(utc_ns)) if convert is not None else utc_ns

@@ -20,7 +20,7 @@ entries after the last checkpoint the province holds were not deleted when no co
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,23 +29,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from scoring.canonical import canonical_json
-from scoring.engine import score
 from scoring.rubric import Rubric
 from scoring.rubric_loader import RubricError
-from scoring.timeline import LifecycleRecord
 from station.audit import Problem
 from station.db.digest import GENESIS_HASH, sha256_hex
 from station.db.errors import DatabaseError
 from station.db.models import AuditRow, ResultRow, ScoreSheetRow
-from station.result_document import (
-    AuditCheckpoint,
-    CandidateRef,
-    VideoEvidence,
-    build_result,
-    pointer_problems,
-    without_pointers,
-)
+from station.result_check import SheetText, rescore, result_against_sheet
+from station.result_document import pointer_problems
 from station.signing import SigningError, key_id, verify
 from station.stored import load_timeline_in
 
@@ -115,14 +106,7 @@ def prove_records(session: Session, key: SiteKeyRef | None, rubric_of: Callable[
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class _Sheet:
-    version: int
-    text: str
-    data: dict[str, Any]
-
-
-def _sheets_against_audit(session: Session, found: Findings, attempt_id: str | None) -> dict[str, _Sheet]:
+def _sheets_against_audit(session: Session, found: Findings, attempt_id: str | None) -> dict[str, SheetText]:
     """Each sheet against the audit entry that recorded it; the latest sheet of each attempt."""
     recorded: dict[tuple[str, int], tuple[int, Mapping[str, Any]]] = {}
     entries = select(AuditRow.seq, AuditRow.subject, AuditRow.payload).where(AuditRow.action == SHEET_SCORED)
@@ -136,7 +120,7 @@ def _sheets_against_audit(session: Session, found: Findings, attempt_id: str | N
             recorded[(subject.removeprefix("attempt:"), int(data["version"]))] = (seq, data)
         except (ValueError, KeyError, TypeError):
             found.add("audit", f"seq={seq}", f"{SHEET_SCORED} entry without a version: {payload[:200]!r}")
-    latest: dict[str, _Sheet] = {}
+    latest: dict[str, SheetText] = {}
     for row in session.execute(sheet_rows).scalars():
         where = f"attempt_id={row.attempt_id},version={row.version}"
         actual = sha256_hex(row.sheet)
@@ -156,7 +140,7 @@ def _sheets_against_audit(session: Session, found: Findings, attempt_id: str | N
                 found.add("score_sheets", where, f"audit seq={seq} recorded total {kept.get('total')}, the sheet "
                                                  f"says {data.get('total')}")
         if isinstance(data, dict):
-            latest[row.attempt_id] = _Sheet(row.version, row.sheet, data)
+            latest[row.attempt_id] = SheetText(row.version, row.sheet, data)
     return latest
 
 
@@ -187,29 +171,12 @@ def _checkpoint(doc: dict[str, Any], chain: Mapping[int, str], where: str, found
                                                                        if now is None else f"has {now} there now"))
 
 
-_COMPARED = ("total", "pass_total", "passed", "veto_failed", "complete", "operation")
+def _result_against_sheet(doc: dict[str, Any], sheet: SheetText, where: str, found: Findings) -> None:
+    for message in (*result_against_sheet(doc, sheet), *pointer_problems(doc)):
+        found.add("results", where, message)
 
 
-def _result_against_sheet(doc: dict[str, Any], sheet: _Sheet, where: str, found: Findings) -> None:
-    for name in _COMPARED:
-        if doc.get(name) != sheet.data.get(name):
-            found.add("results", where, f"the result says {name} {doc.get(name)!r}, its score sheet (version "
-                                        f"{sheet.version}) says {sheet.data.get(name)!r}")
-    rubric = doc.get("rubric") or {}
-    for name in ("id", "hash"):
-        if rubric.get(name) != sheet.data.get(f"rubric_{name}"):
-            found.add("results", where, f"the result names rubric {name} {rubric.get(name)!r}, its score sheet "
-                                        f"{sheet.data.get(f'rubric_{name}')!r}")
-    by_code = {i.get("code"): i for i in sheet.data.get("items", []) if isinstance(i, dict)}
-    for item in doc.get("items", []):
-        other = by_code.get(item.get("code"), {})
-        for name in ("score", "outcome"):
-            if item.get(name) != other.get(name):
-                found.add("results", where, f"item {item.get('code')}: the result says {name} {item.get(name)!r}, "
-                                            f"its score sheet says {other.get(name)!r}")
-
-
-def _rescore(session: Session, doc: dict[str, Any], attempt_id: str, sheet: _Sheet,
+def _rescore(session: Session, doc: dict[str, Any], attempt_id: str, sheet: SheetText,
              rubric_of: Callable[[str], Rubric], where: str, found: Findings) -> None:
     """Score the stored timeline again; the sheet and the signed document must be what it gives."""
     try:
@@ -226,52 +193,15 @@ def _rescore(session: Session, doc: dict[str, Any], attempt_id: str, sheet: _She
     except DatabaseError as err:
         found.add("timeline", f"attempt_id={attempt_id}", f"not re-scored: {err}")
         return
-    fresh = score(rubric, timeline)
-    if canonical_json(fresh.to_dict()) != sheet.text:
-        found.add("score_sheets", f"attempt_id={attempt_id},version={sheet.version}",
-                  f"the stored timeline re-scores to total {fresh.total:g} (passed {fresh.passed}), the sheet says "
-                  f"{sheet.data.get('total')}" + _first_difference(fresh.to_dict(), sheet.data))
+    wrong = rescore(doc, attempt_id, sheet, rubric, timeline)
+    if wrong is None:
         return
-    origin = next((r for r in timeline if isinstance(r, LifecycleRecord) and r.kind == "attempt_start"), None)
-    if origin is None:
-        found.add("timeline", f"attempt_id={attempt_id}", "no attempt_start record: the result cannot be rebuilt")
-        return
-    try:
-        cand, point = doc["candidate"], doc.get("audit_checkpoint") or {"seq": 0, "entry_hash": GENESIS_HASH}
-        rebuilt = build_result(
-            result_id=doc["result_id"], attempt_id=attempt_id, seq=doc["seq"], site=doc["site"],
-            station=doc["station"], candidate=CandidateRef(cand["id_number"], cand["name"], cand["batch"]),
-            sheet=fresh, origin_mono_ns=origin.t_mono_ns, origin_utc_ns=origin.t_utc_ns,
-            signed_by=doc["signed_by"], signed_at_utc_ns=0, evidence=doc["evidence"], software=doc["software"],
-            audit_checkpoint=AuditCheckpoint(point["seq"], point["entry_hash"]))
-    except (KeyError, TypeError) as err:
-        found.add("results", where, f"the document lacks {err}: it cannot be rebuilt from the timeline")
-        return
-    rebuilt["signed_at"] = doc.get("signed_at")
-    if "audit_checkpoint" not in doc:
-        del rebuilt["audit_checkpoint"]
-    unsigned = {k: v for k, v in doc.items() if k != "signature"}
-    if canonical_json(rebuilt) != canonical_json(unsigned):
-        found.add("results", where, "the document differs from the one its re-scored timeline gives"
-                  + _first_difference(rebuilt, unsigned))
-
-
-def _first_difference(expected: Any, actual: Any, path: str = "") -> str:
-    """"; at items[0].score: 95 here, 65 there": where a person should look first."""
-    for p, a, b in _differences(expected, actual, path):
-        return f"; first difference at {p or 'the top'}: {a!r} from the timeline, {b!r} stored"
-    return ""
-
-
-def _differences(a: Any, b: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b)):
-            yield from _differences(a.get(k), b.get(k), f"{path}.{k}" if path else k)
-    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            yield from _differences(x, y, f"{path}[{i}]")
-    elif a != b:
-        yield path, a, b
+    if wrong.part == "sheet":
+        found.add("score_sheets", f"attempt_id={attempt_id},version={sheet.version}", wrong.message)
+    elif wrong.part == "timeline":
+        found.add("timeline", f"attempt_id={attempt_id}", wrong.message)
+    else:
+        found.add("results", where, wrong.message)
 
 
 def _against_province(session: Session, copy: Mapping[str, Any], key: SiteKeyRef | None,

@@ -23,14 +23,14 @@ from station.db.digest import GENESIS_HASH
 from station.db.models import AuditRow, Candidate, ScoreSheetRow
 from station.errors import ServiceError
 from station.ids import uuid7
-from station.result_document import AuditCheckpoint, CandidateRef, build_result
+from station.result_document import AuditCheckpoint, CandidateRef, VideoEvidence, build_result
 from station.signing import SiteKey
 from station.stored import load_timeline_in
 from station.uplink import outbox
 
 
 def store_signed_result(tx: Session, a: sm.Attempt, now: sm.Now, *, rubric: Rubric, config: SiteConfig,
-                        key: SiteKey, software: str) -> dict[str, Any]:
+                        key: SiteKey, software: str, video: VideoEvidence | None = None) -> dict[str, Any]:
     """Inside the transaction of the last signature: the signed document, stored and queued."""
     row = tx.execute(select(ScoreSheetRow).where(ScoreSheetRow.attempt_id == a.attempt_id)
                      .order_by(ScoreSheetRow.version.desc()).limit(1)).scalar_one()
@@ -51,6 +51,7 @@ def store_signed_result(tx: Session, a: sm.Attempt, now: sm.Now, *, rubric: Rubr
                        station=a.station, candidate=CandidateRef(cand.id_number, cand.name, cand.batch),
                        sheet=sheet, origin_mono_ns=origin.t_mono_ns, origin_utc_ns=origin.t_utc_ns,
                        signed_by=a.examiner_signatures, signed_at_utc_ns=now.utc_ns, software=software,
+                       video=video or VideoEvidence(),
                        audit_checkpoint=AuditCheckpoint(0, GENESIS_HASH) if head is None else AuditCheckpoint(*head))
     signed = key.sign(doc)
     outbox.store_result(tx, signed, actor=a.examiner_signatures[-1], attempt_id=a.attempt_id, utc_ns=now.utc_ns)

@@ -31,6 +31,8 @@ from station.db.digest import sha256_hex
 from station.db.models import ScoreSheetRow, Signature
 from station.errors import ServiceError
 from station.events import ResultStateEvent
+from station.evidence_link import EvidenceLinker
+from station.result_document import VideoEvidence
 from station.results import store_signed_result
 from station.rig_check import RigState
 from station.service_part import ServicePart
@@ -62,6 +64,9 @@ class SignOff(ServicePart):
         """The site key that signs each result."""
         self.software = software
         """The controller's name and version, written into each result document."""
+        self.evidence: EvidenceLinker | None = None
+        """Set while cameras are recorded (station.recording): the last signature then waits for the
+        post-roll and the result lists the attempt's video. None only where nothing records (unit tests)."""
 
     def score(self, attempt_id: str) -> ScoreSheet:
         """Score the ended attempt from its stored timeline and keep the sheet (version 1, 2... after marks)."""
@@ -179,13 +184,21 @@ class SignOff(ServicePart):
         attempt state included, in ONE transaction (the uplink may deliver it a moment later).
         Returns the result document then."""
         stored: dict[str, Any] = {}
+        before = self.book.get(attempt_id)
+        evidence = self.evidence
+        last = examiner not in before.examiner_signatures and \
+            len(before.examiner_signatures) + 1 >= before.examiners_required
+        # The wait for the post-roll happens before the transaction, which holds the writer lock.
+        window_end = evidence.settle(before.station) if evidence is not None and last else None
 
         def keep(tx: Session, a: sm.Attempt, n: sm.Now) -> None:
             tx.add(Signature(attempt_id=attempt_id, item_code=None, role="examiner", who=examiner, decision="signed",
                              utc_ns=n.utc_ns))
             if a.state == sm.State.QUEUED:
+                video = VideoEvidence() if evidence is None else \
+                    evidence.video_in(tx, attempt_id, a.station, window_end or n.utc_ns)
                 stored.update(store_signed_result(tx, a, n, rubric=self.rubric_of(a.operation), config=self.config,
-                                                  key=self.key, software=self.software))
+                                                  key=self.key, software=self.software, video=video))
 
         self.book.step(attempt_id, examiner, _sign_and_queue, examiner, extra=keep)
         if stored:  # committed: the uplink relay, subscribed to these, sends it now
