@@ -93,6 +93,7 @@ class CameraReader:
         self._last_utc_ns: int | None = None
         self._last_mono_ns: int | None = None
         self._frame_ns = 100_000_000
+        self._read_timeout_s = max(0.2, stall_s - _DETECT_MARGIN_S)
         self.path, self._format, self._options = open_options(source.url, stall_s)
 
     def run(self) -> None:
@@ -103,7 +104,7 @@ class CameraReader:
             attempts += 1
             try:
                 container = av.open(self.path, format=self._format, options=self._options,
-                                    timeout=(self._connect_timeout_s, max(0.2, self._stall_s - _DETECT_MARGIN_S)))
+                                    timeout=(self._connect_timeout_s, self._read_timeout_s))
             except (OSError, av.FFmpegError) as err:
                 self._lost(f"cannot connect to {self.source.url}: {describe(err)}")
                 self._stop.wait(self._backoff.next_s())
@@ -130,17 +131,25 @@ class CameraReader:
         pace = _Pacer(stream.time_base) if self.source.url.startswith("file://") else None
         waiting_keyframe = True
         delivered = False
+        returned_mono_ns = time.monotonic_ns()
         try:
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     return None
                 utc_ns, mono_ns = time.time_ns(), time.monotonic_ns()
+                # A read that lasted the whole read timeout was interrupted, and the RTSP demuxer then
+                # hands out the frame it was holding (it emits a frame when the next one starts): that
+                # frame came in one step after the previous one, and the camera has gone silent since.
+                late = delivered and pace is None and mono_ns - returned_mono_ns >= self._read_timeout_s * 0.95e9
+                returned_mono_ns = mono_ns
                 if packet.size == 0:
                     continue
                 if pace is not None:
                     utc_ns, mono_ns = pace.wait(packet.pts)
                 if waiting_keyframe and not packet.is_keyframe:
                     continue
+                if late and self._last_utc_ns is not None and self._last_mono_ns is not None:
+                    utc_ns, mono_ns = self._last_utc_ns + self._frame_ns, self._last_mono_ns + self._frame_ns
                 if self._last_mono_ns is not None and template.wall_clock:
                     self._frame_ns = mono_ns - self._last_mono_ns
                 self._last_utc_ns, self._last_mono_ns = utc_ns, mono_ns
@@ -152,6 +161,8 @@ class CameraReader:
                 waiting_keyframe = False
                 self._hand_over(Arrival(packet, utc_ns, mono_ns, self._connection, template))
                 delivered = True
+                if late:
+                    return f"no frames for {self._stall_s:.1f} s"
         except (OSError, av.FFmpegError) as err:
             if self._stop.is_set():
                 return None
