@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ GAP_RECORDED: Final = "evidence.gap"
 """Audit action of a camera gap, once when it opens (to_utc_ns null) and once when it closes."""
 GAP_ALARM: Final = "camera.gap"
 ACTOR: Final = "recorder"
+RATE_WINDOW_S: Final = 300.0
 
 
 @dataclass(slots=True)
@@ -69,6 +71,8 @@ class EvidenceIndex:
         self._cond = threading.Condition()
         self._coverage: dict[tuple[str, str], _Coverage] = {}
         self._gap_ids: dict[tuple[str, str, str, int], int] = {}
+        self._recent: deque[tuple[float, int]] = deque()
+        """(monotonic s, bytes) of the segments stored in the last RATE_WINDOW_S: the recording rate."""
         self.failures = 0
         """Facts that could not be stored (logged and alarmed; the files stay on disk)."""
 
@@ -108,10 +112,11 @@ class EvidenceIndex:
     def gap_closed(self, gap: CameraGap) -> None:
         self._queue.put(lambda: self._close_gap(gap))
 
-    def index_recovered(self, recovered: Sequence[tuple[Segment, CameraGap]]) -> None:
-        """Segments rebuilt from `.part` files a crash left, each with the gap of what was lost."""
+    def index_recovered(self, recovered: Sequence[tuple[Segment | None, CameraGap]]) -> None:
+        """Segments rebuilt from `.part` files a crash left (None: nothing was readable), each with the
+        gap of what was lost."""
         for segment, gap in recovered:
-            if segment.frames:
+            if segment is not None:
                 self.segment_closed(segment)
             self.gap_opened(gap)
             if not gap.is_open:
@@ -138,6 +143,16 @@ class EvidenceIndex:
             while (late := behind()) and (left := deadline - time.monotonic()) > 0:
                 self._cond.wait(min(left, 0.5))
         return late
+
+    def bytes_per_s(self) -> float:
+        """What the cameras wrote per second lately (for the disk watch's hours-left estimate)."""
+        with self._cond:
+            self._trim()
+            return sum(n for _, n in self._recent) / RATE_WINDOW_S
+
+    def _trim(self) -> None:
+        while self._recent and self._recent[0][0] < time.monotonic() - RATE_WINDOW_S:
+            self._recent.popleft()
 
     # -- the worker ------------------------------------------------------------------------------
 
@@ -176,6 +191,8 @@ class EvidenceIndex:
         with self._cond:
             cov = self._coverage.setdefault((s.station, s.camera), _Coverage())
             cov.final_until_utc_ns = max(cov.final_until_utc_ns, s.end_utc_ns)
+            self._recent.append((time.monotonic(), s.size_bytes))
+            self._trim()
             self._cond.notify_all()
 
     def _open_gap(self, g: CameraGap) -> None:

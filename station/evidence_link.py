@@ -81,7 +81,7 @@ class EvidenceLinker:
                 log.error("check-in at %s (attempt %s): %s; compare the person with the photo by eye and note it",
                           station, attempt_id, err)
                 continue
-            rel = Path("evidence") / "stills" / f"{attempt_id}-{cam.id}.jpg"
+            rel = Path("stills") / f"{attempt_id}-{cam.id}.jpg"
             durable_write(self.data_dir / rel, jpeg)
             digest = hashlib.sha256(jpeg).hexdigest()
             with self.db.write() as tx:

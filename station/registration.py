@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -71,7 +71,22 @@ class Registered:
         return "kept" if self.attempts else "updated"
 
 
+class CheckInHooks(Protocol):
+    """What the evidence recording (station.recording) asks of a check-in."""
+
+    def refusal(self) -> str | None:
+        """Why no new attempt may start now (the evidence disk at its critical mark), or None."""
+        ...
+
+    def checked_in(self, attempt_id: str, station: str) -> None:
+        """An attempt opened at `station`: take its check-in stills (without delaying the check-in)."""
+        ...
+
+
 class Registration(ServicePart):
+    recording: CheckInHooks | None = None
+    """Set while cameras are recorded (station.recording); None only where nothing records (unit tests)."""
+
     def register_candidate(self, id_number: str, name: str, operation: str, batch: str,
                            photo_ref: str | None = None, attempt_number: int = 1) -> None:
         try:  # checked here, in the hall, not when the province rejects the signed result
@@ -119,6 +134,9 @@ class Registration(ServicePart):
     def check_in(self, id_number: str, station: str, verified_by: str, method: str = "manual") -> str:
         """The invigilator verified the candidate's ID: opens an attempt at `station`."""
         st = self.config.station(station)
+        refusal = self.recording.refusal() if self.recording is not None else None
+        if refusal is not None:
+            raise ServiceError(f"check-in of {id_number} at {station} refused: {refusal}")
         with self.book.db.read() as s:
             cand = s.get(Candidate, id_number)
             if cand is None:
@@ -146,6 +164,8 @@ class Registration(ServicePart):
 
         new = sm.Attempt(attempt_id, id_number, station, st.operation, self.config.exam.examiners_required)
         self.book.open(new, verified_by, sm.check_in, verified_by, method, create=create)
+        if self.recording is not None:
+            self.recording.checked_in(attempt_id, station)
         return attempt_id
 
     def _card_name(self, id_number: str, station: str) -> str:
