@@ -107,3 +107,38 @@ def file_sha256(path: Path) -> str:
         while chunk := f.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class Mismatch(Exception):
+    """The first thing in the bundle that does not hold: the file it is in, and what differs."""
+
+    def __init__(self, file: str, message: str) -> None:
+        super().__init__(f"{file}: {message}")
+        self.file = file
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """A bundle whose files match its manifest and whose audit entries form one chain."""
+
+    root: Path
+    manifest: dict[str, Any]
+    files: dict[str, str]
+    """Bundle path -> SHA-256, every file but the manifest."""
+    entries: list[Entry]
+    doc: dict[str, Any]
+    """result.json's value."""
+
+    @property
+    def attempt_id(self) -> str:
+        return str(self.manifest["attempt_id"])
+
+    def text(self, name: str) -> str:
+        try:
+            return (self.root / name).read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise Mismatch(name, f"is not UTF-8 text ({err})") from err
+
+    def of_attempt(self, action: str) -> list[Entry]:
+        return [e for e in self.entries if e.action == action and e.subject == f"attempt:{self.attempt_id}"]

@@ -129,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("result_id", nargs="?", help="with retry: the result to queue again")
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.add_argument("--all", action="store_true", help="list delivered results too (the latest 1000)")
+    ex = cmd("export", "write a signed attempt's evidence bundle: result, key, timeline, sheet, rubric, video, "
+                       "audit entries (docs/verify.md)")
+    ex.add_argument("attempt_id")
+    ex.add_argument("out", type=Path, metavar="OUT", help="a new directory for the bundle")
+    v = sub.add_parser("verify", help="check an evidence bundle without the station: exit 0 when all holds, 1 naming "
+                                      "the first thing that does not, 2 for a path that is not a bundle")
+    v.add_argument("bundle", type=Path, metavar="OUT", help="the directory `examstation export` wrote")
+    v.add_argument("--public-key", type=Path, default=None, metavar="PEM",
+                   help="the site public key the province registered (default: the key inside the bundle, which "
+                        "shows only that the bundle is whole)")
     k = cmd("keys", "the site's signing key")
     k.add_argument("action", choices=["init", "export"], help="init: create it; export: print the public key")
     return p
@@ -209,6 +219,12 @@ def _explain_path(err: OSError, path: Path) -> str:
 def _dispatch(args: argparse.Namespace) -> int:
     from station import maintenance, record_commands
 
+    if args.command == "verify":  # no config, no data directory: it runs where there is no station
+        from station.bundle_verify import verify_bundle
+
+        ok, text = verify_bundle(args.bundle, args.public_key)
+        print(text)
+        return 0 if ok else 1
     if args.command == "scenarios":
         from station import demo
 
@@ -252,6 +268,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         ok, text = maintenance.outbox_status(data_dir, args.json, args.all)
         print(text)
         return 0 if ok else 1
+    if args.command == "export":
+        from station.evidence_bundle import export_bundle
+
+        print(export_bundle(data_dir, args.attempt_id, args.out))
+        return 0
     if args.command == "keys":
         print(maintenance.keys(data_dir, args.action))
         return 0
