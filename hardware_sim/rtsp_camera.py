@@ -30,6 +30,7 @@ import base64
 import contextlib
 import logging
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 PATH: Final = "/main"
 _QUEUE_FRAMES: Final = 5
+_SEND_BUFFER_BYTES: Final = 64 * 1024
+"""Kernel send buffer per connection: a camera holds little, so a client that stops reading starts
+losing frames within about a second instead of after megabytes of loopback buffering."""
 _SEND_TIMEOUT_S: Final = 10.0
 _CLOSE_TIMEOUT_S: Final = 2.0
 
@@ -271,6 +275,7 @@ class SimRtspCamera:
             logger.debug("sim RTSP camera %s: refused connection from %s", self.label, peer)
             writer.transport.abort()
             return
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER_BYTES)
         client = RtspClient(writer, asyncio.current_task())
         self._clients.add(client)
         pump = asyncio.create_task(self._pump(client), name=f"sim-rtsp-{self.label}-send")
