@@ -2,9 +2,9 @@
 
 Opens the station database (refusing one that is missing, behind the schema or not in WAL with
 synchronous=FULL), recovers attempts a crash left running (paused, so the outage does not count),
-starts every configured device client, routes samples and device faults to the attempts of their
-stations, ticks the item clocks, and runs the uplink relay that delivers every signed result to
-the province (station.uplink). Examiners act through the service layer (the proctor UI, a later
+starts every configured device client and records every camera (station.recording), routes
+samples and device faults to the attempts of their stations, ticks the item clocks, and runs the
+uplink relay that delivers every signed result to the province (station.uplink). Examiners act through the service layer (the proctor UI, a later
 part); this process keeps the exam's record.
 """
 
@@ -24,6 +24,7 @@ from station.config import SiteConfig
 from station.db import database_path, open_database
 from station.device_hub import DeviceHub
 from station.events import AlarmEvent, Subscription
+from station.recording import Recording
 from station.services import StationServices
 from station.signing import SiteKey
 from station.status_feed import StatusFeed
@@ -55,11 +56,15 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
                 hub = await stack.enter_async_context(DeviceHub(config, services.record_sample, on_status,
                                                                 services.clock, services.record_value_fault))
                 relay = await stack.enter_async_context(uplink_relay(config, services, hub, relay_settings))
+                recording = await stack.enter_async_context(Recording(services, data_dir))
                 n_dev = len(hub.status())
+                n_cam = sum(len(st.cameras) for st in config.stations)
                 print(f"examstation run: site {config.site.id}, {len(config.stations)} stations, {n_dev} devices, "
-                      f"database {db.path}, results to {relay.address.url}; Ctrl-C stops", flush=True)
+                      f"{n_cam} cameras recorded, database {db.path}, results to {relay.address.url}; Ctrl-C stops",
+                      flush=True)
                 async with asyncio.TaskGroup() as group:
                     helpers = [group.create_task(services.storage.run(), name="storage watch"),
+                               group.create_task(recording.run(), name="disk watch and retention"),
                                group.create_task(print_alarms(alarms), name="alarm lines")]
                     try:
                         await _clock_loop(services, hub, relay, duration_s, status_every_s)

@@ -161,7 +161,7 @@ async def run_scenarios(config: SiteConfig, data_dir: Path, names: list[str], br
     with its delivery (None when the province's receipt came back)."""
     from station.scenario_runner import play_exam, scenario_named
 
-    run = await play_exam([scenario_named(n.strip()) for n in names], config, data_dir)
+    run = await play_exam([scenario_named(n.strip()) for n in names], config, data_dir, record=True)
     result_id = str(run.document["result_id"])
     key = SiteKey.load_or_create(data_dir)
     async with uplink_stack(config, key, broker_url, data_dir) as province:

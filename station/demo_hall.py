@@ -31,6 +31,7 @@ from station.controller import print_alarms
 from station.db import open_database
 from station.device_hub import DeviceHub
 from station.events import AlarmEvent
+from station.recording import Recording
 from station.scenario_runner import (
     DEMO_EXAMINERS,
     DEMO_INVIGILATOR,
@@ -85,7 +86,8 @@ async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale
             async with contextlib.AsyncExitStack() as stack:
                 feed = await stack.enter_async_context(StatusFeed(services.device_status))
                 site = await stack.enter_async_context(
-                    SimSite(config, cameras=False, device_clock=clock.seconds, time_scale=scale))
+                    SimSite(config, cameras=True, device_clock=clock.seconds, time_scale=scale))
+                recording = await stack.enter_async_context(Recording(services, data_dir, site.resolved_config()))
                 hub = await stack.enter_async_context(
                     DeviceHub(site.resolved_config(), services.record_sample, feed, services.clock,
                               services.record_value_fault))
@@ -100,6 +102,7 @@ async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale
                 alarms = services.events.subscribe("alarm lines", maxsize=100, kinds=(AlarmEvent,))
                 async with asyncio.TaskGroup() as group:  # one failing stops the hall with its own error
                     helpers = [group.create_task(services.storage.run(), name="storage watch"),
+                               group.create_task(recording.run(), name="disk watch and retention"),
                                group.create_task(print_alarms(alarms), name="alarm lines")]
                     try:
                         await asyncio.gather(*(

@@ -22,6 +22,7 @@ from typing import Self
 from devices.camera.contract import CameraSource
 from devices.camera.recorder import Recorder
 from devices.camera.recovery import recover_partials
+from station.config import SiteConfig
 from station.disk_watch import DiskWatch
 from station.evidence_index import EvidenceIndex
 from station.evidence_link import EvidenceLinker
@@ -37,9 +38,11 @@ def evidence_root(data_dir: Path) -> Path:
 
 
 class Recording:
-    def __init__(self, services: StationServices, data_dir: Path) -> None:
+    def __init__(self, services: StationServices, data_dir: Path, config: SiteConfig | None = None) -> None:
+        """`config`: the site as the cameras are reached (the simulator's resolved config in a demo);
+        the services' own config by default."""
         self.services = services
-        self.config = services.config
+        self.config = config or services.config
         self.data_dir = data_dir
         self.index = EvidenceIndex(services.db, data_dir, services.events)
         self.linker = EvidenceLinker(services.db, data_dir, self.config, self.index, services.clock)

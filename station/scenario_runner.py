@@ -33,6 +33,7 @@ from station import session as sm
 from station.config import SiteConfig, Station
 from station.db import open_database
 from station.device_hub import DeviceHub
+from station.recording import Recording
 from station.services import StationServices
 from station.signing import SiteKey
 from station.status_feed import StatusFeed
@@ -141,17 +142,20 @@ async def end_item(services: StationServices, attempt_id: str, sc: Scenario) -> 
         await asyncio.to_thread(services.end_item, attempt_id, EndReason.DONE, DEMO_EXAMINERS[0], with_gap)
 
 
-async def play_exam(scenarios: Sequence[Scenario], config: SiteConfig, data_dir: Path | None = None) -> ScenarioRun:
+async def play_exam(scenarios: Sequence[Scenario], config: SiteConfig, data_dir: Path | None = None,
+                    *, record: bool = False) -> ScenarioRun:
     """One attempt made of `scenarios` (one item each, all of one operation type), signed and stored."""
-    return (await play_candidates([scenarios], config, data_dir))[0]
+    return (await play_candidates([scenarios], config, data_dir, record=record))[0]
 
 
 async def play_candidates(papers: Sequence[Sequence[Scenario]], config: SiteConfig, data_dir: Path | None = None,
-                          *, restore: bool = True, start_anyway: str = "") -> list[ScenarioRun]:
+                          *, restore: bool = True, start_anyway: str = "", record: bool = False) -> list[ScenarioRun]:
     """Candidates one after another at one station, as a hall works all day: each paper is one
     candidate's attempt (one scenario per item, all of one operation type), signed and stored. The
     examiner readies the rig before each item unless `restore` is false; then an item on a rig not
-    at rest starts only with `start_anyway`, the examiner's reason."""
+    at rest starts only with `start_anyway`, the examiner's reason. With `record`, the station's
+    simulated cameras are recorded as a site records them (station.recording): each result then lists
+    its video, and its signing waits for the post-roll (`demo` does this; scoring tests need not)."""
     operation = papers[0][0].operation
     if any(sc.operation != operation for paper in papers for sc in paper):
         raise ValueError("all scenarios must be of one operation type: they play at one station")
@@ -167,9 +171,12 @@ async def play_candidates(papers: Sequence[Sequence[Scenario]], config: SiteConf
         services = StationServices(site_config, db, key, clock)
         stack.callback(services.close)
         async with StatusFeed(services.device_status) as feed, \
-                SimSite(site_config, cameras=False, device_clock=clock.seconds,
-                        time_scale=papers[0][0].time_scale) as site:
+                SimSite(site_config, cameras=record, device_clock=clock.seconds,
+                        time_scale=papers[0][0].time_scale) as site, \
+                contextlib.AsyncExitStack() as recording:
             ctx = Context(site, station.id, papers[0][0].time_scale)
+            if record:
+                await recording.enter_async_context(Recording(services, data_dir, site.resolved_config()))
             async with DeviceHub(site.resolved_config(), services.record_sample, feed, services.clock,
                                  services.record_value_fault) as hub:
                 async with asyncio.timeout(10):
@@ -216,6 +223,7 @@ def candidate_id(station: str, n: int) -> str:
     return first17 + check_digit(first17)
 
 
-async def play(scenario: Scenario, config: SiteConfig, data_dir: Path | None = None) -> ScenarioRun:
+async def play(scenario: Scenario, config: SiteConfig, data_dir: Path | None = None,
+               *, record: bool = False) -> ScenarioRun:
     """One scenario as a one-item attempt."""
-    return await play_exam([scenario], config, data_dir)
+    return await play_exam([scenario], config, data_dir, record=record)
