@@ -1,0 +1,204 @@
+"""The live hub: what the proctor UI shows live, with one upstream connection per camera stream.
+
+Why a hub: a hall page shows every station's tile and several people watch at once; cameras serve
+few connections and decoding or encoding per viewer does not scale (LIBRARY-NOTES "Video"). So the
+hub opens each camera stream once, on its first viewer, hands the same bytes to every viewer, and
+closes it `linger_s` after the last viewer leaves: no work at all when nobody watches.
+
+- `mjpeg(station, camera)`: hall tiles. The camera's MJPEG sub-stream (`sub_urls`), or its main
+  stream when that is MJPEG over HTTP and there is no sub-stream; JPEG bytes as the camera sent
+  them (`mjpeg_parts` gives them as parts of `MJPEG_CONTENT_TYPE`, ready for an HTTP response);
+  each viewer queues `mjpeg_queue_frames` (2) and loses the oldest when behind.
+- `fmp4(station, camera)`: the station page. The camera's H.264 RTSP main stream remuxed into
+  fragmented MP4 for Media Source Extensions: `Fmp4Chunk`s, the init segment first (its `codec`
+  and `mime_type` for `MediaSource.isTypeSupported`), then fragments from a keyframe.
+
+Both return a subscription: iterate it inside `async with` (or call `aclose()`); iteration raises
+`LiveStreamLost` where the upstream failed and resumes after the reconnect if iterated again.
+Devices only: nothing here knows stations' attempts or the UI.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, Self
+
+from devices.camera.contract import CameraSource
+from devices.camera.live_fanout import LiveStreamLost, LiveStreamStats, LiveViewUnavailable, redact
+from devices.camera.live_fmp4 import Fmp4Subscription, Fmp4Upstream
+from devices.camera.live_fmp4_box import Fmp4Chunk
+from devices.camera.live_mjpeg import MJPEG_CONTENT_TYPE, JpegView, MjpegSubscription, MjpegUpstream
+from devices.errors import DeviceConfigError
+
+__all__ = ["MJPEG_CONTENT_TYPE", "Fmp4Chunk", "JpegView", "LiveCameraStats", "LiveHub", "LiveStreamLost",
+           "LiveStreamStats", "LiveViewUnavailable"]
+
+logger = logging.getLogger(__name__)
+
+StreamKind = Literal["main", "sub"]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCameraStats:
+    """One camera's live streams at one moment; None for a stream nobody has asked for yet."""
+
+    camera: str
+    mjpeg: LiveStreamStats | None
+    fmp4: LiveStreamStats | None
+
+
+def _is_http(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
+
+
+def _is_rtsp(url: str) -> bool:
+    return url.startswith(("rtsp://", "rtsps://"))
+
+
+class LiveHub:
+    """Live views of `sources`; `sub_urls` maps (station, camera) to the camera's sub-stream URL.
+
+    `linger_s`: how long an upstream stays open after its last viewer leaves. `stall_s`: a stream
+    silent this long is lost (viewers told, reconnect). Reconnects back off from
+    `backoff_initial_s` doubling to `backoff_max_s`, jittered. Must be used on one event loop;
+    `aclose()` (or `async with`) ends every subscription and stops every connection and thread.
+    """
+
+    def __init__(self, sources: Sequence[CameraSource], sub_urls: Mapping[tuple[str, str], str] | None = None, *,
+                 linger_s: float = 5.0, stall_s: float = 5.0, connect_timeout_s: float = 5.0,
+                 backoff_initial_s: float = 0.5, backoff_max_s: float = 15.0, mjpeg_queue_frames: int = 2,
+                 fmp4_queue_fragments: int = 50, snapshot_max_age_s: float = 5.0) -> None:
+        self._sources: dict[tuple[str, str], CameraSource] = {}
+        for source in sources:
+            key = (source.station, source.camera)
+            if key in self._sources:
+                raise DeviceConfigError(f"live hub: camera {source.label} is listed twice; give each camera of a "
+                                        "station its own id")
+            self._sources[key] = source
+        self._sub_urls = dict(sub_urls or {})
+        unknown = sorted(f"{station}/{camera}" for station, camera in self._sub_urls if (station, camera)
+                         not in self._sources)
+        if unknown:
+            raise DeviceConfigError(f"live hub: sub-stream URLs given for cameras {unknown} that are not among the "
+                                    "cameras; check the station and camera ids")
+        for name, value in (("linger_s", linger_s), ("stall_s", stall_s), ("connect_timeout_s", connect_timeout_s),
+                            ("backoff_initial_s", backoff_initial_s), ("snapshot_max_age_s", snapshot_max_age_s)):
+            if not value > 0:
+                raise DeviceConfigError(f"live hub: {name}={value} must be above 0")
+        if backoff_max_s < backoff_initial_s:
+            raise DeviceConfigError(f"live hub: backoff_max_s={backoff_max_s} is below "
+                                    f"backoff_initial_s={backoff_initial_s}")
+        if mjpeg_queue_frames < 1 or fmp4_queue_fragments < 1:
+            raise DeviceConfigError("live hub: mjpeg_queue_frames and fmp4_queue_fragments must be at least 1")
+        self._timing = {"linger_s": linger_s, "backoff_initial_s": backoff_initial_s, "backoff_max_s": backoff_max_s,
+                        "stall_s": stall_s, "connect_timeout_s": connect_timeout_s}
+        self._mjpeg_queue_frames = mjpeg_queue_frames
+        self._fmp4_queue_fragments = fmp4_queue_fragments
+        self._snapshot_max_age_s = snapshot_max_age_s
+        self._mjpeg: dict[tuple[str, str], MjpegUpstream] = {}
+        self._fmp4: dict[tuple[str, str, StreamKind], Fmp4Upstream] = {}
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- what the UI asks for ------------------------------------------------------------------
+
+    def mjpeg(self, station: str, camera: str) -> JpegView:
+        """Subscribe to the camera's MJPEG tile stream; iterating gives JPEG bytes."""
+        return JpegView(self._mjpeg_subscription(station, camera), parts=False)
+
+    def mjpeg_parts(self, station: str, camera: str) -> JpegView:
+        """As `mjpeg`, each JPEG as a ready part of a `MJPEG_CONTENT_TYPE` response body (built once for
+        all viewers)."""
+        return JpegView(self._mjpeg_subscription(station, camera), parts=True)
+
+    def fmp4(self, station: str, camera: str, stream: StreamKind = "main") -> Fmp4Subscription:
+        """Subscribe to the camera's H.264 stream as fragmented MP4: the init segment, then fragments
+        starting at a keyframe. `stream="sub"` uses the sub-stream when that is RTSP H.264."""
+        source = self._source(station, camera)
+        url = source.url if stream == "main" else self._sub_urls.get((station, camera), "")
+        if not _is_rtsp(url):
+            what = f"its {stream} stream is {redact(url)}" if url else f"it has no {stream}-stream URL"
+            raise LiveViewUnavailable(
+                f"live view of camera {source.label}: fragmented MP4 needs an H.264 RTSP stream, but {what}; "
+                "watch its MJPEG view instead (hub.mjpeg), or configure the camera to send H.264 over RTSP")
+        key = (station, camera, stream)
+        upstream = self._fmp4.get(key)
+        if upstream is None:
+            upstream = self._fmp4[key] = Fmp4Upstream(source.label, url, **self._timing)
+        sub = Fmp4Subscription(upstream, self._fmp4_queue_fragments)
+        upstream.add(sub)
+        return sub
+
+    def fmp4_codec(self, station: str, camera: str, stream: StreamKind = "main") -> str | None:
+        """The RFC 6381 codec string of the stream's current init segment (e.g. "avc1.42C01F"); None
+        until a connection has produced one (the init chunk carries it as well)."""
+        upstream = self._fmp4.get((station, camera, stream))
+        return None if upstream is None or upstream.init is None else upstream.init.codec
+
+    def latest_jpeg(self, station: str, camera: str) -> bytes | None:
+        """The last JPEG of the camera's MJPEG tile stream if it arrived within `snapshot_max_age_s`;
+        None when nobody watches it and nothing is recent. Never opens a connection."""
+        self._source(station, camera)
+        upstream = self._mjpeg.get((station, camera))
+        return None if upstream is None else upstream.latest_jpeg(self._snapshot_max_age_s)
+
+    def mjpeg_url(self, station: str, camera: str) -> str | None:
+        """The URL the MJPEG tile stream reads (the sub-stream, or an MJPEG main stream), None if none."""
+        source = self._source(station, camera)
+        sub_url = self._sub_urls.get((station, camera))
+        if sub_url is not None:
+            return sub_url if _is_http(sub_url) else None
+        return source.url if _is_http(source.url) else None
+
+    def stats(self) -> dict[str, LiveCameraStats]:
+        """Per camera (`station/camera`): upstream connections opened, viewers, frames and bytes relayed."""
+        result: dict[str, LiveCameraStats] = {}
+        for key, source in self._sources.items():
+            mjpeg = self._mjpeg.get(key)
+            fmp4 = self._fmp4.get((*key, "main"))
+            result[source.label] = LiveCameraStats(source.label, None if mjpeg is None else mjpeg.stats(),
+                                                   None if fmp4 is None else fmp4.stats())
+        return result
+
+    async def aclose(self) -> None:
+        """End every subscription (StopAsyncIteration) and stop every upstream connection and thread."""
+        self._closed = True
+        upstreams: list[MjpegUpstream | Fmp4Upstream] = [*self._mjpeg.values(), *self._fmp4.values()]
+        for upstream in upstreams:
+            await upstream.aclose()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _source(self, station: str, camera: str) -> CameraSource:
+        if self._closed:
+            raise LiveViewUnavailable(f"live view of camera {station}/{camera}: the live hub is closed")
+        source = self._sources.get((station, camera))
+        if source is None:
+            known = ", ".join(s.label for s in self._sources.values()) or "none"
+            raise LiveViewUnavailable(f"live view: no camera {station}/{camera} (cameras: {known})")
+        return source
+
+    def _mjpeg_subscription(self, station: str, camera: str) -> MjpegSubscription:
+        source = self._source(station, camera)
+        url = self.mjpeg_url(station, camera)
+        if url is None:
+            raise LiveViewUnavailable(
+                f"live view of camera {source.label}: no MJPEG stream to relay (main stream {redact(source.url)}, "
+                f"sub-stream {redact(self._sub_urls.get((station, camera), 'none'))}); the hub never transcodes: "
+                "set the camera's sub-stream to MJPEG over HTTP and give its URL, or use the fMP4 view")
+        upstream = self._mjpeg.get((station, camera))
+        if upstream is None:
+            upstream = self._mjpeg[(station, camera)] = MjpegUpstream(source.label, url, **self._timing)
+        sub = MjpegSubscription(upstream, self._mjpeg_queue_frames)
+        upstream.add(sub)
+        return sub
