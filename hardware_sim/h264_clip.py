@@ -5,8 +5,9 @@ a hall on a 2-core box. So each clip is encoded once with PyAV's libx264 (1280x7
 keyframe every second, no B-frames, `tune=zerolatency`, preset ultrafast), split into NAL units,
 and looped by `hardware_sim.rtsp_camera` with stream copy. The clip is a whole number of GOPs, so
 the loop restarts on an IDR frame and stays decodable forever. Clips are cached by (size, fps,
-label): measured on the 2-core box, one 2 s 720p10 clip costs ~0.1-0.2 s to paint and encode, and
-24 cameras of a site with a labelled clip each start in ~3 s (unlabelled: one encode, shared).
+label): measured on the 2-core box, one 2 s 720p10 clip costs ~0.08 s of one core to paint and
+encode, and `SimRtspCamera` x 24 with a labelled clip each start in ~1.8 s (unlabelled: one encode
+shared by all, ~0.1 s).
 
 Frame-counter SEI (tests and `docs/evidence.md` rely on this exact format). Every frame a camera
 sends is preceded, after its SPS/PPS if any and before its slice NAL units, by one SEI NAL unit:
@@ -133,7 +134,7 @@ def _encode(width: int, height: int, fps: int, label: str | None) -> H264Clip:
     painter = _ClipPainter(width, height, label)
     packets = []
     for index in range(fps * _CLIP_SECONDS):
-        frame = av.VideoFrame.from_ndarray(painter.paint(index, fps * _CLIP_SECONDS), format="bgr24")
+        frame = av.VideoFrame.from_ndarray(painter.paint(index, fps * _CLIP_SECONDS), format="yuv420p")
         frame.pts = index
         packets.extend(codec.encode(frame))
     packets.extend(codec.encode(None))
@@ -157,31 +158,45 @@ def _encode(width: int, height: int, fps: int, label: str | None) -> H264Clip:
 class _ClipPainter:
     """Frames with enough structure and motion for real P-frames: a gradient with a grid like the
     MJPEG camera's, a moving bar, the label and the loop position (the live counter is in the SEI,
-    not painted: a looped picture cannot show it)."""
+    not painted: a looped picture cannot show it).
+
+    Painted straight in YUV 4:2:0, the static part once: painting BGR frames and converting each
+    cost more than encoding them, and every labelled camera of a site pays this at start."""
 
     def __init__(self, width: int, height: int, label: str | None) -> None:
         rows = np.linspace(40, 110, height, dtype=np.float32)[:, None]
         cols = np.linspace(0, 60, width, dtype=np.float32)[None, :]
-        base = np.zeros((height, width, 3), dtype=np.uint8)
-        base[:, :, 0], base[:, :, 1], base[:, :, 2] = rows + cols, rows * 0.6, cols * 0.5 + 20
+        bgr = np.zeros((height, width, 3), dtype=np.uint8)
+        bgr[:, :, 0], bgr[:, :, 1], bgr[:, :, 2] = rows + cols, rows * 0.6, cols * 0.5 + 20
         step = max(16, width // 16)
-        base[:, ::step] = base[::step, :] = (90, 90, 90)
-        self._base: Image = base
+        bgr[:, ::step] = bgr[::step, :] = (90, 90, 90)
+        self._line_h = line_h = max(12, height // 12)
+        bgr[: line_h * 4, :] = (70, 45, 30)
+        bgr[height - line_h :, :] = (30, 30, 30)
+        self._scale, self._thick = max(0.4, height / 720 * 1.1), max(1, round(height / 360))
+        title = (label or "simulated H.264 camera").encode("ascii", "replace").decode("ascii")
+        for row, text in ((0, title), (2, "frame counter and capture time: SEI user data")):
+            self._text(bgr, text, row)
+        self._base = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)
         self._width, self._height = width, height
-        self._title = (label or "simulated H.264 camera").encode("ascii", "replace").decode("ascii")
+
+    def _text(self, image: Image, text: str, row: int) -> None:
+        origin = (self._line_h // 2, self._line_h * (row + 1))
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, self._scale, (255, 255, 255), self._thick,
+                    cv2.LINE_AA)
 
     def paint(self, index: int, count: int) -> Image:
-        width, height = self._width, self._height
+        """Frame `index` of `count` as one yuv420p plane stack (height * 3 / 2 rows)."""
+        width, height, line_h = self._width, self._height, self._line_h
         image = self._base.copy()
-        line_h = max(12, height // 12)
-        image[: line_h * 4, :] = (70, 45, 30)
-        image[height - line_h :, :] = (30, 30, 30)
+        luma = image[:height]
+        chroma_u = image[height : height + height // 4].reshape(height // 2, width // 2)
+        chroma_v = image[height + height // 4 :].reshape(height // 2, width // 2)
         bar_w = max(8, width // 20)
-        bar_x = index * (width - bar_w) // max(1, count - 1)
-        cv2.rectangle(image, (bar_x, line_h * 4), (bar_x + bar_w - 1, height - line_h - 1), (40, 200, 240), -1)
-        scale, thick = max(0.4, height / 720 * 1.1), max(1, round(height / 360))
-        for row, text in enumerate((self._title, f"H.264 loop frame {index + 1:02d}/{count}",
-                                    "frame counter and capture time: SEI user data")):
-            cv2.putText(image, text, (line_h // 2, line_h * (row + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                        (255, 255, 255), thick, cv2.LINE_AA)
+        x0 = index * (width - bar_w) // max(1, count - 1) // 2 * 2
+        top, bottom = line_h * 4 // 2 * 2, (height - line_h) // 2 * 2
+        luma[top:bottom, x0 : x0 + bar_w] = 180  # the bar: yellow-orange, as (40, 200, 240) BGR
+        chroma_u[top // 2 : bottom // 2, x0 // 2 : (x0 + bar_w) // 2] = 44
+        chroma_v[top // 2 : bottom // 2, x0 // 2 : (x0 + bar_w) // 2] = 160
+        self._text(luma, f"H.264 loop frame {index + 1:02d}/{count}", 1)
         return image
