@@ -164,6 +164,9 @@ def _media(b: Bundle, folder: str, member: str, key: str, action: str,
         name = files[ident]
         if item.get("sha256") != b.files[name]:
             raise Mismatch(name, f"sha256 {b.files[name]}, {RESULT} lists {item.get('sha256')} for it")
+        size = (b.root / name).stat().st_size
+        if "size_bytes" in item and item["size_bytes"] != size:
+            raise Mismatch(RESULT, f"lists {name} with size_bytes {item['size_bytes']}, the file has {size}")
         recorded = entries_of(ident)
         if not recorded:
             raise Mismatch(MANIFEST, f"holds no {action} entry for {name}: nothing in the chain recorded it")
