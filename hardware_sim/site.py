@@ -3,9 +3,11 @@
 For every configured device it starts what a real site would have on the wire: a Modbus TCP
 server (behind a fault-injecting relay) per Ethernet rig, one Modbus RTU server per RS-485 bus on
 a pty pair (every unit id of that bus on it), a manikin streaming frames on a pty, an ID-card
-reader on a pty, and an MJPEG camera per configured camera. `endpoints()` says where each one is (`examstation sim
---print-endpoints`) and `resolved_config()` rewrites the site config to point at them, so the
-controller under test is configured exactly as on a real site.
+reader on a pty, and per configured camera an H.264 main stream over RTSP (`SimRtspCamera`) beside
+an MJPEG camera (`SimCamera`) whose `/sub.mjpg` is the sub-stream, as hall IP cameras offer both.
+`endpoints()` says where each one is (`examstation sim --print-endpoints`) and `resolved_config()`
+rewrites the site config to point at them, so the controller under test is configured exactly as on
+a real site.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from hardware_sim.models.extinguisher import ExtinguisherModel
 from hardware_sim.models.ppe_cabinet import PpeCabinetModel
 from hardware_sim.models.welding import WeldPowerModel, WeldSimModel
 from hardware_sim.pty_bridge import PtyBridge
+from hardware_sim.rtsp_camera import SimRtspCamera
 from hardware_sim.tcp_proxy import FaultyTcpProxy
 from station.config import SiteConfig
 
@@ -97,6 +100,9 @@ class SimSite:
         self.manikins: dict[tuple[str, str], ManikinSim] = {}
         self.id_readers: dict[tuple[str, str], IdCardReaderSim] = {}
         self.cameras: dict[tuple[str, str], SimCamera] = {}
+        """Per (station, camera): the MJPEG camera; its `sub_url` is the camera's sub-stream."""
+        self.rtsp_cameras: dict[tuple[str, str], SimRtspCamera] = {}
+        """Per (station, camera): the H.264 main stream over RTSP, the camera's `url`."""
         self._stack = contextlib.AsyncExitStack()
         self._dir: Path | None = None
         self._servers: list[SimModbusServer] = []
@@ -155,6 +161,8 @@ class SimSite:
                 for cam in st.cameras:
                     sc = SimCamera(st.id, cam.id, main_fps=self.camera_fps, sub_fps=max(1.0, self.camera_fps / 2))
                     self.cameras[(st.id, cam.id)] = await self._stack.enter_async_context(sc)
+                    rtsp = SimRtspCamera(st.id, cam.id, fps=min(30, max(1, round(self.camera_fps))))
+                    self.rtsp_cameras[(st.id, cam.id)] = await self._stack.enter_async_context(rtsp)
         for bus_id, simdevs in rtu.items():
             bus = self.config.bus(bus_id)
             bridge = await self._stack.enter_async_context(PtyBridge(self._dir, bus_id))
@@ -180,8 +188,10 @@ class SimSite:
                     out.append({"station": st.id, "device": dev.name, "kind": "serial",
                                 "path": self._serial_path((st.id, dev.name))})
             for cam in st.cameras:
-                if (st.id, cam.id) in self.cameras:
-                    out.append({"station": st.id, "camera": cam.id, "url": self.cameras[(st.id, cam.id)].url})
+                key = (st.id, cam.id)
+                if key in self.rtsp_cameras:
+                    out.append({"station": st.id, "camera": cam.id, "url": self.rtsp_cameras[key].url,
+                                "sub_url": self.cameras[key].sub_url})
         return out
 
     def _serial_path(self, key: tuple[str, str]) -> str:
@@ -204,7 +214,7 @@ class SimSite:
                 elif dev["kind"] == "serial":
                     dev["port"] = self._serial_path(key)
             for cam in st["cameras"]:
-                sc = self.cameras.get((st["id"], cam["id"]))
-                if sc is not None:
-                    cam["url"], cam["sub_url"] = sc.url, sc.sub_url
+                key = (st["id"], cam["id"])
+                if key in self.rtsp_cameras:
+                    cam["url"], cam["sub_url"] = self.rtsp_cameras[key].url, self.cameras[key].sub_url
         return SiteConfig.model_validate(data)

@@ -90,7 +90,8 @@ async def test_sim_cli_prints_endpoints_that_mbpoll_can_read() -> None:
             elif e.get("kind") == "serial":
                 assert set(e) == {"station", "device", "kind", "path"} and e["path"] in existing
             else:
-                assert set(e) == {"station", "camera", "url"} and e["url"].startswith("http://127.0.0.1:")
+                assert set(e) == {"station", "camera", "url", "sub_url"}
+                assert e["url"].startswith("rtsp://127.0.0.1:") and e["sub_url"].startswith("http://127.0.0.1:")
         bench = next(e for e in endpoints if e["station"] == "A01" and e["device"] == "bench")
         regs = await mbpoll(bench["port"], "holding", 100, 5)
         assert regs[100] == 21  # bench.task: the bench is set up for K21

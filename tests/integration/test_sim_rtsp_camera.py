@@ -23,6 +23,8 @@ import av
 import pytest
 
 from hardware_sim.rtsp_camera import SimRtspCamera
+from hardware_sim.site import SimSite
+from station.config import load_site_config
 from tests.h264_sei import FrameStamp, sei_stamps, stamps_of
 
 FPS = 10
@@ -261,3 +263,26 @@ async def test_a_client_that_does_not_read_loses_frames_and_stalls_no_one(cam: S
             frames.append(await fast.frame())
         assert cam.frames_dropped > 0, "the slow client's queue never filled"
         _assert_consecutive([f.stamp.counter for f in frames])
+
+
+# -- the simulated site --------------------------------------------------------------------------
+
+
+async def test_sim_site_serves_each_camera_main_over_rtsp_and_sub_over_mjpeg() -> None:
+    config = load_site_config("examples/site.yaml")
+    configured = [(st.id, cam.id) for st in config.stations for cam in st.cameras]
+    async with SimSite(config) as site:
+        assert list(site.rtsp_cameras) == configured
+        cameras = [e for e in site.endpoints() if "camera" in e]
+        assert [(e["station"], e["camera"]) for e in cameras] == configured
+        resolved = {(st.id, cam.id): cam for st in site.resolved_config().stations for cam in st.cameras}
+        for e in cameras:
+            key = (e["station"], e["camera"])
+            assert set(e) == {"station", "camera", "url", "sub_url"}
+            assert e["url"] == site.rtsp_cameras[key].url == resolved[key].url
+            assert e["sub_url"] == site.cameras[key].sub_url == resolved[key].sub_url
+        async with BareRtsp.connect(cameras[0]["url"]) as client:
+            await client.play()
+            assert (await client.frame()).keyframe
+    async with SimSite(config, cameras=False) as bare:
+        assert not bare.rtsp_cameras and not any("camera" in e for e in bare.endpoints())
