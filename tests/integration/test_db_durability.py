@@ -26,7 +26,7 @@ from sqlalchemy import text
 
 from scoring.timeline import SampleRecord
 from station import audit
-from station.db import UnsafeJournalModeError, open_database, upgrade
+from station.db import UnsafeJournalModeError, head_revision, open_database, upgrade
 from station.db.models import Attempt, Candidate
 from station.stored import load_timeline
 from station.timeline_store import TimelineWriter
@@ -87,7 +87,7 @@ def test_a_copy_in_another_journal_mode_is_refused_then_converted_by_upgrade(tmp
     )
     assert header_versions(path) == (1, 1), "refusing must not convert the file behind the administrator's back"
 
-    assert upgrade(path) == "0001"
+    assert upgrade(path) == head_revision()
     assert header_versions(path) == (2, 2)
     with open_database(path) as db:
         report = audit.verify(db)

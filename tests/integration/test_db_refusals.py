@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
-from station.db import Database, DatabaseError, open_database, upgrade
+from station.db import Database, DatabaseError, head_revision, open_database, upgrade
 from station.db.connection import read_only_uri
 from station.db.errors import ForeignDatabaseError
 from station.db.models import Candidate
@@ -103,9 +103,9 @@ def test_a_blank_sqlite_file_is_ours_to_fill(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version=1")
     conn.close()
-    assert upgrade(path) == "0001"
+    assert upgrade(path) == head_revision()
     with open_database(path) as db:
-        assert db.revision == "0001"
+        assert db.revision == head_revision()
 
 
 def test_our_tables_without_a_revision_are_refused_with_restore_not_upgrade(tmp_path: Path) -> None:
@@ -172,7 +172,7 @@ def test_a_forensic_copy_in_a_read_only_directory_is_read_and_left_exactly_as_it
     with read_only_tree(copy):
         before = snapshot(copy)
         with open_database(copy / DB, read_only=True) as db:
-            assert db.read_only and db.revision == "0001"
+            assert db.read_only and db.revision == head_revision()
             assert candidate_count(db) == 3
             with pytest.raises(DatabaseError, match=r"is open read-only .*nothing can be written"), db.write():
                 pass
