@@ -34,46 +34,21 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, Self
 
 from hardware_sim.h264_clip import H264Clip, load_clip, sei_nal
 from hardware_sim.rtp_h264 import CLOCK_RATE_HZ, PAYLOAD_TYPE, FramePlan, RtpSender
-from hardware_sim.rtsp_session import RtspRequest, RtspSession
+from hardware_sim.rtsp_session import RtspClient, RtspRequest, RtspSession
 
 logger = logging.getLogger(__name__)
 
 PATH: Final = "/main"
-_QUEUE_FRAMES: Final = 5
 _SEND_BUFFER_BYTES: Final = 64 * 1024
 """Kernel send buffer per connection: a camera holds little, so a client that stops reading starts
 losing frames within about a second instead of after megabytes of loopback buffering."""
 _SEND_TIMEOUT_S: Final = 10.0
 _CLOSE_TIMEOUT_S: Final = 2.0
-
-
-@dataclass(eq=False)
-class RtspClient:
-    """One RTSP connection and the frames waiting to be written to it."""
-
-    writer: asyncio.StreamWriter
-    task: asyncio.Task[None] | None
-    queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(_QUEUE_FRAMES))
-    playing: bool = False
-    need_keyframe: bool = True
-    frames_dropped: int = 0
-
-    def offer(self, frame: bytes, keyframe: bool) -> None:
-        """Queue a frame; a full queue loses it and every frame up to the next keyframe."""
-        if not self.playing or (self.need_keyframe and not keyframe):
-            return
-        if self.queue.full():
-            self.frames_dropped += 1
-            self.need_keyframe = True
-            return
-        self.need_keyframe = False
-        self.queue.put_nowait(frame)
 
 
 class SimRtspCamera:
@@ -178,7 +153,8 @@ class SimRtspCamera:
     # -- fault injection -----------------------------------------------------------------------
 
     def freeze(self) -> None:
-        """Stall the stream: connections stay open and answer requests, no frame is sent."""
+        """Stall the stream: connections stay open and answer requests, no new frame is produced (frames
+        already queued for a client, at most a few, still go out)."""
         logger.info("sim RTSP camera %s: frozen (fault injected)", self.label)
         self._live = False
         self._update_wanted()
@@ -305,7 +281,8 @@ class SimRtspCamera:
     async def _pump(self, client: RtspClient) -> None:
         """Write queued frames; a client that accepts nothing for 10 s is cut off."""
         try:
-            while (data := await client.queue.get()) is not None:
+            while True:
+                data = await client.queue.get()
                 client.writer.write(data)
                 async with asyncio.timeout(_SEND_TIMEOUT_S):
                     await client.writer.drain()

@@ -5,6 +5,7 @@ transport rules) is independent of producing frames, and is what interop with FF
 NVRs depends on; it is kept small and explicit here. Only what cameras commonly answer is served:
 OPTIONS, DESCRIBE, SETUP (RTP over the RTSP connection, `interleaved`), PLAY, PAUSE, TEARDOWN and
 the GET_PARAMETER / SET_PARAMETER keepalives. Everything else gets 501 with the list of methods.
+`RtspClient` is the state of one connection: set up, playing, and its bounded queue of frames.
 """
 
 from __future__ import annotations
@@ -13,22 +14,44 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from dataclasses import dataclass, field
+from typing import Final
 from urllib.parse import urlsplit
-
-if TYPE_CHECKING:
-    from hardware_sim.rtsp_camera import RtspClient
 
 logger = logging.getLogger(__name__)
 
 SESSION_TIMEOUT_S: Final = 60
+QUEUE_FRAMES: Final = 5
+"""Frames waiting per client: a client further behind loses frames up to the next keyframe."""
 _MAX_HEADER_LINES: Final = 64
 _MAX_BODY: Final = 64 * 1024
 _METHODS: Final = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
 _REASONS: Final = {200: "OK", 400: "Bad Request", 404: "Not Found", 454: "Session Not Found",
                    455: "Method Not Valid in This State", 461: "Unsupported Transport", 501: "Not Implemented",
                    505: "RTSP Version Not Supported"}
+
+
+@dataclass(eq=False)
+class RtspClient:
+    """One RTSP connection and the frames waiting to be written to it."""
+
+    writer: asyncio.StreamWriter
+    task: asyncio.Task[None] | None
+    queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(QUEUE_FRAMES))
+    playing: bool = False
+    need_keyframe: bool = True
+    frames_dropped: int = 0
+
+    def offer(self, frame: bytes, keyframe: bool) -> None:
+        """Queue a frame; a full queue loses it and every frame up to the next keyframe."""
+        if not self.playing or (self.need_keyframe and not keyframe):
+            return
+        if self.queue.full():
+            self.frames_dropped += 1
+            self.need_keyframe = True
+            return
+        self.need_keyframe = False
+        self.queue.put_nowait(frame)
 
 
 @dataclass(frozen=True, slots=True)
