@@ -50,6 +50,8 @@ class CameraWriter:
         self._backoff = backoff
         self._segment: SegmentFile | None = None
         self._retry_at_mono_ns = 0
+        self._recorded_until = (0, 0)
+        """(UTC, monotonic) end of the last finished segment: a disk gap never starts before it."""
 
     def run(self) -> None:
         while True:
@@ -111,6 +113,7 @@ class CameraWriter:
             self._disk_failed(err, segment.start_utc_ns, segment.start_mono_ns, segment.part, segment)
             return
         self._stats.segments += 1
+        self._recorded_until = (finished.end_utc_ns, finished.end_mono_ns)
         logger.info("camera %s: segment %s closed (%d frames, %.1f s)", self.source.label, finished.segment_id,
                     finished.frames, (finished.end_mono_ns - finished.start_mono_ns) / 1e9)
         try:
@@ -130,5 +133,6 @@ class CameraWriter:
         what = "disk full" if code in _FULL_ERRNOS else "disk write failed"
         delay_s = self._backoff.next_s()
         self._retry_at_mono_ns = time.monotonic_ns() + int(delay_s * 1e9)
-        self._gaps.open("disk", f"{what}: {err} writing {path}; camera {self.source.label} not recorded, "
-                        f"retrying in {delay_s:.1f} s (free space on the evidence disk)", from_utc_ns, from_mono_ns)
+        self._gaps.open("disk", f"{what}: {err}; camera {self.source.label} not recorded, retrying in {delay_s:.1f} s "
+                        f"(writing {path}; free space on the evidence disk)", max(from_utc_ns, self._recorded_until[0]),
+                        max(from_mono_ns, self._recorded_until[1]))

@@ -24,6 +24,9 @@ from devices.camera.packet_timeline import PacketTimeline
 PART_SUFFIX: Final = ".mkv.part"
 TAG_PREFIX: Final = "EXAMSTATION_"
 _HASH_CHUNK: Final = 1 << 20
+MUXER_OPTIONS: Final = {"cluster_time_limit": "1000", "flush_packets": "1"}
+"""A Matroska cluster at most every second, handed to the OS when it closes: a kill -9 loses at
+most the last second of a `.part` (the muxer builds each cluster in memory; its default is 5 s)."""
 
 
 def segment_id(source: CameraSource, start_utc_ns: int) -> str:
@@ -85,7 +88,7 @@ class SegmentFile:
         template = first.template
         self.timeline = PacketTimeline(template.time_base, wall_clock=template.wall_clock,
                                        start_mono_ns=first.mono_ns, nominal_frame_ns=template.nominal_frame_ns)
-        self._container = av.open(str(self.part), "w", format="matroska")
+        self._container = av.open(str(self.part), "w", format="matroska", options=MUXER_OPTIONS)
         try:
             self._container.metadata.update({
                 f"{TAG_PREFIX}STATION": source.station, f"{TAG_PREFIX}CAMERA": source.camera,

@@ -5,6 +5,7 @@ segment judged by Debian's ffprobe. The server runs as a subprocess of the syste
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import signal
 import time
@@ -39,7 +40,7 @@ def test_gstreamer_stream_is_recorded_into_segments_that_ffprobe_accepts(tmp_pat
     assert sum(s.frames for s in segments) >= frames
     assert not list(tmp_path.rglob("*.part")), "no .part is left after stop()"
     assert not listener.gaps("gap_opened"), f"no gap in a healthy stream: {listener.gaps('gap_opened')}"
-    for before, after in zip(segments, segments[1:], strict=False):
+    for before, after in itertools.pairwise(segments):
         assert abs(after.start_mono_ns - before.end_mono_ns) < FRAME_NS // 2, "segments follow each other"
         assert after.start_utc_ns > before.start_utc_ns
     for segment in segments:

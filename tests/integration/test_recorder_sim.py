@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import time
 from pathlib import Path
@@ -47,7 +48,7 @@ async def test_frame_counters_of_4_cameras_run_on_across_segments_without_gap_or
             stamps = stamps_of(h264_annexb(segment.path))
             assert len(stamps) == probed.packets == segment.frames, f"{segment.segment_id}: one counter per frame"
             counters += [s.counter for s in stamps]
-        steps = {b - a for a, b in zip(counters, counters[1:], strict=False)}
+        steps = {b - a for a, b in itertools.pairwise(counters)}
         assert steps == {1}, f"{cam.camera}: counters skip or repeat across segments: steps {sorted(steps)}"
         assert len(counters) >= (SECONDS - 1.5) * FPS, f"{cam.camera}: {len(counters)} frames in {SECONDS} s"
 
@@ -80,10 +81,10 @@ async def test_unplugged_sim_camera_is_a_gap_and_recording_resumes_with_the_next
     for segment in sorted(listener.segments(), key=lambda s: s.start_mono_ns):
         check_segment(segment.path, FPS)
         stamps += stamps_of(h264_annexb(segment.path))
-    assert all(b.counter > a.counter for a, b in zip(stamps, stamps[1:], strict=False)), "no frame twice"
+    assert all(b.counter > a.counter for a, b in itertools.pairwise(stamps)), "no frame twice"
     # The simulator produces nothing while nobody plays, so its counters run on; its capture clock
     # shows the hole, which must be the gap recorded, give or take a second.
-    hole_s = max(b.capture_utc_ns - a.capture_utc_ns for a, b in zip(stamps, stamps[1:], strict=False)) / 1e9
+    hole_s = max(b.capture_utc_ns - a.capture_utc_ns for a, b in itertools.pairwise(stamps)) / 1e9
     assert gap.to_utc_ns is not None
     assert abs(hole_s - (gap.to_utc_ns - gap.from_utc_ns) / 1e9) < 1.0, f"capture clock hole {hole_s:.2f} s"
 
