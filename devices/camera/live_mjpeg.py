@@ -146,7 +146,7 @@ class MjpegUpstream(Upstream[MjpegFrame]):
             async with asyncio.timeout(self._stall_s):
                 jpeg = await parts.next_body()
             if jpeg is None:
-                return f"{redact(self.url)} ended the stream"
+                return f"{redact(self.url)} closed the connection (end of stream)"
             if not jpeg.startswith(b"\xff\xd8"):
                 logger.debug("live view of camera %s: skipped a part that is not a JPEG", self.label)
                 continue
