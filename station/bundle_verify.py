@@ -20,6 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
+
 from scoring.canonical import canonical_json
 from station.bundle_format import (
     FORMAT,
@@ -48,10 +50,10 @@ def verify_bundle(root: Path, public_key: Path | None = None) -> tuple[bool, str
     if not (root / MANIFEST).is_file():
         raise BundleError(f"{root} has no {MANIFEST}: it is not an evidence bundle (or the export did not finish: "
                           f"a half export is named {root.name}.partial)")
+    given = _given_key(public_key)
     try:
         bundle = _open(root)
-        key = _key(bundle, public_key)
-        _signature(bundle, key)
+        key = _signature(bundle, given)
         _checkpoint(bundle)
         facts = check_record(bundle)
     except Mismatch as wrong:
@@ -157,31 +159,44 @@ def _json_object(name: str, text: str) -> dict[str, Any]:
     return value
 
 
-def _key(bundle: Bundle, public_key: Path | None) -> SiteKeyRef:
+def _given_key(public_key: Path | None) -> SiteKeyRef | None:
+    """The key passed with --public-key (the one the province registered); BundleError when unusable."""
+    if public_key is None:
+        return None
     try:
-        if public_key is not None:
-            return key_ref(public_key.read_text(encoding="ascii"), str(public_key))
-    except (OSError, UnicodeDecodeError) as err:
-        raise BundleError(f"--public-key {public_key}: cannot read it ({err}); give the PEM file the province "
+        return _pem_key(public_key.read_text(encoding="ascii"), str(public_key))
+    except (OSError, UnicodeDecodeError, SigningError) as err:
+        raise BundleError(f"--public-key {public_key}: cannot use it ({err}); give the PEM file the province "
                           "registered (`examstation keys export` printed it)") from err
-    except SigningError as err:
-        raise BundleError(f"--public-key: {err}") from err
+
+
+def _pem_key(text: str, source: str) -> SiteKeyRef:
     try:
-        return key_ref(bundle.text(PUBLIC_KEY), f"{PUBLIC_KEY} in the bundle")
+        return key_ref(text, source)
+    except (ValueError, UnsupportedAlgorithm) as err:  # what cryptography raises for a damaged PEM
+        raise SigningError(f"{source} is not an Ed25519 public key in PEM ({err})") from err
+
+
+def _signature(bundle: Bundle, given: SiteKeyRef | None) -> SiteKeyRef:
+    """The result's signature with the given key, else the bundled one; the bundled key must be the
+    signer's too. Returns the key the signature was checked with."""
+    try:
+        bundled = _pem_key(bundle.text(PUBLIC_KEY), f"{PUBLIC_KEY} in the bundle")
     except SigningError as err:
-        raise Mismatch(PUBLIC_KEY, str(err)) from err
-
-
-def _signature(bundle: Bundle, key: SiteKeyRef) -> None:
+        if given is None:
+            raise Mismatch(PUBLIC_KEY, str(err)) from err
+        bundled = None
+    key = given or bundled
+    assert key is not None
     sig = bundle.doc.get("signature")
     named = sig.get("key_id") if isinstance(sig, dict) else None
     if not verify(bundle.doc, key.public_pem):
         raise Mismatch(RESULT, f"the Ed25519 signature does not verify against {key.source} (the document names key "
                                f"{named}): the document was changed after signing, or signed by another key")
-    bundled = key_ref(bundle.text(PUBLIC_KEY), PUBLIC_KEY)
-    if bundled.public_pem.strip() != key.public_pem.strip():
-        raise Mismatch(PUBLIC_KEY, f"is {bundled.source.split(' ')[0]}, not the key that signed the result "
-                                   f"({key.source}): the bundle carries another key")
+    if bundled is None or bundled.public_pem.strip() != key.public_pem.strip():
+        raise Mismatch(PUBLIC_KEY, f"is not the key that signed the result ({key.source}): the bundle carries "
+                                   "another key, or a damaged one")
+    return key
 
 
 def _checkpoint(bundle: Bundle) -> None:
