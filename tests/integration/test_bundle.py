@@ -111,7 +111,8 @@ class Signed:
 
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory: pytest.TempPathFactory) -> Signed:
-    """K21 with the main switch thrown (a deduction), scored, signed with video linked; exported once."""
+    """K21 with the main switch thrown (a deduction) and a manual mark (sheet version 2), signed with
+    video linked; exported once."""
     data = tmp_path_factory.mktemp("station")
     ensure_database(data)
     clock = ManualClock()
@@ -132,7 +133,8 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Signed:
                                           DeviceRef("A01", "bench")))
             clock.t += 30 * S
             services.end_item(aid, "done", "考评员甲")
-            services.score(aid)
+            services.score(aid)  # version 1 seals the timeline; the mark adds rows after the seal and version 2
+            services.mark(aid, "K21", "K21-1a", 1, "考评员甲", "a mark the examiner adds")
             services.review(aid, "考评员甲")
             services.candidate_decision(aid, "K21", True)
             services.examiner_sign(aid, "考评员甲")
@@ -174,6 +176,9 @@ def test_the_export_verifies(signed: Signed, copy: Path) -> None:
     ok, text = verify_bundle(copy)
     assert ok, text
     assert "4 segments and 2 stills" in text and "identical to sheet.json and to the signed result" in text
+    assert "sheet.json is version 2" in text
+    sealed = next(e for e in manifest(copy)["audit"] if e["action"] == "timeline.sealed")["payload"]["rows"]
+    assert sealed < len((copy / "timeline.jsonl").read_text(encoding="utf-8").splitlines())  # the mark's rows
     assert "pass --public-key" in text  # the bundled key was used, and the report says what that proves
     pem = copy.parent / "province.pem"
     pem.write_bytes((copy / "site_public_key.pem").read_bytes())
