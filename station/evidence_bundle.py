@@ -135,9 +135,7 @@ def _claim(out: Path) -> Path:
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
         raise BundleError(f"{partial} exists: an earlier export stopped half way; remove it and export again")
-    if out.exists():
-        out.rmdir()  # empty: the rename at the end puts the bundle there
-    return partial
+    return partial  # an empty OUT stays until the rename at the end puts the bundle in its place
 
 
 def _public_key(data_dir: Path) -> str:

@@ -299,6 +299,10 @@ def test_verify_needs_no_database(copy: Path, tmp_path: Path) -> None:
 def test_export_refuses_an_existing_bundle_and_a_changed_segment(signed: Signed, tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="exists and is not an empty directory"):
         export_bundle(signed.data, signed.attempt_id, signed.bundle)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BundleError, match="no attempt nobody in this data directory"):
+        export_bundle(signed.data, "nobody", tmp_path / "empty")
+    assert (tmp_path / "empty").is_dir()  # an empty OUT given is left as it was when the export fails
     data = tmp_path / "station"
     shutil.copytree(signed.data, data)
     victim = sorted((data / "evidence" / "A01" / "bench").glob("*.mkv"))[0]
