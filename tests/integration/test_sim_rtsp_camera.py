@@ -25,7 +25,7 @@ import pytest
 from hardware_sim.rtsp_camera import SimRtspCamera
 from hardware_sim.site import SimSite
 from station.config import load_site_config
-from tests.h264_sei import FrameStamp, sei_stamps, stamps_of
+from tests.h264_sei import FrameStamp, nal_units, sei_stamps, stamps_of
 
 FPS = 10
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
@@ -175,7 +175,12 @@ async def test_ffmpeg_records_consecutive_counters_across_a_clip_loop(cam: SimRt
         "-t", "3", "-f", "h264", str(out), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
-    stamps = stamps_of(out.read_bytes())
+    recorded = out.read_bytes()
+    stamps = stamps_of(recorded)
+    types = [nal[0] & 0x1F for nal in nal_units(recorded)]
+    idrs = [i for i, kind in enumerate(types) if kind == 5]
+    assert idrs and all(types[i - 3 : i] == [7, 8, 6] for i in idrs), f"SPS, PPS, SEI before every IDR: {types}"
+    assert types.count(6) == types.count(5) + types.count(1), "one counter SEI per frame"
     assert len(stamps) >= 3 * FPS - 1 > 2 * FPS, f"{len(stamps)} frames: not past the 2 s clip loop"
     _assert_consecutive([s.counter for s in stamps])
     times = [s.capture_utc_ns for s in stamps]
