@@ -62,7 +62,7 @@ def verify_bundle(root: Path, public_key: Path | None = None) -> tuple[bool, str
                        "its copy of the result")
     lines = [f"verified: bundle {root}, result {bundle.doc.get('result_id')} of attempt {bundle.attempt_id} "
              f"({bundle.manifest.get('site')}/{bundle.manifest.get('station')})",
-             f"  {len(bundle.files) + 1} files match {MANIFEST}; audit entries {bundle.entries[0].seq}.."
+             f"  {len(bundle.files)} files hash to what {MANIFEST} lists; audit entries {bundle.entries[0].seq}.."
              f"{bundle.entries[-1].seq} form one chain through the checkpoint the result was signed over",
              f"  signature: Ed25519 by {key.source}", *(f"  {fact}" for fact in facts)]
     if public_key is None:
