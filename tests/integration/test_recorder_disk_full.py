@@ -56,6 +56,6 @@ def test_disk_full_is_a_gap_keeps_finished_segments_and_recording_resumes_when_s
             assert segment.end_mono_ns <= opened[0].from_mono_ns or segment.start_mono_ns >= (closed[0].to_mono_ns or 0)
             assert check_segment(segment.path, FPS).packets == segment.frames
         recovered = recover_partials(disk, "next-run")
-        for segment, gap in recovered:
-            assert segment is None or check_segment(segment.path, FPS).packets == segment.frames
+        for rebuilt, gap in recovered:
+            assert rebuilt is None or check_segment(rebuilt.path, FPS).packets == rebuilt.frames
             assert gap.from_utc_ns >= opened[0].from_utc_ns - 1_000_000_000 // FPS
