@@ -285,6 +285,9 @@ class Upstream(Generic[T]):
                     cause = await self._pump()
                 except OSError as err:
                     cause = f"{redact(self.url)}: {getattr(err, 'strerror', None) or err}"
+                except Exception as err:  # a bug: viewers must still get a clear end, and the log the trace
+                    logger.exception("live view of camera %s: upstream failed unexpectedly", self.label)
+                    cause = f"internal error in the live hub ({type(err).__name__}: {err})"
                 if not self.connected:
                     self.connect_failures += 1
                 self.connected = False

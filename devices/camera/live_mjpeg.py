@@ -126,6 +126,8 @@ class MjpegUpstream(Upstream[MjpegFrame]):
                 return f"{redact(self.url)} closed the connection in the middle of a frame"
             except ProtocolError as err:
                 return str(err)
+            except ValueError as err:  # StreamReader.readline: a line longer than the reader's limit
+                return f"{redact(self.url)} sent a header line over {_READER_LIMIT} bytes ({err}); is it MJPEG?"
         finally:
             writer.transport.abort()
 
