@@ -23,13 +23,13 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from hardware_sim.process_probe import HOST, file_size, free_port, listens, log_tail, port_is_free
+
 # Debian installs the broker in /usr/sbin, which is often not on a normal user's PATH.
 FALLBACK_BINARIES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 INSTALL_HINT = "run `make test` (it installs Debian's mosquitto) or apt-get install -y mosquitto"
@@ -53,74 +53,6 @@ def mosquitto_binary() -> str:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     raise MosquittoError(f"mosquitto is not installed: {INSTALL_HINT}")
-
-
-def free_port(host: str = HOST) -> int:
-    """A port nothing listens on right now (the OS picks it; someone else may take it before we bind)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _port_is_free(host: str, port: int) -> bool:
-    """Whether a listener could bind `port` now (SO_REUSEADDR, as mosquitto binds it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _listens(pid: int, port: int) -> bool | None:
-    """Whether process `pid` itself holds a listening TCP socket on `port`; None where /proc cannot tell.
-
-    A bare connect is not proof: until a broker that lost the race for its port has exited, the
-    connect may reach whoever does hold the port.
-    """
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(fields[9])
-    if not inodes:
-        return None if not os.path.exists("/proc/net/tcp") else False
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:[") and link[len("socket:["):-1] in inodes:
-            return True
-    return False
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _tail(path: Path, since: int = 0, lines: int = 20) -> str:
-    """The last `lines` lines of `path` written after byte offset `since`."""
-    try:
-        with path.open("rb") as f:
-            f.seek(since)
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 class _Exited(Exception):
@@ -306,16 +238,16 @@ class Mosquitto:
         while True:
             if self.port == 0:
                 self.port = self._picked_port = free_port(self.host)
-            clash = not _port_is_free(self.host, self.port)
+            clash = not port_is_free(self.host, self.port)
             if not clash:
                 config.write_text(self._config(workdir, log_path))
-                log_start = _size(log_path)  # the log is appended to across restarts: read this run's part
+                log_start = file_size(log_path)  # the log is appended to across restarts: read this run's part
                 proc = await self._spawn(binary, config, output)
                 try:
                     await self._wait_listening(proc, log_path, log_start)
                 except _Exited:
                     await proc.wait()
-                    why = "\n".join(t for t in (_tail(output), _tail(log_path, log_start)) if t)
+                    why = "\n".join(t for t in (log_tail(output), log_tail(log_path, log_start)) if t)
                     clash = ADDRESS_IN_USE in why
                     if not clash:
                         raise MosquittoError(
@@ -360,10 +292,10 @@ class Mosquitto:
         while True:
             if proc.returncode is not None:
                 raise _Exited
-            if _listens(proc.pid, self.port) is not False and await self._accepts():
+            if listens(proc.pid, self.port) is not False and await self._accepts():
                 return
             if time.monotonic() > deadline:
-                tail = _tail(log_path, log_start)
+                tail = log_tail(log_path, log_start)
                 raise MosquittoError(
                     f"mosquitto did not listen on {self.host}:{self.port} within {START_TIMEOUT_S:.0f} s"
                     f" (log {log_path}); its last log lines:\n{tail or '(none)'}"
