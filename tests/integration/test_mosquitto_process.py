@@ -156,7 +156,7 @@ async def test_a_port_another_process_listens_on_is_refused() -> None:
 
 async def test_a_lost_race_for_the_port_is_not_mistaken_for_a_started_broker(monkeypatch: pytest.MonkeyPatch) -> None:
     """Someone takes the port between the check and mosquitto's bind: a connect alone would succeed."""
-    monkeypatch.setattr(mosquitto_module, "_port_is_free", lambda host, port: True)
+    monkeypatch.setattr(mosquitto_module, "port_is_free", lambda host, port: True)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
