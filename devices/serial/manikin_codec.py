@@ -2,8 +2,8 @@
 
 Why a separate, pure module: the byte-level rules (framing, CRC, resync, sequence gaps) are the
 part that must be exactly right and is easiest to prove with property tests, so it has no asyncio,
-no serial port and no clock. The asyncio reader (`manikin_reader.py`) and the simulator
-(`hardware_sim/manikin.py`) both build on it. The wire format is specified in
+no serial port and no clock. The stream decoder (`manikin_decoder.py`), the asyncio reader
+(`manikin_reader.py`) and the simulator (`hardware_sim/manikin.py`) all build on it. The wire format is specified in
 docs/devices/manikin-protocol.md; the constants below are that document in code.
 """
 
@@ -232,17 +232,18 @@ def encode(frame: Frame) -> bytes:
     return SOF + body + crc16_modbus(body).to_bytes(2, "little")
 
 
-class _Malformed(Exception):
+class MalformedFrame(Exception):
     """A CRC-valid frame whose content breaks the spec (reserved bits, out-of-range enum)."""
 
 
-def _parse(frame_type: int, seq: int, payload: bytes) -> Frame:
-    """Decode a CRC-checked payload of a known type and exact length."""
+def parse_payload(frame_type: int, seq: int, payload: bytes) -> Frame:
+    """Decode a CRC-checked payload of a known type and exact length; MalformedFrame when its content
+    breaks the spec."""
     try:
         if frame_type == TYPE_COMPRESSION:
             device_ms, depth, duration, force, flags, zone = _COMPRESSION.unpack(payload)
             if flags & ~_RECOIL_OK:
-                raise _Malformed
+                raise MalformedFrame
             return CompressionFrame(seq, device_ms, depth, duration, force, bool(flags), HandZone(zone))
         if frame_type == TYPE_VENTILATION:
             device_ms, volume, duration = _VENTILATION.unpack(payload)
@@ -250,7 +251,7 @@ def _parse(frame_type: int, seq: int, payload: bytes) -> Frame:
         if frame_type == TYPE_STATE:
             device_ms, flags, tilt = _STATE.unpack(payload)
             if flags & ~(_AIRWAY_OPEN | _PULSE_CHECK | _CONSCIOUSNESS_CHECK):
-                raise _Malformed
+                raise MalformedFrame
             return StateFrame(
                 seq, device_ms, bool(flags & _AIRWAY_OPEN), tilt, bool(flags & _PULSE_CHECK),
                 bool(flags & _CONSCIOUSNESS_CHECK),
@@ -258,103 +259,7 @@ def _parse(frame_type: int, seq: int, payload: bytes) -> Frame:
         uptime, battery, major, minor, patch = _HEARTBEAT.unpack(payload)
         return HeartbeatFrame(seq, uptime, battery, major, minor, patch)
     except (ValueError, struct.error) as err:
-        raise _Malformed from err
-
-
-class FrameDecoder:
-    """Incremental decoder: feed it whatever the port delivered, get back whole, CRC-checked frames.
-
-    It never raises on input bytes and never returns a frame whose CRC fails. When a candidate
-    frame is rejected (bad version, impossible length, CRC mismatch) only its first SOF byte is
-    dropped and the search restarts one byte later, so a real frame hidden behind garbage that
-    happened to contain a SOF is still found. The counters only grow; read them, do not set them.
-    """
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._last_seq: int | None = None
-        self.frames_ok = 0
-        """Frames returned."""
-        self.crc_errors = 0
-        """Candidate frames whose header was plausible but whose CRC did not match."""
-        self.resyncs = 0
-        """Candidate frames rejected (any reason), each costing one byte of resynchronisation."""
-        self.garbage_bytes = 0
-        """Bytes dropped because they were not part of any valid frame."""
-        self.lost_frames = 0
-        """Frames missing according to sequence-number gaps (gaps of 256 or more are invisible)."""
-        self.unknown_frames = 0
-        """CRC-valid frames of a type this codec does not know (skipped whole, for newer firmware)."""
-        self.malformed_frames = 0
-        """CRC-valid frames of a known type with content that breaks the spec (skipped whole)."""
-
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes held back waiting for the rest of a frame."""
-        return len(self._buf)
-
-    def reset(self) -> None:
-        """Forget the partial frame and the last sequence number (after the port was reopened).
-
-        The held-back bytes count as garbage; counters are kept.
-        """
-        self.garbage_bytes += len(self._buf)
-        self._buf.clear()
-        self._last_seq = None
-
-    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
-        """Add bytes from the line; return every frame completed by them, in order."""
-        buf = self._buf
-        buf += data
-        frames: list[Frame] = []
-        pos, n = 0, len(buf)
-        while True:
-            start = buf.find(SOF, pos)
-            if start < 0:
-                keep = 1 if n > pos and buf[n - 1] == SOF[0] else 0  # maybe the first half of a SOF
-                self.garbage_bytes += n - pos - keep
-                pos = n - keep
-                break
-            self.garbage_bytes += start - pos
-            pos = start
-            if n - pos < HEADER_LEN:
-                break
-            version, frame_type, seq, length = buf[pos + 2], buf[pos + 3], buf[pos + 4], buf[pos + 5]
-            expected = PAYLOAD_LEN.get(frame_type)
-            if version != VERSION or length > MAX_PAYLOAD_LEN or expected not in (None, length):
-                pos = self._reject(pos)
-                continue
-            end = pos + HEADER_LEN + length + CRC_LEN
-            if n < end:
-                break
-            if crc16_modbus(memoryview(buf)[pos + 2 : end - 2]) != buf[end - 2] | buf[end - 1] << 8:
-                self.crc_errors += 1
-                pos = self._reject(pos)
-                continue
-            self._track_seq(seq)
-            payload = bytes(buf[pos + HEADER_LEN : end - CRC_LEN])
-            pos = end
-            if expected is None:
-                self.unknown_frames += 1
-                continue
-            try:
-                frames.append(_parse(frame_type, seq, payload))
-            except _Malformed:
-                self.malformed_frames += 1
-                continue
-            self.frames_ok += 1
-        del buf[:pos]
-        return frames
-
-    def _reject(self, pos: int) -> int:
-        self.resyncs += 1
-        self.garbage_bytes += 1
-        return pos + 1
-
-    def _track_seq(self, seq: int) -> None:
-        if self._last_seq is not None:
-            self.lost_frames += (seq - self._last_seq - 1) & 0xFF
-        self._last_seq = seq
+        raise MalformedFrame from err
 
 
 def frame_name(frame: Frame) -> str:

@@ -27,10 +27,10 @@ from devices.sample import Sample, SampleSink, Scalar, ValueFault
 from devices.serial.manikin_codec import (
     FRAME_FIELDS,
     Frame,
-    FrameDecoder,
     HeartbeatFrame,
     frame_fields,
 )
+from devices.serial.manikin_decoder import FrameDecoder
 from devices.serial.port import keep_open, open_port, reopen_delay_s, translate
 from devices.settings import SerialDevice
 

@@ -21,7 +21,6 @@ from devices.serial.manikin_codec import (
     SOF,
     CompressionFrame,
     Frame,
-    FrameDecoder,
     HandZone,
     HeartbeatFrame,
     StateFrame,
@@ -31,6 +30,7 @@ from devices.serial.manikin_codec import (
     frame_fields,
     frame_name,
 )
+from devices.serial.manikin_decoder import FrameDecoder
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "devices" / "manikin-protocol.md"
 
