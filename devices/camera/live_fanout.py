@@ -155,10 +155,18 @@ class Subscription(Generic[T]):
             self._wake.set()
 
     def lost(self, error: LiveStreamLost) -> None:
-        if not self._closed:
-            self._items.append(error)
-            self._on_lost()
-            self._wake.set()
+        """Queue the failure after what this viewer already has. Each viewer gets its own exception
+        (one instance raised in many tasks would share one traceback); repeated failures while it does
+        not read (a camera down for an hour) keep only the newest, so the queue stays bounded."""
+        if self._closed:
+            return
+        own = LiveStreamLost(error.camera, error.cause, error.retry_in_s)
+        if self._items and isinstance(self._items[-1], LiveStreamLost):
+            self._items[-1] = own
+        else:
+            self._items.append(own)
+        self._on_lost()
+        self._wake.set()
 
     def end(self) -> None:
         """The hub is closing: deliver what is queued, then StopAsyncIteration."""

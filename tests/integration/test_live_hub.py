@@ -152,6 +152,30 @@ async def test_mjpeg_viewers_are_told_when_the_camera_drops_and_resume_when_it_i
                 assert back.viewers["sub"] == 1
 
 
+async def test_a_viewer_that_does_not_read_through_an_outage_gets_one_loss_then_frames() -> None:
+    async with SimCamera("A01", "overview", sub_fps=SUB_FPS) as cam:
+        port = cam.port
+        async with _hub([CameraSource("A01", "overview", cam.url)], {("A01", "overview"): cam.sub_url}) as hub, \
+                hub.mjpeg("A01", "overview") as idle, hub.mjpeg("A01", "overview") as reader:
+            await _take(reader, 3)
+            await cam.aclose()
+            for _ in range(3):  # closed, then refused on each retry
+                with pytest.raises(LiveStreamLost):
+                    await _take(reader, 100)
+            async with SimCamera("A01", "overview", port=port, sub_fps=SUB_FPS):
+                await _take(reader, 3)
+                seen: list[str] = []
+                while len(seen) < 5:
+                    try:
+                        await anext(idle)
+                        seen.append("frame")
+                    except LiveStreamLost:
+                        seen.append("lost")
+        # The frames it held from before the outage were pushed out by newer ones (2 kept, the newest);
+        # the loss stays in place, once however many retries failed.
+        assert seen == ["lost", "frame", "frame", "frame", "frame"]
+
+
 async def test_a_frozen_camera_is_reported_after_stall_s() -> None:
     async with SimCamera("A01", "overview", sub_fps=SUB_FPS) as cam, _hub(
             [CameraSource("A01", "overview", cam.url)], {("A01", "overview"): cam.sub_url},
