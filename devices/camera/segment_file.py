@@ -50,6 +50,15 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def make_dirs_durable(root: Path, directory: Path) -> None:
+    """Create `directory` under `root` and fsync the parent of every level created, so a new day's
+    directory (and the segments renamed into it) survives a power cut."""
+    missing = [d for d in (directory, *directory.parents) if d.is_relative_to(root) and not d.is_dir()]
+    for created in reversed(missing):
+        created.mkdir(exist_ok=True)
+        fsync_dir(created.parent)
+
+
 def fsync_and_hash(path: Path) -> tuple[str, int]:
     """fsync the file and return its SHA-256 and size; it was just written, so it is read from cache."""
     digest = hashlib.sha256()
@@ -81,7 +90,8 @@ class SegmentFile:
         self.frames = 0
         self.segment_id = segment_id(source, first.utc_ns)
         directory = segment_dir(root, source, first.utc_ns)
-        directory.mkdir(parents=True, exist_ok=True)
+        if not directory.is_dir():
+            make_dirs_durable(root, directory)
         self.directory = directory
         self.part = directory / f"{self.segment_id}{PART_SUFFIX}"
         self.final = directory / f"{self.segment_id}.mkv"
