@@ -6,16 +6,38 @@ hub opens each camera stream once, on its first viewer, hands the same bytes to 
 closes it `linger_s` after the last viewer leaves: no work at all when nobody watches.
 
 - `mjpeg(station, camera)`: hall tiles. The camera's MJPEG sub-stream (`sub_urls`), or its main
-  stream when that is MJPEG over HTTP and there is no sub-stream; JPEG bytes as the camera sent
-  them (`mjpeg_parts` gives them as parts of `MJPEG_CONTENT_TYPE`, ready for an HTTP response);
-  each viewer queues `mjpeg_queue_frames` (2) and loses the oldest when behind.
+  stream when that is MJPEG over HTTP and there is no sub-stream; `stream="main"` for the station
+  page of an MJPEG camera. JPEG bytes as the camera sent them (`mjpeg_parts` gives them as parts of
+  `MJPEG_CONTENT_TYPE`, ready for an HTTP response); each viewer queues `mjpeg_queue_frames` (2)
+  and loses the oldest when behind.
 - `fmp4(station, camera)`: the station page. The camera's H.264 RTSP main stream remuxed into
   fragmented MP4 for Media Source Extensions: `Fmp4Chunk`s, the init segment first (its `codec`
   and `mime_type` for `MediaSource.isTypeSupported`), then fragments from a keyframe.
 
+Upstreams are keyed by URL, so two views of the same stream (a tile falling back to an MJPEG main
+stream, and the station page on that main stream) share one connection.
+
 Both return a subscription: iterate it inside `async with` (or call `aclose()`); iteration raises
 `LiveStreamLost` where the upstream failed and resumes after the reconnect if iterated again.
 Devices only: nothing here knows stations' attempts or the UI.
+
+In a web handler (FastAPI/Starlette), roughly:
+
+    async def tile(station, camera):                       # StreamingResponse
+        async with hub.mjpeg_parts(station, camera) as parts:
+            async for part in parts:
+                yield part                                 # media_type=MJPEG_CONTENT_TYPE
+
+    async def player(ws, station, camera):                  # WebSocket
+        async with hub.fmp4(station, camera) as chunks:
+            while True:
+                try:
+                    async for chunk in chunks:
+                        if chunk.kind == "init":
+                            await ws.send_text(chunk.mime_type)   # browser: (re)create its SourceBuffer
+                        await ws.send_bytes(chunk.data)
+                except LiveStreamLost as lost:
+                    await ws.send_text(f"lost: {lost}")           # show it; the loop resumes after reconnect
 """
 
 from __future__ import annotations
@@ -43,11 +65,21 @@ StreamKind = Literal["main", "sub"]
 
 @dataclass(frozen=True, slots=True)
 class LiveCameraStats:
-    """One camera's live streams at one moment; None for a stream nobody has asked for yet."""
+    """One camera's live views at one moment, keyed "mjpeg sub", "mjpeg main", "fmp4 main", "fmp4 sub"
+    (only views whose stream has been opened; two views on one URL show the same upstream)."""
 
     camera: str
-    mjpeg: LiveStreamStats | None
-    fmp4: LiveStreamStats | None
+    views: dict[str, LiveStreamStats]
+
+    @property
+    def mjpeg(self) -> LiveStreamStats | None:
+        """The tile stream."""
+        return self.views.get("mjpeg sub")
+
+    @property
+    def fmp4(self) -> LiveStreamStats | None:
+        """The H.264 main stream as fMP4."""
+        return self.views.get("fmp4 main")
 
 
 def _is_http(url: str) -> bool:
@@ -98,8 +130,9 @@ class LiveHub:
         self._mjpeg_queue_frames = mjpeg_queue_frames
         self._fmp4_queue_fragments = fmp4_queue_fragments
         self._snapshot_max_age_s = snapshot_max_age_s
-        self._mjpeg: dict[tuple[str, str], MjpegUpstream] = {}
-        self._fmp4: dict[tuple[str, str, StreamKind], Fmp4Upstream] = {}
+        self._mjpeg: dict[str, MjpegUpstream] = {}
+        self._fmp4: dict[str, Fmp4Upstream] = {}
+        """Upstreams by URL: views of one stream share its connection."""
         self._closed = False
 
     async def __aenter__(self) -> Self:
@@ -112,29 +145,29 @@ class LiveHub:
 
     # -- what the UI asks for ------------------------------------------------------------------
 
-    def mjpeg(self, station: str, camera: str) -> JpegView:
-        """Subscribe to the camera's MJPEG tile stream; iterating gives JPEG bytes."""
-        return JpegView(self._mjpeg_subscription(station, camera), parts=False)
+    def mjpeg(self, station: str, camera: str, stream: StreamKind = "sub") -> JpegView:
+        """Subscribe to the camera's MJPEG stream (the tile stream by default); iterating gives JPEG bytes."""
+        return JpegView(self._mjpeg_subscription(station, camera, stream), parts=False)
 
-    def mjpeg_parts(self, station: str, camera: str) -> JpegView:
+    def mjpeg_parts(self, station: str, camera: str, stream: StreamKind = "sub") -> JpegView:
         """As `mjpeg`, each JPEG as a ready part of a `MJPEG_CONTENT_TYPE` response body (built once for
         all viewers)."""
-        return JpegView(self._mjpeg_subscription(station, camera), parts=True)
+        return JpegView(self._mjpeg_subscription(station, camera, stream), parts=True)
 
     def fmp4(self, station: str, camera: str, stream: StreamKind = "main") -> Fmp4Subscription:
         """Subscribe to the camera's H.264 stream as fragmented MP4: the init segment, then fragments
         starting at a keyframe. `stream="sub"` uses the sub-stream when that is RTSP H.264."""
         source = self._source(station, camera)
-        url = source.url if stream == "main" else self._sub_urls.get((station, camera), "")
-        if not _is_rtsp(url):
-            what = f"its {stream} stream is {redact(url)}" if url else f"it has no {stream}-stream URL"
+        url = self.fmp4_url(station, camera, stream)
+        if url is None:
+            given = source.url if stream == "main" else self._sub_urls.get((station, camera))
+            what = f"its {stream} stream is {redact(given)}" if given else f"it has no {stream}-stream URL"
             raise LiveViewUnavailable(
                 f"live view of camera {source.label}: fragmented MP4 needs an H.264 RTSP stream, but {what}; "
                 "watch its MJPEG view instead (hub.mjpeg), or configure the camera to send H.264 over RTSP")
-        key = (station, camera, stream)
-        upstream = self._fmp4.get(key)
+        upstream = self._fmp4.get(url)
         if upstream is None:
-            upstream = self._fmp4[key] = Fmp4Upstream(source.label, url, **self._timing)
+            upstream = self._fmp4[url] = Fmp4Upstream(source.label, url, **self._timing)
         sub = Fmp4Subscription(upstream, self._fmp4_queue_fragments)
         upstream.add(sub)
         return sub
@@ -142,32 +175,50 @@ class LiveHub:
     def fmp4_codec(self, station: str, camera: str, stream: StreamKind = "main") -> str | None:
         """The RFC 6381 codec string of the stream's current init segment (e.g. "avc1.42C01F"); None
         until a connection has produced one (the init chunk carries it as well)."""
-        upstream = self._fmp4.get((station, camera, stream))
+        url = self.fmp4_url(station, camera, stream)
+        upstream = None if url is None else self._fmp4.get(url)
         return None if upstream is None or upstream.init is None else upstream.init.codec
 
     def latest_jpeg(self, station: str, camera: str) -> bytes | None:
-        """The last JPEG of the camera's MJPEG tile stream if it arrived within `snapshot_max_age_s`;
-        None when nobody watches it and nothing is recent. Never opens a connection."""
-        self._source(station, camera)
-        upstream = self._mjpeg.get((station, camera))
-        return None if upstream is None else upstream.latest_jpeg(self._snapshot_max_age_s)
+        """The camera's newest JPEG from a watched MJPEG stream (main preferred, being larger) if it
+        arrived within `snapshot_max_age_s`; None when nobody watches and nothing is recent. Never
+        opens a connection."""
+        for stream in ("main", "sub"):
+            url = self.mjpeg_url(station, camera, stream)
+            upstream = None if url is None else self._mjpeg.get(url)
+            jpeg = None if upstream is None else upstream.latest_jpeg(self._snapshot_max_age_s)
+            if jpeg is not None:
+                return jpeg
+        return None
 
-    def mjpeg_url(self, station: str, camera: str) -> str | None:
-        """The URL the MJPEG tile stream reads (the sub-stream, or an MJPEG main stream), None if none."""
+    def mjpeg_url(self, station: str, camera: str, stream: StreamKind = "sub") -> str | None:
+        """The URL an MJPEG view reads, None if the camera has none: for "sub", the sub-stream, or the
+        main stream when it is MJPEG and there is no sub-stream; for "main", the main stream if MJPEG."""
         source = self._source(station, camera)
         sub_url = self._sub_urls.get((station, camera))
-        if sub_url is not None:
-            return sub_url if _is_http(sub_url) else None
-        return source.url if _is_http(source.url) else None
+        url = sub_url if stream == "sub" and sub_url is not None else source.url
+        return url if _is_http(url) else None
+
+    def fmp4_url(self, station: str, camera: str, stream: StreamKind = "main") -> str | None:
+        """The RTSP URL an fMP4 view reads, None if that stream is not RTSP."""
+        source = self._source(station, camera)
+        url = source.url if stream == "main" else self._sub_urls.get((station, camera), "")
+        return url if _is_rtsp(url) else None
 
     def stats(self) -> dict[str, LiveCameraStats]:
-        """Per camera (`station/camera`): upstream connections opened, viewers, frames and bytes relayed."""
+        """Per camera (`station/camera`): upstream connections opened, viewers, frames and bytes relayed,
+        per view whose stream has been opened."""
         result: dict[str, LiveCameraStats] = {}
-        for key, source in self._sources.items():
-            mjpeg = self._mjpeg.get(key)
-            fmp4 = self._fmp4.get((*key, "main"))
-            result[source.label] = LiveCameraStats(source.label, None if mjpeg is None else mjpeg.stats(),
-                                                   None if fmp4 is None else fmp4.stats())
+        for (station, camera), source in self._sources.items():
+            views: dict[str, LiveStreamStats] = {}
+            for stream in ("sub", "main"):
+                url = self.mjpeg_url(station, camera, stream)
+                if url is not None and url in self._mjpeg:
+                    views[f"mjpeg {stream}"] = self._mjpeg[url].stats()
+                url = self.fmp4_url(station, camera, stream)
+                if url is not None and url in self._fmp4:
+                    views[f"fmp4 {stream}"] = self._fmp4[url].stats()
+            result[source.label] = LiveCameraStats(source.label, views)
         return result
 
     async def aclose(self) -> None:
@@ -188,17 +239,18 @@ class LiveHub:
             raise LiveViewUnavailable(f"live view: no camera {station}/{camera} (cameras: {known})")
         return source
 
-    def _mjpeg_subscription(self, station: str, camera: str) -> MjpegSubscription:
+    def _mjpeg_subscription(self, station: str, camera: str, stream: StreamKind) -> MjpegSubscription:
         source = self._source(station, camera)
-        url = self.mjpeg_url(station, camera)
+        url = self.mjpeg_url(station, camera, stream)
         if url is None:
             raise LiveViewUnavailable(
-                f"live view of camera {source.label}: no MJPEG stream to relay (main stream {redact(source.url)}, "
-                f"sub-stream {redact(self._sub_urls.get((station, camera), 'none'))}); the hub never transcodes: "
-                "set the camera's sub-stream to MJPEG over HTTP and give its URL, or use the fMP4 view")
-        upstream = self._mjpeg.get((station, camera))
+                f"live view of camera {source.label}: no MJPEG {stream} stream to relay (main stream "
+                f"{redact(source.url)}, sub-stream {redact(self._sub_urls.get((station, camera), 'none'))}); the "
+                "hub never transcodes: set the camera's sub-stream to MJPEG over HTTP and give its URL, or use "
+                "the fMP4 view")
+        upstream = self._mjpeg.get(url)
         if upstream is None:
-            upstream = self._mjpeg[(station, camera)] = MjpegUpstream(source.label, url, **self._timing)
+            upstream = self._mjpeg[url] = MjpegUpstream(source.label, url, **self._timing)
         sub = MjpegSubscription(upstream, self._mjpeg_queue_frames)
         upstream.add(sub)
         return sub

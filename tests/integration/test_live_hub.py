@@ -124,10 +124,12 @@ async def test_mjpeg_viewer_back_within_the_linger_reuses_the_connection() -> No
             part = (await _take(parts, 1))[0]
         assert part.startswith(b"--examstation-live\r\nContent-Type: image/jpeg\r\nContent-Length: ")
         assert cam.viewers == {"main": 1, "sub": 0}
-        async with hub.mjpeg("A01", "overview") as frames:
-            await _take(frames, 3)
-        stats = hub.stats()["A01/overview"].mjpeg
-        assert stats is not None and stats.upstream_opens == 1
+        async with hub.mjpeg("A01", "overview") as tile, hub.mjpeg("A01", "overview", stream="main") as page:
+            await asyncio.gather(_take(tile, 3), _take(page, 3))
+            assert cam.viewers == {"main": 1, "sub": 0}, "the tile and the station page share the main stream"
+        stats = hub.stats()["A01/overview"]
+        assert stats.mjpeg is not None and stats.mjpeg.upstream_opens == 1
+        assert stats.views["mjpeg main"] == stats.mjpeg
 
 
 async def test_mjpeg_viewers_are_told_when_the_camera_drops_and_resume_when_it_is_back() -> None:
@@ -296,7 +298,7 @@ async def test_views_a_camera_cannot_give_are_refused_with_the_camera_named() ->
     hub = _hub([CameraSource("A01", "overview", "rtsp://127.0.0.1:9/main"),
                    CameraSource("A01", "bench", "http://127.0.0.1:9/main.mjpg")])
     try:
-        with pytest.raises(LiveViewUnavailable, match=r"A01/overview: no MJPEG stream .*never transcodes"):
+        with pytest.raises(LiveViewUnavailable, match=r"A01/overview: no MJPEG sub stream .*never transcodes"):
             hub.mjpeg("A01", "overview")
         with pytest.raises(LiveViewUnavailable, match=r"A01/bench: fragmented MP4 needs an H.264 RTSP stream"):
             hub.fmp4("A01", "bench")
