@@ -106,6 +106,8 @@ class CameraReader:
                 container = av.open(self.path, format=self._format, options=self._options,
                                     timeout=(self._connect_timeout_s, self._read_timeout_s))
             except (OSError, av.FFmpegError) as err:
+                if self._stop.is_set():
+                    return
                 self._lost(f"cannot connect to {self.source.url}: {describe(err)}")
                 self._stop.wait(self._backoff.next_s())
                 continue

@@ -112,3 +112,31 @@ async def test_mjpeg_camera_is_stored_as_is_with_wall_clock_timestamps(tmp_path:
         assert abs(probed.pts_s[-1] + mean_step - wall_s) < 0.05, "the file's time is the wall-clock time"
     full = segments[0]
     assert abs(full.frames - 2 * FPS) <= 1, f"{full.frames} frames in a 2 s segment at {FPS} fps"
+
+
+async def test_frozen_mjpeg_camera_is_a_gap_within_2_s_and_recording_resumes(tmp_path: Path) -> None:
+    listener = KeepingListener()
+    async with SimCamera("A01", "desk", main_fps=FPS) as cam:
+        recorder = Recorder([CameraSource("A01", "desk", cam.url)], tmp_path, listener, segment_s=2.0,
+                            backoff_initial_s=0.25, backoff_max_s=0.5)
+        recorder.start()
+        try:
+            await wait_for(lambda: recorder.stats()["A01/desk"].frames >= FPS, 10, "a second of frames")
+            cam.freeze()
+            await wait_for(lambda: listener.of("gap_opened"), 5, "the gap to open")
+            await asyncio.sleep(1.0)
+            cam.resume()
+            resumed = time.monotonic_ns()
+            await wait_for(lambda: listener.gaps("gap_closed"), 10, "the gap to close")
+            frames = recorder.stats()["A01/desk"].frames
+            await wait_for(lambda: recorder.stats()["A01/desk"].frames >= frames + FPS, 10, "recording to resume")
+        finally:
+            await asyncio.to_thread(recorder.stop)
+    [opened] = listener.of("gap_opened")
+    [gap] = listener.gaps("gap_closed")
+    assert "no frames for 2.0 s" in gap.cause
+    last_frame_mono_ns = gap.from_mono_ns - 1_000_000_000 // FPS
+    assert opened.at_mono_ns - last_frame_mono_ns <= 2_000_000_000, "alarm within 2 s of the last frame"
+    assert gap.to_mono_ns is not None and abs(gap.to_mono_ns - resumed) < 1_000_000_000
+    for segment in listener.segments():
+        assert check_segment(segment.path, None).packets == segment.frames
