@@ -112,10 +112,16 @@ class Fmp4Upstream(Upstream[Fmp4Chunk]):
             return await asyncio.shield(done)
         finally:
             stop.set()
-            if not done.done():
-                await asyncio.wait([done])  # the thread sees `stop` at its next packet or read timeout
+            cancelled_again = False
+            while not done.done():  # the thread sees `stop` at its next packet or read timeout
+                try:
+                    await asyncio.wait([done])
+                except asyncio.CancelledError:  # linger, then aclose: still join the thread first
+                    cancelled_again = True
             thread.join()
             self.init = None
+            if cancelled_again:
+                raise asyncio.CancelledError
 
     def _thread_main(self, loop: asyncio.AbstractEventLoop, stop: threading.Event, done: asyncio.Future[str]) -> None:
         def to_loop(callback: Callable[..., object], *args: object) -> None:

@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -290,6 +291,19 @@ async def test_closing_the_hub_ends_every_viewer_and_stops_its_threads() -> None
         with pytest.raises(LiveViewUnavailable, match=r"closed"):
             hub.mjpeg("A01", "tile")
         await wait_for(lambda: rtsp.clients == 0 and mjpeg.viewers["main"] == 0, 2.0, "upstreams to close")
+
+
+async def test_closing_the_hub_while_a_remux_thread_is_stuck_on_a_frozen_camera_joins_it() -> None:
+    """Linger over (first cancel), then aclose (second cancel) while the thread waits in a read: aclose
+    returns only once the thread has ended."""
+    async with SimRtspCamera("A01", "overview", size=RTSP_SIZE, fps=RTSP_FPS) as cam:
+        hub = _hub([CameraSource("A01", "overview", cam.url)])
+        async with hub.fmp4("A01", "overview") as sub:
+            await _chunks(sub, 2)
+            cam.freeze()
+        await asyncio.sleep(LINGER_S + 0.2)
+        await hub.aclose()
+        assert not [t.name for t in threading.enumerate() if t.name.startswith("live-fmp4")]
 
 
 # -- refusals and boundaries -------------------------------------------------------------------
