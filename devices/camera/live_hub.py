@@ -222,7 +222,10 @@ class LiveHub:
         return result
 
     async def aclose(self) -> None:
-        """End every subscription (StopAsyncIteration) and stop every upstream connection and thread."""
+        """End every subscription (StopAsyncIteration) and stop every upstream connection and thread.
+
+        Returns once every remux thread has ended: at most `stall_s` (a thread in a read) or
+        `connect_timeout_s` (a thread still connecting), as PyAV's blocking calls cannot be interrupted."""
         self._closed = True
         upstreams: list[MjpegUpstream | Fmp4Upstream] = [*self._mjpeg.values(), *self._fmp4.values()]
         for upstream in upstreams:
