@@ -13,6 +13,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from devices.camera.contract import CameraSource
 from devices.camera.recorder import Recorder
 from hardware_sim.camera import SimCamera
@@ -26,6 +28,7 @@ SECONDS = 120.0 if os.environ.get("EXAMSTATION_LONG_VIDEO") == "1" else 30.0
 FPS = 10
 
 
+@pytest.mark.timeout(SECONDS + 90)
 async def test_frame_counters_of_4_cameras_run_on_across_segments_without_gap_or_duplicate(tmp_path: Path) -> None:
     listener = KeepingListener()
     async with contextlib.AsyncExitStack() as stack:
