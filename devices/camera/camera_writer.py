@@ -67,7 +67,11 @@ class CameraWriter:
                 if self._segment is not None and self._segment.connection == item.connection:
                     self._finish()
                 continue
-            self._write(item)
+            try:
+                self._write(item)
+            except Exception as err:  # a bug must not end this camera's recording unseen
+                logger.exception("camera %s: writer failed", self.source.label)
+                self._disk_failed(err, item.utc_ns, item.mono_ns, self._root, what="recorder error (a bug: report it)")
 
     def _write(self, arrival: Arrival) -> None:
         segment = self._segment
@@ -123,14 +127,14 @@ class CameraWriter:
                              self.source.label, finished.segment_id, finished.path)
 
     def _disk_failed(self, err: BaseException, from_utc_ns: int, from_mono_ns: int, path: Path,
-                     segment: SegmentFile | None = None) -> None:
+                     segment: SegmentFile | None = None, what: str | None = None) -> None:
         """Open the disk gap from the first packet that is not in a finished segment; retry later."""
         segment = segment or self._segment
         self._segment = None
         if segment is not None:
             segment.abandon()
         code = getattr(err, "errno", None)
-        what = "disk full" if code in _FULL_ERRNOS else "disk write failed"
+        what = what or ("disk full" if code in _FULL_ERRNOS else "disk write failed")
         delay_s = self._backoff.next_s()
         self._retry_at_mono_ns = time.monotonic_ns() + int(delay_s * 1e9)
         self._gaps.open("disk", f"{what}: {err}; camera {self.source.label} not recorded, retrying in {delay_s:.1f} s "

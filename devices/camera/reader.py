@@ -113,6 +113,9 @@ class CameraReader:
                 continue
             try:
                 cause = self._read(container)
+            except Exception as err:  # a bug must not end this camera's recording unseen
+                logger.exception("camera %s: reader failed", self.source.label)
+                cause = f"recorder error {err!r} (a bug: report it with the log)"
             finally:
                 self._stats.connected = False
                 container.close()
