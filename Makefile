@@ -49,6 +49,7 @@ bench: setup
 	$(BIN)/python bench/modbus_poll.py --json
 	$(BIN)/python bench/scoring_replay.py --json
 	$(BIN)/python bench/uplink.py --json
+	$(BIN)/python bench/video_record.py --json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
