@@ -4,8 +4,8 @@ Opens the station database (refusing one that is missing, behind the schema or n
 synchronous=FULL), recovers attempts a crash left running (paused, so the outage does not count),
 starts every configured device client and records every camera (station.recording), routes
 samples and device faults to the attempts of their stations, ticks the item clocks, and runs the
-uplink relay that delivers every signed result to the province (station.uplink). Examiners act through the service layer (the proctor UI, a later
-part); this process keeps the exam's record.
+uplink relay that delivers every signed result to the province (station.uplink). Examiners act
+through the service layer (the proctor UI, a later part); this process keeps the exam's record.
 """
 
 from __future__ import annotations
