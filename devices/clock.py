@@ -71,6 +71,8 @@ class ScaledClock:
         """The real wall-clock time at which this clock read `exam_utc_ns` (video is recorded in real time,
         so a moment of a rehearsal's exam time is found in the evidence at this time)."""
         elapsed = exam_utc_ns - self._out_utc0
+        if elapsed < 0:  # before this clock was made: nothing relates it to real time, take it as it is
+            return exam_utc_ns
         exam0, real0, scale = self._history[0]
         for entry in self._history[1:]:
             if entry[0] > elapsed:

@@ -155,7 +155,7 @@ async def _station_loop(station: Station, scenarios: Sequence[Scenario], site: S
         await asyncio.to_thread(sign, services, attempt_id)
 
 
-def sign(services: StationServices, attempt_id: str) -> None:
+def sign(services: StationServices, attempt_id: str, wait_for_video: bool = True) -> None:
     """The demo's examiners review a scored attempt, the candidate signs each item, both sign."""
     a = services.attempt(attempt_id)
     if a.state == sm.State.SCORED:
@@ -164,7 +164,7 @@ def sign(services: StationServices, attempt_id: str) -> None:
         if not it.candidate_decision:
             services.candidate_decision(attempt_id, it.code, True)
     for examiner in DEMO_EXAMINERS:
-        services.examiner_sign(attempt_id, examiner)
+        services.examiner_sign(attempt_id, examiner, wait_for_video)
 
 
 def close_left_open(services: StationServices) -> list[str]:
@@ -189,7 +189,7 @@ def close_left_open(services: StationServices) -> list[str]:
         if services.attempt(attempt_id).state == sm.State.ENDED:
             services.score(attempt_id)
         if services.attempt(attempt_id).state in (sm.State.SCORED, sm.State.REVIEWED):
-            sign(services, attempt_id)
+            sign(services, attempt_id, wait_for_video=False)  # it ended when the earlier run stopped
         what = f"ended {', '.join(ended)} interrupted (a re-sit, no score), " if ended else ""
         lines.append(f"attempt {attempt_id} at {station} was left {was.value} by an earlier run; the demo examiner "
                      f"{what}signed it and it is sent to the province")

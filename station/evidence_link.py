@@ -103,14 +103,15 @@ class EvidenceLinker:
                       "is listed as a video gap", station, ", ".join(late))
         return until
 
-    def video_in(self, tx: Session, attempt_id: str, station: str, window_end_utc_ns: int) -> VideoEvidence:
+    def video_in(self, tx: Session, attempt_id: str, station: str, window_end_utc_ns: int | None) -> VideoEvidence:
         """Inside the signing transaction: link the window's segments (kept 3 years), audit the links, and
-        return what the result lists."""
+        return what the result lists. The window ends at `window_end_utc_ns` (real UTC, from `settle`),
+        or now when the signing did not wait for a post-roll."""
         checked_in = tx.execute(select(CheckIn.utc_ns).where(CheckIn.attempt_id == attempt_id)
                                 .order_by(CheckIn.utc_ns).limit(1)).scalar()
         start_exam = checked_in if checked_in is not None else self.clock.utc_ns()
         start = real_utc_ns(self.clock, start_exam) - int(self.config.recording.pre_roll_s * 1e9)
-        end = window_end_utc_ns
+        end = window_end_utc_ns if window_end_utc_ns is not None else real_utc_ns(self.clock, self.clock.utc_ns())
         segments = tx.execute(select(EvidenceSegment).where(
             EvidenceSegment.station == station, EvidenceSegment.end_utc_ns > start,
             EvidenceSegment.start_utc_ns < end, EvidenceSegment.deleted_utc_ns.is_(None))

@@ -163,8 +163,8 @@ class StationServices:
     def candidate_decision(self, attempt_id: str, item: str, signed: bool) -> None:
         self.sign_off.candidate_decision(attempt_id, item, signed)
 
-    def examiner_sign(self, attempt_id: str, examiner: str) -> dict[str, Any] | None:
-        return self.sign_off.examiner_sign(attempt_id, examiner)
+    def examiner_sign(self, attempt_id: str, examiner: str, wait_for_video: bool = True) -> dict[str, Any] | None:
+        return self.sign_off.examiner_sign(attempt_id, examiner, wait_for_video)
 
     # -- results ----------------------------------------------------------------------------------
     def settle_receipts(self, receipts: list[outbox.Receipt]) -> list[outbox.Applied]:

@@ -179,24 +179,26 @@ class SignOff(ServicePart):
         if not signed:
             self.score(attempt_id)  # a refused item scores 0
 
-    def examiner_sign(self, attempt_id: str, examiner: str) -> dict[str, Any] | None:
+    def examiner_sign(self, attempt_id: str, examiner: str, wait_for_video: bool = True) -> dict[str, Any] | None:
         """An examiner signs; the last required signature stores the signed result and queues it,
         attempt state included, in ONE transaction (the uplink may deliver it a moment later).
-        Returns the result document then."""
+        Returns the result document then. The last signature first waits until the post-roll is
+        recorded, unless `wait_for_video` is false: an attempt closed after a restart ended when the
+        earlier run stopped, and has no post-roll to wait for."""
         stored: dict[str, Any] = {}
         before = self.book.get(attempt_id)
         evidence = self.evidence
         last = examiner not in before.examiner_signatures and \
             len(before.examiner_signatures) + 1 >= before.examiners_required
         # The wait for the post-roll happens before the transaction, which holds the writer lock.
-        window_end = evidence.settle(before.station) if evidence is not None and last else None
+        window_end = evidence.settle(before.station) if evidence is not None and last and wait_for_video else None
 
         def keep(tx: Session, a: sm.Attempt, n: sm.Now) -> None:
             tx.add(Signature(attempt_id=attempt_id, item_code=None, role="examiner", who=examiner, decision="signed",
                              utc_ns=n.utc_ns))
             if a.state == sm.State.QUEUED:
                 video = VideoEvidence() if evidence is None else \
-                    evidence.video_in(tx, attempt_id, a.station, window_end or n.utc_ns)
+                    evidence.video_in(tx, attempt_id, a.station, window_end)
                 stored.update(store_signed_result(tx, a, n, rubric=self.rubric_of(a.operation), config=self.config,
                                                   key=self.key, software=self.software, video=video))
 
