@@ -34,8 +34,12 @@ typecheck: setup
 # mostly wait on exam time, so they run three at a time; the tests that load both cores (the whole
 # hall, the uplink's fault and kill tests, the demo hall) run alone, after them.
 ALONE := tests/e2e/test_hall.py tests/e2e/test_uplink_faults.py tests/e2e/test_uplink_cli.py
+# the video tests mostly wait for real seconds of camera time and use little CPU: three at a time
+VIDEO := $(wildcard tests/integration/test_recorder*.py) tests/integration/test_live_hub.py \
+  tests/integration/test_sim_rtsp_camera.py tests/integration/test_evidence_attempt.py
 test: setup system-deps lint typecheck
-	$(BIN)/python -m pytest -q tests/unit tests/integration
+	$(BIN)/python -m pytest -q tests/unit tests/integration $(addprefix --ignore=,$(VIDEO))
+	$(BIN)/python -m pytest -q -n 3 $(VIDEO)
 	$(BIN)/python -m pytest -q -n 3 --dist loadgroup tests/e2e $(addprefix --ignore=,$(ALONE))
 	$(BIN)/python -m pytest -q $(ALONE)
 
