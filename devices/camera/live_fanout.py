@@ -191,9 +191,11 @@ class Upstream(Generic[T]):
     """
 
     def __init__(self, label: str, url: str, *, linger_s: float, backoff_initial_s: float,
-                 backoff_max_s: float) -> None:
+                 backoff_max_s: float, stall_s: float, connect_timeout_s: float) -> None:
         self.label = label
         self.url = url
+        self._stall_s = stall_s
+        self._connect_timeout_s = connect_timeout_s
         self._linger_s = linger_s
         self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._subs: weakref.WeakSet[Subscription[T]] = weakref.WeakSet()

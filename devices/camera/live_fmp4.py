@@ -78,14 +78,8 @@ class Fmp4Subscription(Subscription[Fmp4Chunk]):
 class Fmp4Upstream(Upstream[Fmp4Chunk]):
     """The one RTSP connection of a camera's H.264 stream, remuxed to fMP4 on its own thread."""
 
-    def __init__(self, label: str, url: str, *, linger_s: float, backoff_initial_s: float, backoff_max_s: float,
-                 stall_s: float, connect_timeout_s: float) -> None:
-        super().__init__(label, url, linger_s=linger_s, backoff_initial_s=backoff_initial_s,
-                         backoff_max_s=backoff_max_s)
-        self._stall_s = stall_s
-        self._connect_timeout_s = connect_timeout_s
-        self.init: Fmp4Chunk | None = None
-        """The current connection's init segment: given first to every viewer that joins."""
+    init: Fmp4Chunk | None = None
+    """The current connection's init segment: given first to every viewer that joins."""
 
     def _welcome(self, sub: Subscription[Fmp4Chunk]) -> None:
         if self.init is not None:

@@ -91,13 +91,8 @@ class JpegView:
 class MjpegUpstream(Upstream[MjpegFrame]):
     """The one HTTP connection to a camera's MJPEG stream (`http://` or `https://`)."""
 
-    def __init__(self, label: str, url: str, *, linger_s: float, backoff_initial_s: float, backoff_max_s: float,
-                 stall_s: float, connect_timeout_s: float) -> None:
-        super().__init__(label, url, linger_s=linger_s, backoff_initial_s=backoff_initial_s,
-                         backoff_max_s=backoff_max_s)
-        self._stall_s = stall_s
-        self._connect_timeout_s = connect_timeout_s
-        self.latest: MjpegFrame | None = None
+    latest: MjpegFrame | None = None
+    """The newest frame of the current connection (`latest_jpeg`)."""
 
     def latest_jpeg(self, max_age_s: float) -> bytes | None:
         frame = self.latest
