@@ -20,8 +20,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import UnsupportedAlgorithm
-
 from scoring.canonical import canonical_json
 from station.bundle_format import (
     FORMAT,
@@ -164,24 +162,17 @@ def _given_key(public_key: Path | None) -> SiteKeyRef | None:
     if public_key is None:
         return None
     try:
-        return _pem_key(public_key.read_text(encoding="ascii"), str(public_key))
+        return key_ref(public_key.read_text(encoding="ascii"), str(public_key))
     except (OSError, UnicodeDecodeError, SigningError) as err:
         raise BundleError(f"--public-key {public_key}: cannot use it ({err}); give the PEM file the province "
                           "registered (`examstation keys export` printed it)") from err
-
-
-def _pem_key(text: str, source: str) -> SiteKeyRef:
-    try:
-        return key_ref(text, source)
-    except (ValueError, UnsupportedAlgorithm) as err:  # what cryptography raises for a damaged PEM
-        raise SigningError(f"{source} is not an Ed25519 public key in PEM ({err})") from err
 
 
 def _signature(bundle: Bundle, given: SiteKeyRef | None) -> SiteKeyRef:
     """The result's signature with the given key, else the bundled one; the bundled key must be the
     signer's too. Returns the key the signature was checked with."""
     try:
-        bundled = _pem_key(bundle.text(PUBLIC_KEY), f"{PUBLIC_KEY} in the bundle")
+        bundled = key_ref(bundle.text(PUBLIC_KEY), f"{PUBLIC_KEY} in the bundle")
     except SigningError as err:
         if given is None:
             raise Mismatch(PUBLIC_KEY, str(err)) from err

@@ -95,13 +95,17 @@ class EvidenceLinker:
         """Wait (bounded) until the post-roll is final on every camera of `station`; return the window's
         end (real UTC ns). Called before the last signature's transaction, off the event loop."""
         rec = self.config.recording
-        until = real_utc_ns(self.clock, self.clock.utc_ns()) + int(rec.post_roll_s * 1e9)
+        until = self._real_now() + int(rec.post_roll_s * 1e9)
         cameras = [c.id for c in self.config.station(station).cameras]
         late = self.index.wait_covered(station, cameras, until, rec.post_roll_s + rec.segment_s + SETTLE_MARGIN_S)
         if late:
             log.error("sign-off at %s: the video of camera(s) %s is not final up to the post-roll; their missing time "
                       "is listed as a video gap", station, ", ".join(late))
         return until
+
+    def _real_now(self) -> int:
+        """Now on the real wall clock, where the cameras record (the attempt's clock may run scaled)."""
+        return real_utc_ns(self.clock, self.clock.utc_ns())
 
     def video_in(self, tx: Session, attempt_id: str, station: str, window_end_utc_ns: int | None) -> VideoEvidence:
         """Inside the signing transaction: link the window's segments (kept 3 years), audit the links, and
@@ -111,7 +115,7 @@ class EvidenceLinker:
                                 .order_by(CheckIn.utc_ns).limit(1)).scalar()
         start_exam = checked_in if checked_in is not None else self.clock.utc_ns()
         start = real_utc_ns(self.clock, start_exam) - int(self.config.recording.pre_roll_s * 1e9)
-        end = window_end_utc_ns if window_end_utc_ns is not None else real_utc_ns(self.clock, self.clock.utc_ns())
+        end = window_end_utc_ns if window_end_utc_ns is not None else self._real_now()
         segments = tx.execute(select(EvidenceSegment).where(
             EvidenceSegment.station == station, EvidenceSegment.end_utc_ns > start,
             EvidenceSegment.start_utc_ns < end, EvidenceSegment.deleted_utc_ns.is_(None))

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
@@ -233,7 +234,7 @@ def key_ref(public_pem: str, source: str) -> SiteKeyRef:
     """A SiteKeyRef whose source names the key's id too (`ed25519:...`)."""
     try:
         public = serialization.load_pem_public_key(public_pem.encode())
-    except ValueError as err:
+    except (ValueError, UnsupportedAlgorithm) as err:  # cryptography's words for a damaged PEM
         raise SigningError(f"{source} is not a PEM public key ({err}); `examstation keys export` prints one") from err
     if not isinstance(public, Ed25519PublicKey):
         raise SigningError(f"{source} is not an Ed25519 public key")
