@@ -303,3 +303,36 @@ class AttemptStill(Base):
     """Relative to the data directory."""
     sha256: Mapped[str] = mapped_column(Text)
     utc_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class User(Base):
+    """A person who signs in to the proctor UI: admin (站点管理员), examiner (考评员) or proctor (监考员)."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    role: Mapped[str] = mapped_column(Text)
+    stations: Mapped[str] = mapped_column(Text)
+    """Canonical JSON list of the station ids an examiner is assigned to (empty for the other roles)."""
+    password_hash: Mapped[str] = mapped_column(Text)
+    """Argon2id, in the PHC string format pwdlib writes; never the password."""
+    created_utc_ns: Mapped[int] = mapped_column(BigInteger)
+    disabled: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (CheckConstraint("role IN ('admin', 'examiner', 'proctor')", name="role"),)
+
+
+class DisciplineIncident(Base):
+    """A discipline incident (考场违纪) a proctor or examiner recorded at a station, with the attempt then open there."""
+
+    __tablename__ = "discipline_incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station: Mapped[str] = mapped_column(Text)
+    attempt_id: Mapped[str | None] = mapped_column(ForeignKey("attempts.attempt_id"), nullable=True)
+    category: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(Text)
+    utc_ns: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_discipline_incidents_attempt_id", "attempt_id"),)

@@ -27,8 +27,8 @@ from station.db.models import Base
 
 EXTRA_REVISION = '''"""A later revision, for the test: adds a column.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -62,11 +62,11 @@ def revision_in_file(path: Path) -> list[str]:
 
 def test_upgrade_creates_a_database_at_head_from_nothing(tmp_path: Path) -> None:
     path = database_path(tmp_path / "data")  # the data directory does not exist yet either
-    assert upgrade(path) == head_revision() == "0002"
-    assert revision_in_file(path) == ["0002"]
-    assert upgrade(path) == "0002", "upgrading a database at head is a no-op"
+    assert upgrade(path) == head_revision() == "0003"
+    assert revision_in_file(path) == ["0003"]
+    assert upgrade(path) == "0003", "upgrading a database at head is a no-op"
     with open_database(path) as db:
-        assert db.revision == "0002"
+        assert db.revision == "0003"
 
 
 def test_migrated_schema_is_exactly_the_models(tmp_path: Path) -> None:
@@ -85,22 +85,22 @@ def test_a_database_at_an_older_revision_is_refused_until_upgraded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "old.sqlite3"
-    upgrade(path)  # at 0002
+    upgrade(path)  # at 0003
     # This version of examstation ships one more revision than the file has.
     scripts = tmp_path / "migrations"
     shutil.copytree(migrate.SCRIPT_LOCATION, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0003_note.py").write_text(EXTRA_REVISION, encoding="utf-8")
+    (scripts / "versions" / "0004_note.py").write_text(EXTRA_REVISION, encoding="utf-8")
     monkeypatch.setattr(migrate, "SCRIPT_LOCATION", scripts)
 
     with pytest.raises(SchemaRevisionError) as refused:
         open_database(path)
     assert str(refused.value) == (
-        f"examstation refuses to open {path}: its schema is at revision 0002, this version needs 0003; "
+        f"examstation refuses to open {path}: its schema is at revision 0003, this version needs 0004; "
         f"run `examstation db upgrade --data-dir {tmp_path}`, after taking a backup"
     )
-    assert upgrade(path) == "0003"
+    assert upgrade(path) == "0004"
     with open_database(path) as db:
-        assert db.revision == "0003"
+        assert db.revision == "0004"
 
 
 def test_a_database_without_schema_revision_is_refused(tmp_path: Path) -> None:
@@ -115,10 +115,10 @@ def test_a_database_without_schema_revision_is_refused(tmp_path: Path) -> None:
             conn.commit()
     finally:
         engine.dispose()
-    with pytest.raises(SchemaRevisionError, match=r"has no schema revision \(expected 0002\); run `examstation db "
+    with pytest.raises(SchemaRevisionError, match=r"has no schema revision \(expected 0003\); run `examstation db "
                                                  rf"upgrade --data-dir {tmp_path}` to create the schema"):
         open_database(path)
-    assert upgrade(path) == "0002"
+    assert upgrade(path) == "0003"
     open_database(path).close()
 
 

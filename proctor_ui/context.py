@@ -1,0 +1,32 @@
+"""What the proctor UI works with: the station's service layer and the live views, nothing else.
+
+Routes reach the station only through this object (DESIGN.md: no SQL and no device calls in a
+route). `create_app(ui)` takes one; `examstation run`, `examstation demo` and the tests build it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devices.camera.live_hub import LiveHub
+from station.device_hub import DeviceStatus
+from station.services import StationServices
+from station.users import UserBook
+
+
+@dataclass
+class UiContext:
+    services: StationServices
+    users: UserBook
+    data_dir: Path
+    """The data directory: evidence segments and stills are served from under it."""
+    live: LiveHub | None = None
+    """Live camera views; None where no camera is configured or watched (some tests)."""
+    device_status: Callable[[], list[DeviceStatus]] = field(default=lambda: [])
+    """Every device of the site now (the device hub's `status`)."""
+    uplink_health: Callable[[], str] | None = None
+    """One line on the uplink (backlog, broker connection), when a relay runs."""
+    secure_transport: bool = False
+    """True when served over HTTPS; over plain HTTP only loopback is allowed (proctor_ui.server)."""
