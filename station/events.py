@@ -84,13 +84,27 @@ class ResultStateEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class DisciplineEvent:
+    """A proctor or examiner recorded a discipline incident (考场违纪) at a station (station.discipline)."""
+
+    station: str
+    attempt_id: str | None
+    incident_id: int
+    category: str
+    note: str
+    recorded_by: str
+    t_utc_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class Lost:
     """This subscriber fell behind: `count` events were dropped (its oldest) since the last one."""
 
     count: int
 
 
-Event = SampleEvent | FindingEvent | ItemStateEvent | DeviceHealthEvent | AlarmEvent | ResultStateEvent
+Event = (SampleEvent | FindingEvent | ItemStateEvent | DeviceHealthEvent | AlarmEvent | ResultStateEvent
+         | DisciplineEvent)
 
 
 class Subscription:

@@ -1,0 +1,86 @@
+"""Serving the UI inside `examstation run` and `examstation demo`: uvicorn on the controller's loop.
+
+Why in-process: routes call the station's services directly (one writer of attempts, one event
+stream); a second process would need its own path to both. `serving(app, host, port)` starts
+uvicorn as a task of the running loop and yields the URL it listens on (port 0 picks a free one,
+as the tests do), and stops it on exit.
+
+Beyond loopback the UI is served over HTTPS only, with the site's certificate (`tls_cert`,
+`tls_key`): examiners sign results with it, and a hall LAN is not a trusted network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from proctor_ui.app import asgi
+
+log = logging.getLogger(__name__)
+
+
+class UiServerError(Exception):
+    """The UI cannot be served as asked (plain HTTP beyond loopback, a missing certificate, a busy port)."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(host: str, tls_cert: Path | None, tls_key: Path | None) -> None:
+    """Refuse plain HTTP beyond loopback, and a certificate without its key (or the reverse)."""
+    if (tls_cert is None) != (tls_key is None):
+        raise UiServerError("give both --tls-cert and --tls-key (the site's certificate and its private key)")
+    for what, path in (("certificate", tls_cert), ("key", tls_key)):
+        if path is not None and not path.is_file():
+            raise UiServerError(f"the TLS {what} {path} does not exist; give the site's {what} file")
+    if tls_cert is None and not is_loopback(host):
+        raise UiServerError(f"the UI would listen on {host} over plain HTTP; beyond loopback it is served over "
+                            "HTTPS only: give --tls-cert and --tls-key, or listen on 127.0.0.1")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the CLI owns SIGINT/SIGTERM and stops everything in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, tls_cert: Path | None = None,
+                  tls_key: Path | None = None) -> AsyncIterator[str]:
+    """Serve `app` until the block ends; yields its base URL (http://127.0.0.1:PORT or https://...)."""
+    check_transport(host, tls_cert, tls_key)
+    config = uvicorn.Config(asgi(app), host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+                            ssl_certfile=str(tls_cert) if tls_cert else None,
+                            ssl_keyfile=str(tls_key) if tls_key else None, ws="websockets",
+                            timeout_graceful_shutdown=2)
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(), name=f"proctor UI {host}:{port}")
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise UiServerError(f"the UI could not listen on {host}:{port}; is the port in use? try --port")
+            await asyncio.sleep(0.02)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        scheme = "https" if tls_cert else "http"
+        shown = f"[{host}]" if ":" in host else host
+        yield f"{scheme}://{shown}:{bound}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
