@@ -1,0 +1,81 @@
+"""The UI wired to a running controller: `examstation run` and `examstation demo` both serve it so.
+
+Why one function for both: the demo and the real controller must show the same UI built the same
+way (one live hub over the site's cameras, the device hub's status, the relay's health); a second
+copy of this wiring would drift. Usage:
+
+    async with ui_for(services, config, data_dir, hub, relay=relay, host="127.0.0.1", port=8000) as url:
+        print(f"proctor UI on {url}")
+        ...                                   # the controller runs; the UI stops when the block ends
+
+`config` is the site as its cameras are reached (the simulator's resolved config in a demo, as for
+station.recording.Recording); the services' own config names the stations users are assigned to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from devices.camera.contract import CameraSource
+from devices.camera.live_hub import LiveHub
+from proctor_ui.app import create_app
+from proctor_ui.context import UiContext
+from proctor_ui.server import check_transport, serving
+from station.config import SiteConfig
+from station.device_hub import DeviceHub, DeviceStatus
+from station.services import StationServices
+from station.uplink.relay import UplinkRelay
+from station.users import UserBook
+
+NO_USERS_HINT = ("no user can sign in yet: add one with `examstation user add NAME --role admin` "
+                 "(it asks for the password), then examiners and proctors from the users page")
+"""What `run` prints when the database has no users (the demo makes its own)."""
+
+
+def live_hub_for(config: SiteConfig, *, linger_s: float = 5.0) -> LiveHub:
+    """One live hub over every camera of `config`: the main stream, and the sub-stream where the
+    camera has one (hall tiles use it)."""
+    sources = [CameraSource(st.id, cam.id, cam.url) for st in config.stations for cam in st.cameras]
+    subs = {(st.id, cam.id): cam.sub_url for st in config.stations for cam in st.cameras if cam.sub_url}
+    return LiveHub(sources, subs, linger_s=linger_s)
+
+
+def user_book(services: StationServices) -> UserBook:
+    """The users of the services' database, assignable to the site's stations."""
+    return UserBook(services.db, services.clock, [st.id for st in services.config.stations])
+
+
+def ui_context(services: StationServices, data_dir: Path, *, live: LiveHub | None = None,
+               hub: DeviceHub | None = None, relay: UplinkRelay | None = None,
+               secure_transport: bool = False) -> UiContext:
+    """The UiContext of a running controller (no serving): for tests and for callers with their own server."""
+    status: Callable[[], list[DeviceStatus]] = hub.status if hub is not None else list
+    health: Callable[[], str] | None = None
+    if relay is not None:
+        def health() -> str:
+            """Reads the outbox (blocking): call it in a thread from async code."""
+            return relay.health().line()
+    return UiContext(services=services, users=user_book(services), data_dir=data_dir, live=live,
+                     device_status=status, uplink_health=health, secure_transport=secure_transport)
+
+
+@contextlib.asynccontextmanager
+async def ui_for(services: StationServices, config: SiteConfig, data_dir: Path, hub: DeviceHub | None = None, *,
+                 relay: UplinkRelay | None = None, host: str = "127.0.0.1", port: int = 8000,
+                 tls_cert: Path | None = None, tls_key: Path | None = None,
+                 live: bool = True) -> AsyncIterator[str]:
+    """Serve the UI for these services until the block ends; yields its URL (https://... with TLS).
+
+    Raises proctor_ui.server.UiServerError before anything starts when the transport is refused
+    (plain HTTP beyond loopback, a missing certificate or key) or the port is busy. `live=False`
+    serves no live video (no camera connection is ever opened).
+    """
+    check_transport(host, tls_cert, tls_key)
+    async with contextlib.AsyncExitStack() as stack:
+        hub_live = await stack.enter_async_context(live_hub_for(config)) if live else None
+        ctx = ui_context(services, data_dir, live=hub_live, hub=hub, relay=relay,
+                         secure_transport=tls_cert is not None)
+        url = await stack.enter_async_context(serving(create_app(ctx), host, port, tls_cert, tls_key))
+        yield url
