@@ -33,8 +33,14 @@ MAX_FORM_BYTES = 32 * 1024 * 1024
 
 
 def cookie_names(secure: bool) -> tuple[str, str]:
-    """(session cookie, login CSRF cookie). `__Host-` binds them to this host and path /, over HTTPS
-    (browsers treat http://127.0.0.1 as secure too, so loopback HTTP keeps the prefix)."""
+    """(session cookie, login CSRF cookie). `__Host-` binds them to this host and path /; they are
+    Secure, HttpOnly and SameSite=Strict wherever they are set.
+
+    The same names over loopback HTTP: browsers treat http://127.0.0.1 and http://localhost as
+    secure contexts and keep a Secure `__Host-` cookie set there (Debian chromium does: checked by
+    tests/integration/test_ui_server.py, which signs in through it). Beyond loopback the UI is
+    HTTPS only (proctor_ui.server), so `secure` changes nothing today; it stays a parameter so a
+    transport that needs other names has one place to say so."""
     return "__Host-examstation-session", "__Host-examstation-login"
 
 

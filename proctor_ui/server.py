@@ -66,7 +66,7 @@ async def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, tls_c
     check_transport(host, tls_cert, tls_key)
     config = uvicorn.Config(asgi(app), host=host, port=port, log_level="warning", access_log=False, lifespan="off",
                             ssl_certfile=str(tls_cert) if tls_cert else None,
-                            ssl_keyfile=str(tls_key) if tls_key else None, ws="websockets",
+                            ssl_keyfile=str(tls_key) if tls_key else None, ws="websockets-sansio",
                             timeout_graceful_shutdown=2)
     server = _Server(config)
     task = asyncio.create_task(server.serve(), name=f"proctor UI {host}:{port}")

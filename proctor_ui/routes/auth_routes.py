@@ -1,7 +1,9 @@
 """Signing in and out, and choosing the language.
 
 The login form carries a token from its own cookie (login CSRF); a wrong name and a wrong password
-get the same answer in the same time (station.users), so nobody learns who has an account.
+get the same answer in the same time (station.users), so nobody learns who has an account. Failed
+logins are counted per client address and per name typed (proctor_ui.login_limit): past the limit
+the form answers 429 with when to try again, the same for names that exist and names that do not.
 """
 
 from __future__ import annotations
@@ -15,11 +17,26 @@ from fastapi.responses import RedirectResponse, Response
 from proctor_ui import i18n
 from proctor_ui.deps import CurrentSession, Ui
 from proctor_ui.guard import cookie_names, new_login_token
+from proctor_ui.login_limit import LoginLimit
 from proctor_ui.sessions import SessionStore
 from proctor_ui.templating import render
 from station.users import LoginRefused
 
 router = APIRouter()
+
+REFUSED = "用户名或密码错误"
+
+
+def login_limit(request: Request) -> LoginLimit:
+    """The app's login limit, made on first use (one per app, like its session store)."""
+    found: LoginLimit | None = getattr(request.app.state, "login_limit", None)
+    if found is None:
+        found = request.app.state.login_limit = LoginLimit()
+    return found
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _safe_next(target: str) -> str:
@@ -40,10 +57,18 @@ async def login_page(request: Request, next: str = "/") -> Response:
 @router.post("/login", include_in_schema=False)
 async def login(request: Request, ctx: Ui, name: Annotated[str, Form(max_length=64)],
                 password: Annotated[str, Form(max_length=256)], next: Annotated[str, Form()] = "/") -> Response:
+    limit, client = login_limit(request), _client(request)
+    locked = limit.check(client, name)
+    if locked is not None:
+        return render(request, "login.html", {"next": _safe_next(next), "error": None,
+                                              "retry_minutes": locked.minutes},
+                      status_code=429, headers={"Retry-After": str(locked.retry_after_s)})
     try:
         user = await asyncio.to_thread(ctx.users.authenticate, name, password)
     except LoginRefused:
-        return render(request, "login.html", {"next": _safe_next(next), "error": "用户名或密码错误"}, status_code=401)
+        limit.failed(client, name)
+        return render(request, "login.html", {"next": _safe_next(next), "error": REFUSED}, status_code=401)
+    limit.succeeded(client, name)
     store: SessionStore = request.app.state.sessions
     s = store.create(user)
     response = RedirectResponse(_safe_next(next), status_code=303)
