@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="with --once: print the signed result document")
     d.add_argument("--broker", default=None, metavar="mqtt://HOST:PORT",
                    help="an external MQTT broker instead of the embedded one (the simulated province uses it too)")
+    d.add_argument("--host", default="127.0.0.1", help="the proctor UI listens here (loopback only: plain HTTP)")
+    d.add_argument("--port", type=int, default=8000, help="the proctor UI's port (0: any free port)")
+    d.add_argument("--logins-file", type=Path, default=None, metavar="JSON",
+                   help="also write the UI's URL and the demo logins to this file (mode 0600)")
     sc = sub.add_parser("scenarios", help="list the candidate scenarios with their expected outcome")
     sc.add_argument("--json", action="store_true", help="print a JSON list")
     run = cmd("run", "the controller against the hardware of the site config")
@@ -302,7 +306,8 @@ def _demo(args: argparse.Namespace, config: SiteConfig, data_dir: Path) -> int:
                 print(f"examstation demo: {problem}", file=sys.stderr)
                 return 1
             return 0
-        asyncio.run(demo.run_demo(config, data_dir, args.duration, args.status_every, args.broker))
+        asyncio.run(demo.run_demo(config, data_dir, args.duration, args.status_every, args.broker,
+                                  host=args.host, port=args.port, logins_file=args.logins_file))
     return 0
 
 

@@ -89,24 +89,40 @@ def demo_config(config: SiteConfig, province: ProvinceServer, data_dir: Path) ->
 
 
 async def run_demo(config: SiteConfig, data_dir: Path, duration_s: float | None, status_every_s: float,
-                   broker_url: str | None = None) -> None:
+                   broker_url: str | None = None, *, host: str = "127.0.0.1", port: int = 8000,
+                   logins_file: Path | None = None) -> None:
     """`examstation demo`: the hall played by scenarios (exam time 20x), every result delivered to
-    the simulated province, status lines until Ctrl-C or `duration_s`."""
+    the simulated province, status lines until Ctrl-C or `duration_s`; the proctor UI on
+    `host:port`, with new random passwords for the demo's users, printed once (and written to
+    `logins_file`). The first electrician station with an ID card reader is left to a person at
+    the UI (station.demo_desk); the others play whole candidates by themselves."""
+    from proctor_ui.server import check_transport
+    from proctor_ui.wiring import ui_for
     from station.controller import uplink_relay
     from station.demo_hall import HALL_SCALE, hall_rotation, play_hall
+    from station.demo_users import ensure_demo_users, login_lines, write_logins_file
 
+    check_transport(host, None, None)  # before anything starts: the demo serves plain HTTP on loopback only
+    desks = desk_stations(config)
     key = SiteKey.load_or_create(data_dir)
     async with uplink_stack(config, key, broker_url, data_dir) as province:
         site_config = demo_config(config, province, data_dir)
         print(f"examstation demo: site {config.site.id} {config.site.name}", flush=True)
         print(f"  broker {province.broker_url} ({'external' if broker_url else 'embedded amqtt'}), simulated "
               f"province receiving; data in {data_dir}", flush=True)
-        print(f"  {len(config.stations)} stations play candidate scenarios at {HALL_SCALE:g}x exam time; "
-              "Ctrl-C stops the demo", flush=True)
+        print(f"  {len(config.stations) - len(desks)} stations play candidate scenarios at {HALL_SCALE:g}x exam "
+              f"time; {', '.join(desks) or 'no station'} waits for you: sign in as an examiner, check the "
+              "candidate in by ID card, start an item, end, review and sign; Ctrl-C stops the demo", flush=True)
 
         @contextlib.asynccontextmanager
-        async def attach(services: StationServices, hub: DeviceHub) -> AsyncIterator[None]:
-            async with uplink_relay(site_config, services, hub) as relay:
+        async def attach(services: StationServices, hub: DeviceHub, resolved: SiteConfig) -> AsyncIterator[None]:
+            async with uplink_relay(site_config, services, hub) as relay, \
+                    ui_for(services, resolved, data_dir, hub, relay=relay, host=host, port=port) as url:
+                logins = await asyncio.to_thread(ensure_demo_users, services, desks)
+                for line in login_lines(url, logins):
+                    print(line, flush=True)
+                if logins_file is not None:
+                    await asyncio.to_thread(write_logins_file, logins_file, url, logins)
                 async def report() -> None:
                     while True:
                         await asyncio.sleep(status_every_s)
@@ -125,7 +141,7 @@ async def run_demo(config: SiteConfig, data_dir: Path, duration_s: float | None,
                         await task
 
         hall = asyncio.create_task(play_hall(site_config, data_dir, duration_s or 365 * 86400.0, HALL_SCALE,
-                                             hall_rotation, attach))
+                                             hall_rotation, attach, desks))
         stopped = asyncio.create_task(_until_stopped(duration_s))
         await asyncio.wait({hall, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if not hall.done():
@@ -135,6 +151,15 @@ async def run_demo(config: SiteConfig, data_dir: Path, duration_s: float | None,
         stopped.cancel()
         print(f"examstation demo: stopped; the province stored {province.stats.stored} results "
               f"({province.stats.duplicates} duplicates absorbed, {province.stats.rejected} rejected)", flush=True)
+
+
+def desk_stations(config: SiteConfig) -> list[str]:
+    """The station the demo leaves to a person: the first electrician station with an ID card reader
+    (A01 in examples/site.yaml), else the first station with one; none when no station has a reader."""
+    with_reader = [st for st in config.stations
+                   if any(getattr(d, "profile", "") == "id-card-reader" for d in st.devices)]
+    electrician = [st for st in with_reader if st.operation == "低压电工作业"]
+    return [(electrician or with_reader)[0].id] if with_reader else []
 
 
 def describe_scenarios(as_json: bool) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from station import session as sm
 from station.config import SiteConfig, Station
 from station.controller import print_alarms
 from station.db import open_database
+from station.demo_desk import DeskRig, HumanDesk
 from station.device_hub import DeviceHub
 from station.events import AlarmEvent
 from station.recording import Recording
@@ -60,8 +61,14 @@ class HallResult:
     got: tuple[float, str]
 
 
-Attach = Callable[[StationServices, DeviceHub], contextlib.AbstractAsyncContextManager[Any]]
-"""What else runs beside the hall while it plays (the demo's uplink relay and status lines)."""
+Attach = Callable[[StationServices, DeviceHub, SiteConfig], contextlib.AbstractAsyncContextManager[Any]]
+"""What else runs beside the hall while it plays (the demo's uplink relay, status lines and UI); the
+third argument is the site as the simulator resolved it (its cameras' URLs, for the live views)."""
+DESK_SCENARIOS = ("cpr-too-shallow", "k22-no-meter-check", "k23-no-meter-check", "weld-k11-two-missing",
+                  "weld-k21-travel-too-fast", "weld-k41-cpr-correct")
+"""The candidate a person examines at a desk station plays these when the item starts (only the
+scenarios written for the hall's exam time, each with an automatic deduction to watch where there is
+one); an item not listed is done by a candidate who stands still."""
 
 
 def hall_rotation(station: Station) -> list[Scenario]:
@@ -75,9 +82,11 @@ def hall_rotation(station: Station) -> list[Scenario]:
 
 
 async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale: float,
-                    pick: Callable[[Station], Sequence[Scenario]], attach: Attach | None = None) -> list[HallResult]:
+                    pick: Callable[[Station], Sequence[Scenario]], attach: Attach | None = None,
+                    desks: Collection[str] = ()) -> list[HallResult]:
     """Every station of the site at once, one controller: each station plays its scenarios in turn
-    (one candidate after another) until `duration_s` of real time has passed."""
+    (one candidate after another) until `duration_s` of real time has passed. The stations in
+    `desks` are left to a person at the UI (station.demo_desk): only their candidates are played."""
     clock = ScaledClock(scale)
     results: list[HallResult] = []
     with open_database(ensure_database(data_dir)) as db:
@@ -97,18 +106,22 @@ async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale
                 for line in await asyncio.to_thread(close_left_open, services):
                     print(f"examstation demo: {line}", flush=True)
                 if attach is not None:
-                    await stack.enter_async_context(attach(services, hub))
+                    await stack.enter_async_context(attach(services, hub, site.resolved_config()))
                 end = asyncio.get_running_loop().time() + duration_s
                 alarms = services.events.subscribe("alarm lines", maxsize=100, kinds=(AlarmEvent,))
                 async with asyncio.TaskGroup() as group:  # one failing stops the hall with its own error
                     helpers = [group.create_task(services.storage.run(), name="storage watch"),
                                group.create_task(recording.run(), name="disk watch and retention"),
                                group.create_task(print_alarms(alarms), name="alarm lines")]
+                    helpers += [group.create_task(HumanDesk(station, services, desk_rig(site, station, scale)).run(),
+                                                  name=f"desk {station.id}")
+                                for station in config.stations if station.id in desks]
                     try:
                         await asyncio.gather(*(
                             group.create_task(_station_loop(station, pick(station), site, services, scale, end,
                                                             results), name=f"hall {station.id}")
-                            for station in config.stations))
+                            for station in config.stations if station.id not in desks))
+                        await asyncio.sleep(max(0.0, end - asyncio.get_running_loop().time()))  # desks only
                     finally:
                         for task in helpers:
                             task.cancel()
@@ -153,6 +166,32 @@ async def _station_loop(station: Station, scenarios: Sequence[Scenario], site: S
         results.append(HallResult(station.id, sc.name, attempt_id, (sc.expected_item_score, sc.expected_outcome),
                                   (item.score, item.outcome)))
         await asyncio.to_thread(sign, services, attempt_id)
+
+
+def desk_rig(site: SimSite, station: Station, scale: float) -> DeskRig:
+    """The simulator's side of a desk station: its ID card reader, its rig, its candidate's scenarios."""
+    ctx = Context(site, station.id, scale)
+    readers = [reader for (at, _), reader in site.id_readers.items() if at == station.id]
+    if not readers:
+        raise ValueError(f"station {station.id} has no ID card reader; a desk station needs one for check-in")
+
+    async def present_card(id_number: str, name: str) -> None:
+        await readers[0].present(id_number, name)
+
+    def candidate_plays(item: str) -> Coroutine[Any, Any, None] | None:
+        found = [SCENARIOS[n] for n in DESK_SCENARIOS
+                 if SCENARIOS[n].item == item and SCENARIOS[n].operation == station.operation]
+        if not found:
+            return None
+        sc = found[0]
+        if sc.setup:
+            sc.setup(ctx)
+        return sc.play(ctx)
+
+    def next_candidate(n: int) -> tuple[str, str]:
+        return candidate_id(station.id, n), f"考生{station.id}-{n}"
+
+    return DeskRig(present_card, ctx.restore_rig, candidate_plays, next_candidate)
 
 
 def sign(services: StationServices, attempt_id: str, wait_for_video: bool = True) -> None:
