@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # command=package pairs the test suite needs (mbpoll: a Modbus client nobody here wrote)
 SYSTEM_PACKAGES := mbpoll=mbpoll mosquitto=mosquitto mosquitto_sub=mosquitto-clients ffprobe=ffmpeg \
   -=python3-gi -=gir1.2-gst-rtsp-server-1.0 -=gstreamer1.0-plugins-ugly -=gstreamer1.0-plugins-good \
-  -=gstreamer1.0-plugins-bad
+  -=gstreamer1.0-plugins-bad chromium=chromium
 
 .PHONY: setup system-deps test lint typecheck unit demo sim bench clean
 
@@ -32,13 +32,14 @@ typecheck: setup
 
 # unit and integration tests run one at a time (several measure timing); the end-to-end scenarios
 # mostly wait on exam time, so they run three at a time; the tests that load both cores (the whole
-# hall, the uplink's fault and kill tests, the demo hall) run alone, after them.
-ALONE := tests/e2e/test_hall.py tests/e2e/test_uplink_faults.py tests/e2e/test_uplink_cli.py
+# hall, the uplink's fault and kill tests, the demo hall, the browser driving the demo) run alone, after them.
+ALONE := tests/e2e/test_hall.py tests/e2e/test_uplink_faults.py tests/e2e/test_uplink_cli.py \
+  tests/e2e/test_ui_browser.py tests/e2e/test_demo_ui.py
 # the video tests mostly wait for real seconds of camera time and use little CPU: three at a time
 VIDEO := $(wildcard tests/integration/test_recorder*.py) tests/integration/test_live_hub.py \
   tests/integration/test_sim_rtsp_camera.py tests/integration/test_evidence_attempt.py
 test: setup system-deps lint typecheck
-	$(BIN)/python -m pytest -q tests/unit tests/integration $(addprefix --ignore=,$(VIDEO))
+	$(BIN)/python -m pytest -q tests/unit tests/integration tests/ui $(addprefix --ignore=,$(VIDEO))
 	$(BIN)/python -m pytest -q -n 3 $(VIDEO)
 	$(BIN)/python -m pytest -q -n 3 --dist loadgroup tests/e2e $(addprefix --ignore=,$(ALONE))
 	$(BIN)/python -m pytest -q $(ALONE)
