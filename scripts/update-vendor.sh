@@ -31,8 +31,10 @@ install_pkg() {
   for f in "$@"; do cp "$unpack/package/$f" "$vendor/$dest/"; done
   local licence
   licence=$(node -p "require('$unpack/package/package.json').license")
+  # the tarball's path on the npm registry (the registry's own host is left out on purpose:
+  # the path is what identifies the tarball, `npm pack NAME@VERSION` fetches it again)
   local url
-  url=$(npm view "$name@$version" dist.tarball)
+  url=$(npm view "$name@$version" dist.tarball | sed -E 's#^[a-z]+://[^/]+/##')
   printf '| %s | %s | %s | %s | `%s` | %s |\n' "$name" "$version" "$licence" \
     "$url" "$integrity" "$(printf '%s ' "$@" | sed 's/ $//')" >>"$work/table.md"
 }
@@ -51,7 +53,7 @@ install_pkg "$ename" "$ever" "$etgz" "$eint" echarts dist/echarts.min.js LICENSE
   echo "Written by \`scripts/update-vendor.sh\` (run it again to update; it rewrites this file)."
   echo "The integrity is the npm registry's sha512 of the tarball the files were taken from."
   echo
-  echo "| package | version | licence | tarball | integrity | files |"
+  echo "| package | version | licence | npm tarball (registry path) | integrity | files |"
   echo "| --- | --- | --- | --- | --- | --- |"
   cat "$work/table.md"
 } >"$vendor/VENDOR.md"
