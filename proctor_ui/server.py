@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -62,25 +64,48 @@ class _Server(uvicorn.Server):
 @contextlib.asynccontextmanager
 async def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, tls_cert: Path | None = None,
                   tls_key: Path | None = None) -> AsyncIterator[str]:
-    """Serve `app` until the block ends; yields its base URL (http://127.0.0.1:PORT or https://...)."""
+    """Serve `app` until the block ends; yields its base URL (http://127.0.0.1:PORT or https://...).
+
+    The certificate is loaded and the port bound here, before uvicorn starts, so a bad certificate
+    or a busy port is a UiServerError naming the fix (uvicorn itself would exit the process)."""
     check_transport(host, tls_cert, tls_key)
     config = uvicorn.Config(asgi(app), host=host, port=port, log_level="warning", access_log=False, lifespan="off",
                             ssl_certfile=str(tls_cert) if tls_cert else None,
                             ssl_keyfile=str(tls_key) if tls_key else None, ws="websockets-sansio",
                             timeout_graceful_shutdown=2)
+    try:
+        config.load()
+    except (ssl.SSLError, OSError) as err:
+        raise UiServerError(f"the TLS certificate {tls_cert} and key {tls_key} could not be loaded ({err}); give "
+                            "the site's PEM certificate and its matching private key") from err
+    sock = _bind(host, port)
     server = _Server(config)
-    task = asyncio.create_task(server.serve(), name=f"proctor UI {host}:{port}")
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"proctor UI {host}:{port}")
     try:
         while not server.started:
             if task.done():
                 task.result()
-                raise UiServerError(f"the UI could not listen on {host}:{port}; is the port in use? try --port")
+                raise UiServerError(f"the UI on {host}:{port} stopped while starting; run again with -v")
             await asyncio.sleep(0.02)
-        bound = server.servers[0].sockets[0].getsockname()[1]
+        bound = sock.getsockname()[1]
         scheme = "https" if tls_cert else "http"
         shown = f"[{host}]" if ":" in host else host
         yield f"{scheme}://{shown}:{bound}"
     finally:
         server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, reuse_port=False)
+    except OSError as err:
+        raise UiServerError(f"the UI cannot listen on {host}:{port}: {err.strerror or err}; is another examstation "
+                            "or web server using the port? choose another with --port, or stop it") from err
+    sock.set_inheritable(True)
+    return sock

@@ -60,6 +60,17 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def port_number(text: str) -> int:
+    """argparse type of --port: 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text}: give a port from 1 to 65535")
+    return value
+
+
 def _default_config() -> Path:
     if DEFAULT_CONFIG.is_file():
         return DEFAULT_CONFIG
@@ -106,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", action="store_true", help="print a JSON list")
     run = cmd("run", "the controller against the hardware of the site config")
     run.add_argument("--duration", type=positive_seconds, default=None, help="stop after this many seconds")
+    run.add_argument("--host", default="127.0.0.1",
+                     help="address the proctor UI listens on (default 127.0.0.1; beyond loopback give --tls-cert "
+                          "and --tls-key)")
+    run.add_argument("--port", type=port_number, default=8000, help="port of the proctor UI (default 8000)")
+    run.add_argument("--tls-cert", type=Path, default=None, metavar="PEM", help="the site's TLS certificate")
+    run.add_argument("--tls-key", type=Path, default=None, metavar="PEM", help="the private key of --tls-cert")
+    run.add_argument("--no-ui", action="store_true", help="do not serve the proctor UI")
+    u = cmd("user", "the people who sign in to the proctor UI")
+    u.add_argument("action", choices=["add", "list"], help="add NAME: a new user (asks for the password); list")
+    u.add_argument("name", nargs="?", help="with add: the user name")
+    u.add_argument("--role", choices=["admin", "examiner", "proctor"], default=None, help="with add: the user's role")
+    u.add_argument("--stations", default="", metavar="A01,A02", help="with add: an examiner's stations")
+    u.add_argument("--password-stdin", action="store_true",
+                   help="with add: read the password from the first line of standard input (for scripts)")
     ci = cmd("candidates", "the candidate register")
     ci.add_argument("action", choices=["import"])
     ci.add_argument("file", type=Path, help="CSV: id_number,name,operation,batch[,photo_ref,attempt_number]")
@@ -244,11 +269,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _demo(args, config, data_dir)
     if args.command == "run":
-        from station.controller import run_controller
-
-        with lock_data_dir(data_dir, "run"):
-            asyncio.run(run_controller(config, data_dir, args.duration))
-        return 0
+        return _run(args, config, data_dir)
+    if args.command == "user":
+        return _user(args, config, data_dir)
     if args.command == "candidates":
         print(maintenance.import_candidates(config, data_dir, args.file, encoding=args.encoding, dry_run=args.dry_run))
         return 0
@@ -281,6 +304,66 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(maintenance.keys(data_dir, args.action))
         return 0
     raise AssertionError(args.command)
+
+
+def _run(args: argparse.Namespace, config: SiteConfig, data_dir: Path) -> int:
+    """`examstation run`: the UI's transport checked before anything starts, then the controller."""
+    from station.controller import UiSettings, run_controller
+
+    ui = None
+    ui_errors: tuple[type[Exception], ...] = ()
+    if not args.no_ui:
+        from proctor_ui.server import UiServerError, check_transport
+
+        ui = UiSettings(args.host, args.port, args.tls_cert, args.tls_key)
+        ui_errors = (UiServerError,)
+        try:
+            check_transport(ui.host, ui.tls_cert, ui.tls_key)
+        except UiServerError as err:
+            raise UsageError(str(err)) from err
+    with lock_data_dir(data_dir, "run"):
+        try:
+            asyncio.run(run_controller(config, data_dir, args.duration, ui=ui))
+        except Exception as err:
+            first = _first(err)
+            if isinstance(first, ui_errors):  # a busy port or a bad certificate: the user fixes it
+                raise UsageError(str(first)) from err
+            raise
+    return 0
+
+
+def _user(args: argparse.Namespace, config: SiteConfig, data_dir: Path) -> int:
+    """`examstation user add NAME --role ROLE [--stations A01,A02] [--password-stdin]` / `examstation user list`."""
+    from station import maintenance
+
+    if args.action == "list":
+        print(maintenance.user_list(config, data_dir))
+        return 0
+    if not args.name or not args.role:
+        raise UsageError("user add needs the name and the role: examstation user add NAME --role "
+                         "admin|examiner|proctor [--stations A01,A02]")
+    password = _new_password(args.name, args.password_stdin)
+    stations = [s for s in args.stations.split(",") if s.strip()]
+    print(maintenance.user_add(config, data_dir, args.name, args.role, password, stations))
+    return 0
+
+
+def _new_password(name: str, from_stdin: bool) -> str:
+    """The new user's password: one line of standard input, or typed twice without echo. No default."""
+    from station.users import MIN_PASSWORD_CHARS
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        import getpass
+
+        password = getpass.getpass(f"password for {name} (at least {MIN_PASSWORD_CHARS} characters): ")
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise UsageError(f"the password has {len(password)} characters; use at least {MIN_PASSWORD_CHARS}. "
+                         "Nothing was changed")
+    if not from_stdin and getpass.getpass("the same password again: ") != password:
+        raise UsageError("the two passwords differ; nothing was changed: run the command again")
+    return password
 
 
 def _demo(args: argparse.Namespace, config: SiteConfig, data_dir: Path) -> int:

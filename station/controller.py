@@ -4,8 +4,8 @@ Opens the station database (refusing one that is missing, behind the schema or n
 synchronous=FULL), recovers attempts a crash left running (paused, so the outage does not count),
 starts every configured device client and records every camera (station.recording), routes
 samples and device faults to the attempts of their stations, ticks the item clocks, and runs the
-uplink relay that delivers every signed result to the province (station.uplink). Examiners act
-through the service layer (the proctor UI, a later part); this process keeps the exam's record.
+uplink relay that delivers every signed result to the province (station.uplink), and serves the
+proctor UI (proctor_ui.wiring) through which examiners and proctors act on the service layer.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,22 @@ log = logging.getLogger(__name__)
 TICK_S = 0.1
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class UiSettings:
+    """Where `run` serves the proctor UI (`--host`, `--port`, `--tls-cert`, `--tls-key`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
 async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float | None = None,
-                         status_every_s: float = 30.0, relay_settings: RelaySettings | None = None) -> None:
+                         status_every_s: float = 30.0, relay_settings: RelaySettings | None = None,
+                         ui: UiSettings | None = None) -> None:
     """`examstation run`: the devices, the item clocks, the storage watch, the alarm lines and the
-    uplink, as tasks of one group: one failing stops the controller with its own error."""
+    uplink, as tasks of one group: one failing stops the controller with its own error. The
+    proctor UI is served as `ui` says (None: `--no-ui`)."""
     with open_database(database_path(data_dir)) as db:
         services = StationServices(config, db, SiteKey.load_or_create(data_dir), SystemClock())
         try:
@@ -62,6 +75,8 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
                 print(f"examstation run: site {config.site.id}, {len(config.stations)} stations, {n_dev} devices, "
                       f"{n_cam} cameras recorded, database {db.path}, results to {relay.address.url}; Ctrl-C stops",
                       flush=True)
+                if ui is not None:
+                    await stack.enter_async_context(serve_ui(services, data_dir, hub, relay, ui))
                 async with asyncio.TaskGroup() as group:
                     helpers = [group.create_task(services.storage.run(), name="storage watch"),
                                group.create_task(recording.run(), name="disk watch and retention"),
@@ -78,6 +93,20 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
             await asyncio.to_thread(services.close)
         finally:
             _left_open(services)
+
+
+@contextlib.asynccontextmanager
+async def serve_ui(services: StationServices, data_dir: Path, hub: DeviceHub, relay: UplinkRelay,
+                   ui: UiSettings) -> AsyncIterator[str]:
+    """The proctor UI for the running controller; prints its URL, and how to add the first user."""
+    from proctor_ui.wiring import NO_USERS_HINT, ui_for, user_book
+
+    async with ui_for(services, services.config, data_dir, hub, relay=relay, host=ui.host, port=ui.port,
+                      tls_cert=ui.tls_cert, tls_key=ui.tls_key) as url:
+        print(f"  proctor UI on {url}", flush=True)
+        if await asyncio.to_thread(user_book(services).count) == 0:
+            print(f"  {NO_USERS_HINT}", flush=True)
+        yield url
 
 
 async def _clock_loop(services: StationServices, hub: DeviceHub, relay: UplinkRelay, duration_s: float | None,

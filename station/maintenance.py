@@ -1,5 +1,5 @@
-"""The CLI's maintenance commands: db upgrade, keys, candidates import, outbox. (audit verify and replay:
-station.record_commands.)"""
+"""The CLI's maintenance commands: db upgrade, keys, candidates import, outbox, users. (audit verify and
+replay: station.record_commands.)"""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from pathlib import Path
 from devices.clock import SystemClock
 from station.candidates import import_candidates_csv
 from station.config import SiteConfig
-from station.db import database_path, open_database, upgrade
+from station.db import Database, database_path, open_database, upgrade
 from station.result_document import iso_utc
 from station.services import ServiceError, StationServices
 from station.signing import SiteKey
 from station.uplink import outbox
+from station.users import UserBook
 
 
 def db_upgrade(data_dir: Path) -> str:
@@ -85,3 +86,31 @@ def outbox_retry(data_dir: Path, result_id: str) -> str:
         except (LookupError, ValueError) as err:
             raise ServiceError(str(err)) from err
     return f"result {result_id} is queued again; the running controller sends it within a second"
+
+
+def user_add(config: SiteConfig, data_dir: Path, name: str, role: str, password: str,
+             stations: list[str]) -> str:
+    """`examstation user add NAME --role ROLE [--stations A01,A02]`: the new user, audited as done by `cli`.
+
+    Raises ServiceError naming what is wrong (name taken, role, a station not in the config, a
+    short password); nothing is written then.
+    """
+    with open_database(database_path(data_dir)) as db:
+        info = _users(config, db).add(name, role, password, stations, by="cli")
+    where = f" at {', '.join(info.stations)}" if info.stations else ""
+    return f"user {info.name} added: {info.role}{where}; they sign in to the proctor UI with this password"
+
+
+def user_list(config: SiteConfig, data_dir: Path) -> str:
+    """`examstation user list`: every user with role, stations and whether disabled."""
+    with open_database(database_path(data_dir)) as db:
+        users = _users(config, db).all()
+    if not users:
+        return "no users yet: `examstation user add NAME --role admin` adds the first"
+    width = max(len(u.name) for u in users)
+    return "\n".join(f"{u.name:<{width}}  {u.role:<8}  {','.join(u.stations) or '-':<16}"
+                     f"{'  disabled' if u.disabled else ''}".rstrip() for u in users)
+
+
+def _users(config: SiteConfig, db: Database) -> UserBook:
+    return UserBook(db, SystemClock(), [st.id for st in config.stations])

@@ -119,3 +119,19 @@ async def test_chromium_keeps_the_host_cookie_over_loopback_http_and_signs_in(ct
     session = cookies["__Host-examstation-session"]
     assert session["secure"] and session["httpOnly"] and session["sameSite"] == "Strict"
     assert "__Host-examstation-login" not in cookies
+
+
+async def test_a_busy_port_is_refused_naming_the_fix(ctx: UiContext) -> None:
+    async with serving(create_app(ctx), "127.0.0.1", 0) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with pytest.raises(UiServerError, match="--port"):
+            async with serving(create_app(ctx), "127.0.0.1", port):
+                pytest.fail("two servers on one port")
+
+
+async def test_a_damaged_certificate_is_refused_naming_the_fix(ctx: UiContext, tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    cert.write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+    with pytest.raises(UiServerError, match="PEM certificate"):
+        async with serving(create_app(ctx), "127.0.0.1", 0, tls_cert=cert, tls_key=key):
+            pytest.fail("served with a damaged certificate")
