@@ -93,13 +93,14 @@ def test_run_serves_the_ui_and_says_how_to_add_the_first_user(tmp_path: Path) ->
                 assert httpx.get(f"{url}/login", timeout=10).status_code == 200
             if "examstation user add NAME --role admin" in line:
                 break
-        out, err = run.communicate(timeout=60)
+        rest, err = run.communicate(timeout=60)
     finally:
         if run.poll() is None:
             run.kill()
             run.communicate()
     assert run.returncode == 0, err
-    assert any("proctor UI on " in line for line in seen), "".join(seen)
+    text = "".join(seen) + rest
+    assert "proctor UI on " in text and "examstation user add NAME --role admin" in text, text
 
 
 def test_run_refuses_plain_http_beyond_loopback_before_starting(tmp_path: Path) -> None:
