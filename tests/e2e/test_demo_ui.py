@@ -61,8 +61,7 @@ async def test_the_desk_plays_the_item_the_examiner_starts_and_brings_the_next_c
                                  lambda: services.check_in(first, "A01", "监考员王", "id_card_reader"))
         subject = services.rubric("低压电工作业").item("K42").subject
         await asyncio.to_thread(services.assign, attempt_id, {subject: "K42"}, EXAMINERS[0])
-        await until("K42 started on a rig at rest", 10,
-                    lambda: services.start_item(attempt_id, "K42", EXAMINERS[0]) or True)
+        await until("K42 started on a rig at rest", 10, lambda: _started(services, attempt_id, "K42"))
         expected = SCENARIOS["cpr-too-shallow"]
         await until("the candidate's compressions on the timeline", 30,
                     lambda: services.attempt(attempt_id).state == sm.State.RUNNING and _compressions(services,
@@ -99,6 +98,11 @@ async def test_the_desk_plays_the_item_the_examiner_starts_and_brings_the_next_c
     assert done.get("error") is None, done
     assert done["score"] == done["expected"], done
     assert done["next"], done
+
+
+def _started(services: StationServices, attempt_id: str, item: str) -> bool:
+    services.start_item(attempt_id, item, EXAMINERS[0])
+    return True
 
 
 def _compressions(services: StationServices, attempt_id: str) -> bool:
