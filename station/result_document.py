@@ -44,13 +44,28 @@ def _nowhere(_utc_ns: int) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True, slots=True)
+class DisciplineNote:
+    """A discipline incident (考场违纪) recorded during the attempt (station.discipline)."""
+
+    category: str
+    label_zh: str
+    note: str
+    recorded_by: str
+    utc_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class VideoEvidence:
-    """The attempt's video, as the result lists it (station.evidence_link builds it when signing)."""
+    """The attempt's video, as the result lists it (station.evidence_link builds it when signing),
+    and the discipline incidents to place on it. The incidents travel here because this is what
+    the signing hands to `build_result` besides the sheet: like the pointers, they are not in the
+    timeline, and a re-score does not rebuild them (`without_pointers`)."""
 
     segments: Sequence[dict[str, Any]] = ()
     gaps: Sequence[dict[str, Any]] = ()
     stills: Sequence[dict[str, Any]] = ()
     pointer: Pointer = field(default=_nowhere)
+    discipline: Sequence[DisciplineNote] = ()
 
 
 def iso_utc(utc_ns: int) -> str:
@@ -101,8 +116,9 @@ def build_result(*, result_id: str, attempt_id: str, seq: int, site: str, statio
                  sheet: ScoreSheet, origin_mono_ns: int, origin_utc_ns: int, signed_by: Sequence[str],
                  signed_at_utc_ns: int, audit_checkpoint: AuditCheckpoint, video: VideoEvidence = VideoEvidence(),
                  software: str = "") -> dict[str, Any]:
-    """The unsigned result document (sign it with SiteKey.sign)."""
-    return {
+    """The unsigned result document (sign it with SiteKey.sign). `discipline` is there only when
+    incidents were recorded (documents from before it existed, and most attempts, have none)."""
+    doc: dict[str, Any] = {
         "schema": SCHEMA,
         "result_id": result_id,
         "attempt_id": attempt_id,
@@ -126,18 +142,27 @@ def build_result(*, result_id: str, attempt_id: str, seq: int, site: str, statio
         "software": software,
         "audit_checkpoint": {"seq": audit_checkpoint.seq, "entry_hash": audit_checkpoint.entry_hash},
     }
+    if video.discipline:
+        doc["discipline"] = [{"category": d.category, "label_zh": d.label_zh, "note": d.note,
+                              "recorded_by": d.recorded_by, "at": iso_utc(d.utc_ns),
+                              "offset_s": round((d.utc_ns - origin_utc_ns) / 1e9, 1), "video": video.pointer(d.utc_ns)}
+                             for d in video.discipline]
+    return doc
 
 
 _POINTED = ("deductions", "manual_marks", "unverified", "vetoes")
 
 
 def without_pointers(doc: dict[str, Any]) -> dict[str, Any]:
-    """`doc` with the per-camera video pointers removed: what a re-score of the timeline rebuilds.
+    """`doc` with the per-camera video pointers and the discipline incidents removed: what a
+    re-score of the timeline rebuilds.
 
     The pointers place moments of the attempt's clock on the recorder's clock; they are signed
     with the result and checked on their own (`pointer_problems`), not rebuilt from the timeline.
+    The incidents are recorded beside the timeline (table discipline_incidents, each with its audit
+    entry) and are covered by the result's signature, not by a re-score.
     """
-    out = dict(doc)
+    out = {k: v for k, v in doc.items() if k != "discipline"}
     out["items"] = [{k: ([{f: v for f, v in line.items() if f != "video"} for line in val] if k in _POINTED else val)
                      for k, val in item.items()} for item in doc.get("items", [])]
     return out
@@ -147,18 +172,19 @@ def pointer_problems(doc: dict[str, Any]) -> list[str]:
     """Every video pointer must name a segment the result lists, of its camera, and fall within it."""
     segments = {e.get("segment_id"): e for e in doc.get("evidence", [])}
     problems = []
-    for item in doc.get("items", []):
-        for kind in _POINTED:
-            for line in item.get(kind, []):
-                for p in line.get("video", []):
-                    seg = segments.get(p.get("segment_id"))
-                    where = f"item {item.get('code')} {kind} {line.get('code')}"
-                    if seg is None or seg.get("camera") != p.get("camera"):
-                        problems.append(f"{where}: its video points to segment {p.get('segment_id')} of camera "
-                                        f"{p.get('camera')}, which the result's evidence does not list")
-                    elif not 0 <= float(p.get("offset_s", -1)) <= _length_s(seg) + 0.001:
-                        problems.append(f"{where}: its video offset {p.get('offset_s')} s is outside segment "
-                                        f"{p.get('segment_id')} ({_length_s(seg):.1f} s long)")
+    pointed = [(f"item {item.get('code')} {kind} {line.get('code')}", line)
+               for item in doc.get("items", []) for kind in _POINTED for line in item.get(kind, [])]
+    pointed += [(f"discipline incident {k + 1} ({d.get('category')})", d)
+                for k, d in enumerate(doc.get("discipline", []))]
+    for where, line in pointed:
+        for p in line.get("video", []):
+            seg = segments.get(p.get("segment_id"))
+            if seg is None or seg.get("camera") != p.get("camera"):
+                problems.append(f"{where}: its video points to segment {p.get('segment_id')} of camera "
+                                f"{p.get('camera')}, which the result's evidence does not list")
+            elif not 0 <= float(p.get("offset_s", -1)) <= _length_s(seg) + 0.001:
+                problems.append(f"{where}: its video offset {p.get('offset_s')} s is outside segment "
+                                f"{p.get('segment_id')} ({_length_s(seg):.1f} s long)")
     return problems
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -28,7 +29,8 @@ from station import session as sm
 from station.attempt_book import AttemptBook
 from station.config import SiteConfig
 from station.db.digest import sha256_hex
-from station.db.models import ScoreSheetRow, Signature
+from station.db.models import OutboxRow, ResultRow, ScoreSheetRow, Signature
+from station.discipline import incidents_in, notes
 from station.errors import ServiceError
 from station.events import ResultStateEvent
 from station.evidence_link import EvidenceLinker
@@ -54,6 +56,19 @@ def _sign_and_queue(a: sm.Attempt, examiner: str, now: sm.Now) -> sm.Step:
 def _taken(a: sm.Attempt) -> list[str]:
     """The items the attempt has started (marks and overrides may name only these)."""
     return [i.code for i in a.items if i.started_ns is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """An attempt's signed result and how far its delivery got (the review page shows it)."""
+
+    document: dict[str, Any]
+    state: str
+    """queued, delivered or failed (station.uplink.outbox)."""
+    sends: int
+    delivered_utc_ns: int | None
+    """When the province's receipt arrived."""
+    last_error: str | None
 
 
 class SignOff(ServicePart):
@@ -140,6 +155,17 @@ class SignOff(ServicePart):
                              .order_by(ScoreSheetRow.version.desc()).limit(1)).scalar()
         return None if text is None else dict(json.loads(text))
 
+    def result(self, attempt_id: str) -> StoredResult | None:
+        """The attempt's signed result and its delivery state (None before the last signature)."""
+        with self.book.db.read() as s:
+            row = s.execute(select(ResultRow).where(ResultRow.attempt_id == attempt_id)).scalar()
+            if row is None:
+                return None
+            out = s.get(OutboxRow, row.result_id)
+            return StoredResult(dict(json.loads(row.document)), out.state if out else "queued",
+                                out.attempts if out else 0, out.delivered_utc_ns if out else None,
+                                out.last_error if out else None)
+
     def _charged(self, attempt_id: str, item: str, code: str) -> int:
         """How many occurrences of deduction `code` the latest sheet charges (automatic and manual)."""
         sheet = self.latest_sheet(attempt_id)
@@ -199,6 +225,7 @@ class SignOff(ServicePart):
             if a.state == sm.State.QUEUED:
                 video = VideoEvidence() if evidence is None else \
                     evidence.video_in(tx, attempt_id, a.station, window_end)
+                video = replace(video, discipline=notes(incidents_in(tx, attempt_id)))
                 stored.update(store_signed_result(tx, a, n, rubric=self.rubric_of(a.operation), config=self.config,
                                                   key=self.key, software=self.software, video=video))
 
