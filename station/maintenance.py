@@ -4,12 +4,21 @@ replay: station.record_commands.)"""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
 
 from devices.clock import SystemClock
+from station.audit import AuditEntry
 from station.candidates import import_candidates_csv
 from station.config import SiteConfig
 from station.db import Database, database_path, open_database, upgrade
+from station.db.models import Attempt as AttemptRow
+from station.db.models import AuditRow, Candidate, OutboxRow, ResultRow
+from station.id_number import china_date
 from station.result_document import iso_utc
 from station.services import ServiceError, StationServices
 from station.signing import SiteKey
@@ -114,3 +123,87 @@ def user_list(config: SiteConfig, data_dir: Path) -> str:
 
 def _users(config: SiteConfig, db: Database) -> UserBook:
     return UserBook(db, SystemClock(), [st.id for st in config.stations])
+
+
+# What the site-administration pages read (proctor_ui/routes/admin_*.py): routes do no SQL, these do.
+
+@dataclass(frozen=True, slots=True)
+class CandidateListed:
+    id_number: str
+    name: str
+    operation: str
+    batch: str
+    attempt_number: int
+
+
+def find_candidates(db: Database, query: str = "", limit: int = 200) -> list[CandidateListed]:
+    """Registered candidates whose ID number, name or batch contains `query`, by ID number."""
+    stmt = select(Candidate).order_by(Candidate.id_number).limit(limit)
+    q = query.strip()
+    if q:
+        like = f"%{q.replace('%', '').replace('_', '')}%"
+        stmt = stmt.where(or_(Candidate.id_number.like(like), Candidate.name.like(like), Candidate.batch.like(like)))
+    with db.read() as s:
+        return [CandidateListed(c.id_number, c.name, c.operation, c.batch, c.attempt_number) for c in s.scalars(stmt)]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultListed:
+    result_id: str
+    attempt_id: str
+    seq: int
+    station: str
+    id_number: str
+    name: str
+    total: float | None
+    passed: bool | None
+    signed_utc_ns: int
+    delivery: str
+
+
+def find_results(db: Database, query: str = "", station: str = "", day: date | None = None,
+                 limit: int = 200) -> list[ResultListed]:
+    """Signed results, newest first: `query` in the candidate's ID number or name, at `station`,
+    signed on `day` (China's calendar date)."""
+    q = query.strip().casefold()
+    stmt = (select(ResultRow, AttemptRow.station, OutboxRow.state)
+            .join(AttemptRow, AttemptRow.attempt_id == ResultRow.attempt_id)
+            .join(OutboxRow, OutboxRow.result_id == ResultRow.result_id, isouter=True)
+            .order_by(ResultRow.site_seq.desc()))
+    if station:
+        stmt = stmt.where(AttemptRow.station == station)
+    out: list[ResultListed] = []
+    with db.read() as s:
+        for row, at, state in s.execute(stmt):
+            if day is not None and china_date(row.created_utc_ns) != day:
+                continue
+            doc = json.loads(row.document)
+            cand = doc.get("candidate") or {}
+            idn, name = str(cand.get("id_number", "")), str(cand.get("name", ""))
+            if q and q not in idn.casefold() and q not in name.casefold():
+                continue
+            out.append(ResultListed(row.result_id, row.attempt_id, row.site_seq, at, idn, name, doc.get("total"),
+                                    doc.get("passed"), row.created_utc_ns, state or "-"))
+            if len(out) >= limit:
+                break
+    return out
+
+
+def result_document(db: Database, result_id: str) -> dict[str, Any]:
+    """The signed result document as stored (ServiceError when there is none)."""
+    with db.read() as s:
+        row = s.get(ResultRow, result_id)
+        if row is None:
+            raise ServiceError(f"no result {result_id}; search the results page for it")
+        doc: dict[str, Any] = json.loads(row.document)
+        return doc
+
+
+def audit_page(db: Database, before_seq: int | None = None, n: int = 50) -> list[AuditEntry]:
+    """The `n` audit entries before `before_seq` (the latest without it), newest first."""
+    stmt = select(AuditRow).order_by(AuditRow.seq.desc()).limit(n)
+    if before_seq is not None:
+        stmt = stmt.where(AuditRow.seq < before_seq)
+    with db.read() as s:
+        return [AuditEntry(r.seq, r.utc_ns, r.actor, r.action, r.subject, json.loads(r.payload), r.prev_hash,
+                           r.entry_hash) for r in s.scalars(stmt)]
