@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -68,6 +68,10 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/attempt/{attempt_id}/picture/{which}.jpg"): Row(SIGNED_IN),
     ("GET", "/attempt/{attempt_id}/review"): Row(SIGNED_IN),
     ("GET", "/attempt/{attempt_id}/delivery"): Row(SIGNED_IN),
+    ("GET", "/attempt/{attempt_id}/cpr"): Row(SIGNED_IN),
+    ("GET", "/attempt/{attempt_id}/cpr.json"): Row(SIGNED_IN),
+    ("GET", "/attempt/{attempt_id}/weld"): Row(SIGNED_IN),
+    ("GET", "/attempt/{attempt_id}/weld.json"): Row(SIGNED_IN),
     ("POST", "/attempt/{attempt_id}/score"): Row(EXAMINER_HERE),
     ("POST", "/attempt/{attempt_id}/mark"): Row(EXAMINER_HERE),
     ("POST", "/attempt/{attempt_id}/override"): Row(EXAMINER_HERE),
@@ -162,7 +166,7 @@ def test_every_route_is_in_the_table(app: FastAPI) -> None:
                          "saying who may call it")
 
 
-def _refused_login(r: httpx.Response) -> bool:
+def _refused_login(r: httpx2.Response) -> bool:
     return r.status_code == 401 or (r.status_code == 303 and r.headers["location"].startswith("/login"))
 
 
