@@ -8,7 +8,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -36,7 +36,7 @@ async def sign_in(client: httpx.AsyncClient, name: str) -> str:
     return r.headers["set-cookie"].split(";")[0]
 
 
-async def events(client: httpx.AsyncClient, cookie: str, query: str) -> AsyncIterator[tuple[str, Any]]:
+async def events(client: httpx.AsyncClient, cookie: str, query: str) -> AsyncGenerator[tuple[str, Any], None]:
     async with client.stream("GET", f"/events{query}", headers={"cookie": cookie}) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
