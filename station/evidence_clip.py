@@ -102,7 +102,7 @@ def remux_to_mp4(source: Path, target: Path) -> None:
             with av.open(str(part), "w", format="mp4", options={"movflags": "+faststart"}) as out:
                 out_stream = out.add_stream_from_template(stream)
                 for packet in inp.demux(stream):
-                    if packet.size == 0 or packet.dts is None:
+                    if packet.size == 0:  # the demuxer's flush packet
                         continue
                     packet.stream = out_stream
                     out.mux_one(packet)

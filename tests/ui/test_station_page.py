@@ -23,7 +23,8 @@ def ready_a01(ctx: UiContext) -> None:
     services = ctx.services
     for device in A01_DEVICES:
         services.device_status(device, True, "")
-    report(services, services.clock, BENCH_AT_REST)
+    at_rest: dict[str, object] = dict(BENCH_AT_REST)
+    report(services, services.clock, at_rest)
     services.register_candidate(CANDIDATE, "张三", "低压电工作业", "B1")
 
 
