@@ -184,7 +184,7 @@ def cpr_item_report(item: Item, view: ItemView) -> dict[str, Any]:
     sets: list[dict[str, Any]] = []
     set_of_breath: dict[int, int] = {}
     hands_off_ms = 0.0
-    for s, nxt in zip(session.sets, (*session.sets[1:], None), strict=True):
+    for s, nxt in zip(session.sets, (*session.sets[1:], None)[:len(session.sets)], strict=True):
         prev = None
         for c in s.compressions:
             rate = 60_000 / (c.clock_ms - prev.clock_ms) if prev and c.clock_ms > prev.clock_ms else None
