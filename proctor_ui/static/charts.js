@@ -19,12 +19,12 @@
       animation: false,
       textStyle: { color: text },
       title: { text: el.dataset.title || "", left: 8, top: 4, textStyle: { color: text, fontSize: 14, fontWeight: 500 } },
-      grid: { left: 56, right: 24, top: 44, bottom: 44 },
+      grid: { left: 64, right: 24, top: 44, bottom: 44 },
       tooltip: { trigger: "item" },
       legend: { top: 4, right: 8, textStyle: { color: DIM } },
       xAxis: { type: "value", name: el.dataset.x || "", nameLocation: "middle", nameGap: 28, min: 0,
                axisLine: { lineStyle: { color: DIM } }, splitLine: { lineStyle: { color: GRID } } },
-      yAxis: { type: "value", name: el.dataset.y || "", scale: true,
+      yAxis: { type: "value", name: el.dataset.y || "", scale: true, nameLocation: "middle", nameGap: 40,
                axisLine: { lineStyle: { color: DIM } }, splitLine: { lineStyle: { color: GRID } } }
     };
     return Object.assign(option, extra || {});
@@ -38,15 +38,18 @@
              data: [[{ name: label, yAxis: low }, { yAxis: high }]] };
   }
 
+  /* A round top for the y axis above every value and the band (700 rather than 691). */
   function highest(values, band) {
     var top = Math.max.apply(null, values.concat([0]));
     if (band && band.high !== null) { top = Math.max(top, band.high); }
     if (band && band.low !== null) { top = Math.max(top, band.low); }
-    return Math.ceil(top * 1.15 + 1);
+    top = top * 1.15 + 1;
+    var step = Math.pow(10, Math.floor(Math.log10(top))) / 2;
+    return Math.ceil(top / step) * step;
   }
 
   /* One point per compression/breath, green inside the band and red outside, the band behind. */
-  function graded(el, rows, valueKey, okKey, band) {
+  function graded(el, rows, valueKey, okKey, band, duration) {
     var good = [], bad = [], ungraded = [], values = [];
     rows.forEach(function (r) {
       if (r[valueKey] === null || r.t_s === null) { return; }
@@ -61,13 +64,22 @@
       { name: el.dataset.bad, type: "scatter", symbolSize: 8, itemStyle: { color: BAD }, data: bad }
     ];
     if (ungraded.length) { series.push({ name: "—", type: "scatter", symbolSize: 6, itemStyle: { color: DIM }, data: ungraded }); }
-    return base(el, { series: series, yAxis: Object.assign(base(el).yAxis, { scale: false, min: 0, max: top }) });
+    var option = base(el, { series: series });
+    Object.assign(option.yAxis, { scale: false, min: 0, max: top });
+    option.xAxis.max = Math.ceil(duration);  /* the three charts of an item share one time axis */
+    return option;
   }
 
   function cpr(el, item, kind) {
-    if (kind === "cpr-depth") { return graded(el, item.compressions, "depth_mm", "depth_ok", item.bands.depth_mm); }
-    if (kind === "cpr-rate") { return graded(el, item.compressions, "rate_per_min", "rate_ok", item.bands.rate_per_min); }
-    return graded(el, item.breaths, "volume_ml", "ok", item.bands.volume_ml);
+    var d = item.duration_s;
+    if (kind === "cpr-depth") { return graded(el, item.compressions, "depth_mm", "depth_ok", item.bands.depth_mm, d); }
+    if (kind === "cpr-rate") { return graded(el, item.compressions, "rate_per_min", "rate_ok", item.bands.rate_per_min, d); }
+    return graded(el, item.breaths, "volume_ml", "ok", item.bands.volume_ml, d);
+  }
+
+  function area(name, color, data) {
+    return { name: name, type: "line", data: [], itemStyle: { color: color.replace(/[\d.]+\)$/, "0.6)") },
+             markArea: { silent: true, itemStyle: { color: color }, label: { show: false }, data: data } };
   }
 
   /* A step trace (a device reports on change), the band behind it, arc-on windows shaded, and the
@@ -83,11 +95,11 @@
       var lo = Math.min.apply(null, values.concat([p.band.low])), hi = Math.max.apply(null, values.concat([p.band.high]));
       var pad = Math.max((hi - lo) * 0.15, 0.5);
       option.yAxis = Object.assign(option.yAxis, { scale: false, min: Math.floor(lo - pad), max: Math.ceil(hi + pad) });
-      series[0].markArea = { silent: true, itemStyle: { color: BAND }, data: [[{ name: el.dataset.band, yAxis: p.band.low }, { yAxis: p.band.high }]] };
-      series.push({ name: el.dataset.gate, type: "line", data: [], markArea: { silent: true, itemStyle: { color: GATE },
-        data: p.gate_windows.map(function (w) { return [{ xAxis: w[0] }, { xAxis: w[1] }]; }) } });
-      series.push({ name: el.dataset.outside, type: "line", data: [], markArea: { silent: true, itemStyle: { color: OUT },
-        data: p.outside.map(function (w) { return [{ xAxis: w[0] }, { xAxis: w[1] }]; }) } });
+      /* one empty series per shaded area, so the legend names the band, the arc-on time and the time outside */
+      series.push(area(el.dataset.band, BAND, [[{ yAxis: p.band.low }, { yAxis: p.band.high }]]));
+      series.push(area(el.dataset.gate, GATE, p.gate_windows.map(function (w) { return [{ xAxis: w[0] }, { xAxis: w[1] }]; })));
+      series.push(area(el.dataset.outside, OUT, p.outside.map(function (w) { return [{ xAxis: w[0] }, { xAxis: w[1] }]; })));
+      option.legend = { top: 4, right: 8, icon: "roundRect", textStyle: { color: DIM }, data: [el.dataset.band, el.dataset.gate, el.dataset.outside] };
     }
     return option;
   }
