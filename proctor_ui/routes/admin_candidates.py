@@ -25,6 +25,12 @@ router = APIRouter()
 OPERATIONS = ("低压电工作业", "熔化焊接与热切割作业")
 
 
+def literal(text: str) -> str:
+    """A message the templates show through `_()` as it is: not a catalog entry, and its `%` signs
+    kept (the i18n extension %-formats what `_()` returns, and a `%` in a file or a name would break it)."""
+    return text.replace("%", "%%")
+
+
 def _uploads(data_dir: Path) -> Path:
     return data_dir / "candidate-uploads"
 
@@ -59,7 +65,7 @@ async def import_plan(request: Request, ui: Ui, _user: Admin, file: Annotated[Up
         plan = await asyncio.to_thread(import_candidates_csv, ui.services, path, dry_run=True)
     except CandidateFileError as err:
         await asyncio.to_thread(path.unlink, True)
-        return await _page(request, ui, problems=list(err.problems), status_code=422)
+        return await _page(request, ui, problems=[literal(p) for p in err.problems], status_code=422)
     return await _page(request, ui, plan=str(plan).replace(str(path), file.filename or "upload.csv"), token=token)
 
 
@@ -74,7 +80,7 @@ async def import_confirm(request: Request, ui: Ui, _user: Admin, token: str) -> 
     try:
         report = await asyncio.to_thread(import_candidates_csv, ui.services, path)
     except CandidateFileError as err:
-        return await _page(request, ui, problems=list(err.problems), status_code=422)
+        return await _page(request, ui, problems=[literal(p) for p in err.problems], status_code=422)
     finally:
         await asyncio.to_thread(path.unlink, True)
     return await _page(request, ui, done=str(report).split("\n", 1)[0].split(": ", 1)[-1])
@@ -100,7 +106,7 @@ async def register(request: Request, ui: Ui, _user: Admin, id_number: Annotated[
             await asyncio.to_thread(ui.services.registration.register_candidate, id_number.strip(), name.strip(),
                                     operation, batch.strip(), None, int(attempt_number))
         except ServiceError as err:
-            errors["id_number"] = str(err)
+            errors["id_number"] = literal(str(err))
     if errors:
         return await _page(request, ui, form=form, errors=errors, status_code=422)
     return await _page(request, ui, q=id_number.strip(), done=f"{id_number.strip()} {name.strip()}")

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from proctor_ui.deps import Admin, Ui
+from proctor_ui.routes.admin_candidates import literal
 from proctor_ui.sessions import SessionStore
 from proctor_ui.templating import render
 from station.errors import ServiceError
@@ -60,7 +61,7 @@ async def add_user(request: Request, ui: Ui, user: Admin, name: Annotated[str, F
         try:
             await asyncio.to_thread(ui.users.add, name, role, password, stations or [], user.name)
         except ServiceError as err:
-            text = str(err)
+            text = literal(str(err))
             errors["stations" if "station" in text else "name"] = text
     if errors:
         return await _page(request, ui, form=form, errors=errors, status_code=422)
