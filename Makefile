@@ -6,10 +6,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# command=package pairs the test suite needs (mbpoll: a Modbus client nobody here wrote)
+# command=package pairs the test suite needs (mbpoll: a Modbus client nobody here wrote; chromium and a
+# Chinese font for the browser tests and their screenshots)
 SYSTEM_PACKAGES := mbpoll=mbpoll mosquitto=mosquitto mosquitto_sub=mosquitto-clients ffprobe=ffmpeg \
   -=python3-gi -=gir1.2-gst-rtsp-server-1.0 -=gstreamer1.0-plugins-ugly -=gstreamer1.0-plugins-good \
-  -=gstreamer1.0-plugins-bad chromium=chromium
+  -=gstreamer1.0-plugins-bad chromium=chromium -=fonts-noto-cjk
 
 .PHONY: setup system-deps test lint typecheck unit demo sim bench clean
 
