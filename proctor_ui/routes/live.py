@@ -130,7 +130,7 @@ async def fmp4(ws: WebSocket, station: str, camera: str) -> None:
         closed.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await closed
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await ws.close()
 
 
