@@ -24,10 +24,16 @@ po="$locale_dir/en/LC_MESSAGES/messages.po"
 "$pybabel" -q extract -F babel.cfg --project=examstation --add-location=file --sort-by-file --no-wrap \
   -o "$work/messages.pot" .
 if [ -f "$po" ]; then
+  cp "$po" "$work/before.po"
   "$pybabel" -q update -i "$work/messages.pot" -d "$locale_dir" -l en -D messages --no-fuzzy-matching \
     --ignore-obsolete --no-wrap
 else
   "$pybabel" -q init -i "$work/messages.pot" -d "$locale_dir" -l en -D messages --no-wrap
+fi
+# Nothing changed but the extraction date: keep the file as it was (no churn in the history).
+if [ -f "$work/before.po" ] && diff -q <(grep -v '^"POT-Creation-Date:' "$work/before.po") \
+     <(grep -v '^"POT-Creation-Date:' "$po") >/dev/null; then
+  cp "$work/before.po" "$po"
 fi
 
 # Name what is still untranslated, so the person running this knows what to write.
