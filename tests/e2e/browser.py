@@ -86,12 +86,13 @@ def launch(p: Playwright) -> Browser:
     return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
-def sign_in(page: Page, url: str, name: str, password: str) -> None:
-    page.goto(f"{url}/login")
+def sign_in(page: Page, url: str, name: str, password: str, next: str = "/") -> None:
+    """Through the login form, landing on `next` (the hall by default)."""
+    page.goto(f"{url}/login?next={next}", wait_until="domcontentloaded")
     page.fill("input[name=name]", name)
     page.fill("input[name=password]", password)
     page.click("form.login button[type=submit]")
-    page.wait_for_url(lambda u: "/login" not in u)
+    page.wait_for_url(lambda u: "/login" not in u, wait_until="domcontentloaded")
 
 
 def screenshot_dir(tmp: Path) -> Path:
