@@ -175,8 +175,11 @@ def _jump_to_deduction(page: Page) -> None:
 def _sign(page: Page, site: DemoSite, attempt_id: str, browser: Browser) -> None:
     """Review done, the candidate signs, both examiners sign; the result reaches the simulated province."""
     page.locator("form[hx-post$='/reviewed'] button").click()
-    for button in page.locator("form[hx-post$='/candidate'] button[value=signed]").all():
-        button.click()
+    expect(page.locator(".review[data-state='reviewed']")).to_be_attached(timeout=10_000)
+    candidate = page.locator("form[hx-post$='/candidate'] button[value=signed]")
+    expect(candidate).to_have_count(1, timeout=10_000)  # one item: K42
+    candidate.click()
+    expect(candidate).to_have_count(0, timeout=10_000)
     sign = page.locator("form[hx-post$='/sign'] button")
     expect(sign).to_be_visible(timeout=10_000)
     sign.click()
