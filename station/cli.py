@@ -389,8 +389,15 @@ def _demo(args: argparse.Namespace, config: SiteConfig, data_dir: Path) -> int:
                 print(f"examstation demo: {problem}", file=sys.stderr)
                 return 1
             return 0
-        asyncio.run(demo.run_demo(config, data_dir, args.duration, args.status_every, args.broker,
-                                  host=args.host, port=args.port, logins_file=args.logins_file))
+        from proctor_ui.server import UiServerError
+
+        try:
+            asyncio.run(demo.run_demo(config, data_dir, args.duration, args.status_every, args.broker,
+                                      host=args.host, port=args.port, logins_file=args.logins_file))
+        except Exception as err:
+            if isinstance(_first(err), UiServerError):  # a busy port, or beyond loopback: the user fixes it
+                raise UsageError(str(_first(err))) from err
+            raise
     return 0
 
 
