@@ -22,6 +22,7 @@ from devices.camera.contract import CameraSource
 from devices.camera.live_hub import LiveHub
 from proctor_ui.app import create_app
 from proctor_ui.context import UiContext
+from proctor_ui.hall_state import HallFeed
 from proctor_ui.server import check_transport, serving
 from station.config import SiteConfig
 from station.device_hub import DeviceHub, DeviceStatus
@@ -78,4 +79,7 @@ async def ui_for(services: StationServices, config: SiteConfig, data_dir: Path, 
         ctx = ui_context(services, data_dir, live=hub_live, hub=hub, relay=relay,
                          secure_transport=tls_cert is not None)
         url = await stack.enter_async_context(serving(create_app(ctx), host, port, tls_cert, tls_key))
+        feed = HallFeed.of(ctx)
+        await feed.start()  # from now, not from the first page: alarms raised before anyone looks are shown
+        stack.push_async_callback(feed.stop)
         yield url

@@ -323,7 +323,7 @@ class User(Base):
 
 
 class DisciplineIncident(Base):
-    """A discipline incident (考场违纪) a proctor or examiner recorded at a station, with the attempt then open there."""
+    """A discipline incident (考场违纪) recorded at a station, with the attempt then open there."""
 
     __tablename__ = "discipline_incidents"
 

@@ -33,7 +33,8 @@ async def test_run_polls_every_device_of_the_site(tmp_path: Path) -> None:
                                                   str(tmp_path / "data"), stdout=asyncio.subprocess.PIPE)
         assert b"revision" in (await up.communicate())[0]
         run = await asyncio.create_subprocess_exec(
-            *base, "run", "--config", str(config), "--data-dir", str(tmp_path / "data"), "--duration", "4",
+            *base, "run", "--port", "0", "--config", str(config), "--data-dir", str(tmp_path / "data"),
+            "--duration", "4",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(run.communicate(), 60)
     text = out.decode()

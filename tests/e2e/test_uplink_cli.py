@@ -97,7 +97,8 @@ def _run_config(tmp_path: Path, broker_url: str) -> Path:
 
 
 def _spawn_run(config: Path, data: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*EXAMSTATION, "run", "--config", str(config), "--data-dir", str(data)], cwd=ROOT,
+    return subprocess.Popen([*EXAMSTATION, "run", "--port", "0", "--config", str(config), "--data-dir", str(data)],
+                            cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -153,7 +154,8 @@ async def test_controller_killed_during_publishing_loses_nothing(tmp_path: Path)
 def test_make_demo_hall_delivers_results_through_the_embedded_broker(tmp_path: Path) -> None:
     """What `make demo` runs, for 45 s: candidates finish at several stations and each signed result
     reaches the simulated province through the embedded amqtt broker."""
-    run = cli("demo", "--duration", "45", "--status-every", "5", "--data-dir", str(tmp_path / "data"), timeout=140)
+    run = cli("demo", "--port", "0", "--duration", "45", "--status-every", "5", "--data-dir", str(tmp_path / "data"),
+              timeout=140)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "embedded amqtt" in run.stdout
     last = [line for line in run.stdout.splitlines() if line.startswith("examstation demo: stopped")]
@@ -170,7 +172,8 @@ def test_make_demo_hall_delivers_results_through_the_embedded_broker(tmp_path: P
     # items ended interrupted, signed, sent), said so, and the hall plays on; it does not refuse to start.
     left = unfinished(tmp_path / "data")
     assert left, "the stop came mid-candidate at some station"
-    again = cli("demo", "--duration", "15", "--status-every", "5", "--data-dir", str(tmp_path / "data"), timeout=100)
+    again = cli("demo", "--port", "0", "--duration", "15", "--status-every", "5", "--data-dir", str(tmp_path / "data"),
+                timeout=100)
     assert again.returncode == 0, again.stderr[-2000:]
     for attempt_id in left:
         assert f"attempt {attempt_id}" in again.stdout, again.stdout[-2000:]

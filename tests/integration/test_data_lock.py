@@ -28,7 +28,7 @@ def examstation(*args: str, timeout_s: float = 60) -> subprocess.CompletedProces
 @contextmanager
 def running_demo(data: Path) -> Iterator[subprocess.Popen[str]]:
     """`examstation demo` on `data`, once it has printed its first line; stopped with Ctrl-C after."""
-    proc = subprocess.Popen([sys.executable, "-m", "station.cli", "demo", "--data-dir", str(data),
+    proc = subprocess.Popen([sys.executable, "-m", "station.cli", "demo", "--port", "0", "--data-dir", str(data),
                              "--duration", "60", "--status-every", "30"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -87,8 +87,9 @@ def test_the_lock_goes_with_a_process_killed_by_sigkill(tmp_path: Path) -> None:
 def test_a_second_controller_on_a_running_demos_data_directory_is_refused(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with running_demo(data) as first:
-        for second in (["demo", "--duration", "5"], ["demo", "--scenario", "k21-short-circuit", "--once"],
-                       ["run", "--duration", "5"]):
+        for second in (["demo", "--port", "0", "--duration", "5"],
+                       ["demo", "--scenario", "k21-short-circuit", "--once"],
+                       ["run", "--port", "0", "--duration", "5"]):
             started = time.monotonic()
             done = examstation(*second, "--data-dir", str(data))
             took = time.monotonic() - started
@@ -98,5 +99,5 @@ def test_a_second_controller_on_a_running_demos_data_directory_is_refused(tmp_pa
             assert took < 15, f"{second}: refused only after {took:.1f} s"
             assert first.poll() is None, "the first demo must keep running"
     assert first.returncode == 0, "the first demo ran until Ctrl-C and stopped cleanly"
-    again = examstation("demo", "--data-dir", str(data), "--duration", "3", timeout_s=120)
+    again = examstation("demo", "--port", "0", "--data-dir", str(data), "--duration", "3", timeout_s=120)
     assert again.returncode == 0, again.stderr[-2000:]

@@ -22,7 +22,8 @@ def examstation(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120)
 
 
-@pytest.mark.parametrize("command", [["run", "--duration", "2"], ["demo", "--duration", "2"]])
+@pytest.mark.parametrize("command", [["run", "--port", "0", "--duration", "2"],
+                                     ["demo", "--port", "0", "--duration", "2"]])
 def test_a_full_disk_at_start_is_named_and_fails_the_command(tmp_path: Path, command: list[str]) -> None:
     with small_disk(tmp_path / "disk") as disk:
         data = disk / "data"
