@@ -58,6 +58,10 @@ class ReviewView:
     def amendable(self) -> bool:
         return self.attempt.state in SIGNABLE
 
+    def report_of(self, code: str) -> str | None:
+        """'cpr' or 'weld' when the item has a report page (its charts), from the rubric."""
+        return self.rubric.item(code).report
+
     def decision(self, code: str) -> str:
         return next((i.candidate_decision for i in self.attempt.items if i.code == code), "")
 

@@ -4,6 +4,10 @@ however many people watch; devices/camera/live_hub.py).
 - `GET /live/{station}/{camera}.mjpeg?stream=sub|main`: multipart MJPEG for an `<img>` (hall tiles
   use the sub-stream; `main` is the fallback player where the browser cannot play H.264).
 - `GET /live/{station}/{camera}.jpg`: the newest JPEG (a still for a report or a slow link).
+- WebSocket `/live/{station}/{camera}/jpeg`: hall tiles. The MJPEG sub-stream's JPEGs, one binary
+  message each, as the camera sent them. Why not multipart MJPEG for tiles: a browser opens at most
+  six HTTP/1.1 connections to one server, so six streaming tiles left none for the hall's SSE
+  stream or for following a link; WebSockets are not counted in that pool.
 - WebSocket `/live/{station}/{camera}/fmp4`: the H.264 main stream as fragmented MP4 for Media
   Source Extensions (static/player.js): a text frame with the MIME type (codec string) before each
   init segment, binary frames with the fMP4 bytes, and a text frame "lost: ..." when the camera
@@ -18,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Literal
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.responses import Response, StreamingResponse
@@ -99,29 +103,69 @@ async def _one_frame(hub: LiveHub, station: str, camera: str) -> bytes:
     raise TimeoutError("the live hub closed")
 
 
-@router.websocket("/live/{station}/{camera}/fmp4")
-async def fmp4(ws: WebSocket, station: str, camera: str) -> None:
+async def _ws_hub(ws: WebSocket, station: str, camera: str) -> LiveHub | None:
+    """The live hub for a signed-in viewer of a known camera; else the socket is closed with why."""
     ui: UiContext = ws.app.state.ui
     if getattr(ws.state, "session", None) is None:
         await ws.close(code=1008, reason="sign in first")
-        return
+        return None
     why = _known(ui, station, camera)
     if why is not None:
         await ws.close(code=4404, reason=why[:120])
-        return
+        return None
     if ui.live is None:
         await ws.close(code=4503, reason=NO_HUB[:120])
+        return None
+    return ui.live
+
+
+@router.websocket("/live/{station}/{camera}/jpeg")
+async def jpeg_frames(ws: WebSocket, station: str, camera: str) -> None:
+    hub = await _ws_hub(ws, station, camera)
+    if hub is None:
         return
     try:
-        sub = ui.live.fmp4(station, camera)
+        view = hub.mjpeg(station, camera)
     except LiveViewUnavailable as err:
         await ws.close(code=4409, reason=str(err)[:120])
         return
     await ws.accept()
+    await _serve(ws, view, _relay_jpeg)
+
+
+async def _relay_jpeg(ws: WebSocket, frames: AsyncIterator[bytes]) -> None:
+    while True:
+        try:
+            async for jpeg in frames:
+                await ws.send_bytes(jpeg)
+            return
+        except LiveStreamLost:
+            continue  # the tile keeps its last picture until the camera is back
+
+
+@router.websocket("/live/{station}/{camera}/fmp4")
+async def fmp4(ws: WebSocket, station: str, camera: str) -> None:
+    hub = await _ws_hub(ws, station, camera)
+    if hub is None:
+        return
+    try:
+        sub = hub.fmp4(station, camera)
+    except LiveViewUnavailable as err:
+        await ws.close(code=4409, reason=str(err)[:120])
+        return
+    await ws.accept()
+    await _serve(ws, sub, _relay)
+
+
+Relay = Callable[[WebSocket, Any], Coroutine[Any, Any, None]]
+
+
+async def _serve(ws: WebSocket, subscription: Any, relay_fn: Relay) -> None:
+    """Relay a live subscription to an accepted socket until either side ends."""
     closed = asyncio.create_task(_until_closed(ws))
     try:
-        async with sub as chunks:
-            relay = asyncio.create_task(_relay(ws, chunks))
+        async with subscription as chunks:
+            relay = asyncio.create_task(relay_fn(ws, chunks))
             await asyncio.wait({relay, closed}, return_when=asyncio.FIRST_COMPLETED)
             relay.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):

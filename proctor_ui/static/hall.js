@@ -23,6 +23,29 @@
     list.replaceChildren(...items.map(make));
   }
 
+  // Each tile's picture: the sub-stream's JPEGs over one WebSocket per tile (not multipart MJPEG:
+  // six streaming tiles would take every HTTP connection the browser opens to this server). The
+  // socket reconnects after a few seconds when it drops; the tile keeps its last picture meanwhile.
+  function livePicture(img) {
+    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + img.dataset.liveWs;
+    let shown = null;
+    function connect() {
+      const ws = new WebSocket(url);
+      ws.binaryType = "blob";
+      ws.onmessage = (ev) => {
+        if (typeof ev.data === "string") return;
+        const next = URL.createObjectURL(ev.data);
+        const old = shown;
+        shown = next;
+        img.src = next;
+        if (old) URL.revokeObjectURL(old);
+      };
+      ws.onclose = () => setTimeout(connect, 3000);
+    }
+    connect();
+  }
+  document.querySelectorAll("img[data-live-ws]").forEach(livePicture);
+
   function apply(snap) {
     const tile = document.getElementById("tile-" + snap.station);
     if (!tile) return;

@@ -77,8 +77,14 @@ async def test_mjpeg_jpeg_and_fmp4_from_a_simulated_camera(ui_ctx: UiContext) ->
             assert isinstance(init, bytes) and init[4:8] == b"ftyp"
             fragment = await ws.recv()
             assert isinstance(fragment, bytes) and fragment[4:8] in (b"moof", b"styp")
+        tile_url = url.replace("http://", "ws://") + "/live/A01/overview/jpeg"
+        async with asyncio.timeout(20), connect(tile_url, additional_headers={"cookie": cookie}) as ws:
+            frames = [await ws.recv() for _ in range(3)]
+        assert all(isinstance(f, bytes) and f.startswith(b"\xff\xd8") for f in frames), "hall tiles get JPEGs"
+        assert len({bytes(f) for f in frames}) == 3, "each message is a new picture"
         stats = ui_ctx.live.stats()["A01/overview"] if ui_ctx.live else None
-        assert stats is not None and stats.mjpeg is not None and stats.mjpeg.upstream_opens == 1
+        assert stats is not None and stats.mjpeg is not None and stats.mjpeg.upstream_opens == 1, \
+            "the multipart tile, the still and the WebSocket tile share one camera connection"
 
 
 async def test_unknown_camera_no_hub_and_no_session(ui_ctx: UiContext) -> None:

@@ -54,6 +54,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/live/{station}/{camera}.mjpeg"): Row(SIGNED_IN, stream=True),
     ("GET", "/live/{station}/{camera}.jpg"): Row(SIGNED_IN, unavailable=True),
     ("WS", "/live/{station}/{camera}/fmp4"): Row(SIGNED_IN, stream=True),
+    ("WS", "/live/{station}/{camera}/jpeg"): Row(SIGNED_IN, stream=True),
     ("GET", "/station/{station}"): Row(SIGNED_IN),
     ("GET", "/station/{station}/panel"): Row(SIGNED_IN),
     ("POST", "/station/{station}/check-in"): Row(frozenset({"proctor", "examiner_here"})),  # 监考员 check ID
