@@ -14,6 +14,8 @@ What is measured
   the controller's database.
 - cpu_1_viewer: the controller's CPU (user + system of every thread, from /proc/<pid>/stat), as a
   fraction of one core, over `seconds` while one hall tile (MJPEG sub-stream) is watched.
+- Hall tiles watch the MJPEG sub-stream as the hall page does: one WebSocket of JPEGs per tile
+  (`--tiles multipart` for multipart MJPEG, what an `<img>` elsewhere uses).
 - cpu_n_viewers: the same while `mjpeg` hall tiles (MJPEG sub-stream) and `mse` station pages
   (fMP4 of the main stream over the WebSocket) watch the same camera. ratio = n / 1. The hub opens
   each camera stream once and hands the same bytes to every viewer, so the ratio should stay low;
@@ -44,6 +46,9 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = [sys.executable, str(ROOT / "bench" / "live_fanout_controller.py")]
 TILE = "/live/A01/overview.mjpeg"
+TILE_WS = "/live/A01/overview/jpeg"
+TILES_OVER = "ws"
+"""How hall tiles watch: "ws" (one WebSocket of JPEGs per tile, what the hall page does) or "multipart"."""
 PLAYER = "/live/A01/overview/fmp4"
 WARMUP_S = 5.0
 COMPRESSION: str | None = "deflate"
@@ -91,6 +96,12 @@ async def sign_in(client: httpx.AsyncClient, password: str) -> str:
 
 
 async def mjpeg_viewer(client: httpx.AsyncClient, cookie: str, got: list[int], i: int) -> None:
+    if TILES_OVER == "ws":
+        async with connect(str(client.base_url).rstrip("/").replace("http://", "ws://") + TILE_WS,
+                           additional_headers={"cookie": cookie}, max_size=None, compression=COMPRESSION) as ws:
+            async for message in ws:
+                got[i] += len(message)
+        return
     async with client.stream("GET", TILE, headers={"cookie": cookie}) as r:
         r.raise_for_status()
         async for chunk in r.aiter_raw():
@@ -153,7 +164,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "mjpeg_bytes_per_s_min": round(min(mjpeg_rate, default=0)),
             "mse_bytes_per_s_min": round(min(mse_rate, default=0)),
             "cpus": os.cpu_count(),
-            "ws_deflate_offered": COMPRESSION is not None}
+            "ws_deflate_offered": COMPRESSION is not None, "tiles_over": TILES_OVER}
 
 
 def main() -> None:
@@ -164,9 +175,12 @@ def main() -> None:
     p.add_argument("--mse", type=int, default=10)
     p.add_argument("--no-deflate", action="store_true",
                    help="WebSocket viewers do not offer permessage-deflate (browsers do)")
+    p.add_argument("--tiles", choices=["ws", "multipart"], default="ws",
+                   help="hall tiles over a WebSocket of JPEGs (the hall page) or multipart MJPEG")
     args = p.parse_args()
-    global COMPRESSION
+    global COMPRESSION, TILES_OVER
     COMPRESSION = None if args.no_deflate else "deflate"
+    TILES_OVER = args.tiles
     result = asyncio.run(run(args))
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 

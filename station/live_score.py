@@ -66,10 +66,11 @@ Charged = list[tuple[RowScore, DeductionLine]]
 def running_score(item: ItemScore, provisional_end_ns: int | None) -> tuple[float, Charged]:
     """An item's score so far out of its 100 points, and the deductions charged so far. An item still
     running was ended at `provisional_end_ns` for scoring, so lines charged at or after that instant
-    (steps not done yet) are left out; an item that ended counts every line; a veto scores 0."""
+    (steps not done yet: a "missing" line's evidence reaches the item's end, even where it starts at
+    the item's start) are left out; an item that ended counts every line; a veto scores 0."""
     charged = [(row, d) for row in item.rows for d in row.deductions
                if d.by != "unverified" and (provisional_end_ns is None or d.by == "manual"
-                                            or d.t_from_ns < provisional_end_ns)]
+                                            or d.t_to_ns < provisional_end_ns)]
     if item.outcome == "veto":
         return 0.0, charged
     lost = 0.0
