@@ -94,11 +94,17 @@ async def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, tls_c
         shown = f"[{host}]" if ":" in host else host
         yield f"{scheme}://{shown}:{bound}"
     finally:
+        # live views (SSE, tiles, players) never end by themselves: uvicorn cancels them after its
+        # graceful wait and logs each as "Exception in ASGI application"; at a stop that is expected
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        level = uvicorn_log.level
+        uvicorn_log.setLevel(logging.CRITICAL)
         server.should_exit = True
         try:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         finally:
+            uvicorn_log.setLevel(level)
             sock.close()
 
 

@@ -28,6 +28,7 @@ from station.config import ConfigError, SiteConfig, load_site_config
 from station.data_lock import DataDirError, lock_data_dir
 from station.db import DatabaseError
 from station.db.disk import free_space_todo, full_disk
+from station.errors import UsageError
 from station.services import ServiceError
 from station.signing import SigningError
 from station.uplink.broker_link import UplinkConfigError
@@ -38,10 +39,6 @@ log = logging.getLogger("examstation")
 
 DEFAULT_CONFIG = Path("examples/site.yaml")
 DEFAULT_DATA_DIR = Path("./examstation-data")
-
-
-class UsageError(Exception):
-    """A command-line argument that cannot work; the message names it and what to give instead."""
 
 
 USER_ERRORS = (ConfigError, ContractError, DatabaseError, DataDirError, DeviceError, ReceiptKeyError, RubricError,
@@ -271,7 +268,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return _run(args, config, data_dir)
     if args.command == "user":
-        return _user(args, config, data_dir)
+        from station.user_commands import user_command
+
+        return user_command(args, config, data_dir)
     if args.command == "candidates":
         print(maintenance.import_candidates(config, data_dir, args.file, encoding=args.encoding, dry_run=args.dry_run))
         return 0
@@ -330,40 +329,6 @@ def _run(args: argparse.Namespace, config: SiteConfig, data_dir: Path) -> int:
                 raise UsageError(str(first)) from err
             raise
     return 0
-
-
-def _user(args: argparse.Namespace, config: SiteConfig, data_dir: Path) -> int:
-    """`examstation user add NAME --role ROLE [--stations A01,A02] [--password-stdin]` / `examstation user list`."""
-    from station import maintenance
-
-    if args.action == "list":
-        print(maintenance.user_list(config, data_dir))
-        return 0
-    if not args.name or not args.role:
-        raise UsageError("user add needs the name and the role: examstation user add NAME --role "
-                         "admin|examiner|proctor [--stations A01,A02]")
-    password = _new_password(args.name, args.password_stdin)
-    stations = [s for s in args.stations.split(",") if s.strip()]
-    print(maintenance.user_add(config, data_dir, args.name, args.role, password, stations))
-    return 0
-
-
-def _new_password(name: str, from_stdin: bool) -> str:
-    """The new user's password: one line of standard input, or typed twice without echo. No default."""
-    from station.users import MIN_PASSWORD_CHARS
-
-    if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        import getpass
-
-        password = getpass.getpass(f"password for {name} (at least {MIN_PASSWORD_CHARS} characters): ")
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise UsageError(f"the password has {len(password)} characters; use at least {MIN_PASSWORD_CHARS}. "
-                         "Nothing was changed")
-    if not from_stdin and getpass.getpass("the same password again: ") != password:
-        raise UsageError("the two passwords differ; nothing was changed: run the command again")
-    return password
 
 
 def _demo(args: argparse.Namespace, config: SiteConfig, data_dir: Path) -> int:
