@@ -36,12 +36,14 @@ typecheck: setup
 # hall, the uplink's fault and kill tests, the demo hall, the browser driving the demo) run alone, after them.
 ALONE := tests/e2e/test_hall.py tests/e2e/test_uplink_faults.py tests/e2e/test_uplink_cli.py \
   tests/e2e/test_ui_browser.py tests/e2e/test_demo_ui.py
-# the video tests mostly wait for real seconds of camera time and use little CPU: three at a time
+# the video tests mostly wait for real seconds of camera time and use little CPU: three at a time,
+# with the UI's tests (requests to the app, no timing measured)
 VIDEO := $(wildcard tests/integration/test_recorder*.py) tests/integration/test_live_hub.py \
-  tests/integration/test_sim_rtsp_camera.py tests/integration/test_evidence_attempt.py
+  tests/integration/test_sim_rtsp_camera.py tests/integration/test_evidence_attempt.py \
+  tests/integration/test_ui_live_video.py tests/integration/test_ui_server.py
 test: setup system-deps lint typecheck
-	$(BIN)/python -m pytest -q tests/unit tests/integration tests/ui $(addprefix --ignore=,$(VIDEO))
-	$(BIN)/python -m pytest -q -n 3 $(VIDEO)
+	$(BIN)/python -m pytest -q tests/unit tests/integration $(addprefix --ignore=,$(VIDEO))
+	$(BIN)/python -m pytest -q -n 3 $(VIDEO) tests/ui
 	$(BIN)/python -m pytest -q -n 3 --dist loadgroup tests/e2e $(addprefix --ignore=,$(ALONE))
 	$(BIN)/python -m pytest -q $(ALONE)
 
