@@ -49,6 +49,13 @@ class Camera(_Config):
         None, pattern=r"^(rtsp|rtsps|http|https|file)://",
         description="low-resolution sub-stream URL for hall tiles; omit to relay the main stream",
     )
+    codec: Literal["h264", "mjpeg"] | None = Field(
+        None, description="main stream codec the camera is set to (h264 or mjpeg); site-check verifies it")
+    resolution: str | None = Field(
+        None, pattern=r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$",
+        description="main stream resolution the camera is set to, WIDTHxHEIGHT, e.g. 1280x720; site-check verifies it")
+    fps: float | None = Field(
+        None, gt=0, le=120, description="main stream frame rate the camera is set to; site-check verifies it (±10 %)")
 
 
 class Station(_Config):
@@ -111,6 +118,26 @@ class Uplink(_Config):
     )
 
 
+class Acceptance(_Config):
+    """What `examstation site-check` measures the site against, beyond the stations themselves."""
+
+    ntp_server: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9.:_-]+$",
+        description="NTP server the site's clock is checked against, host or host:port (e.g. ntp.gd.example); "
+        "omit and the clock check fails, asking for one")
+    max_clock_offset_s: float = Field(
+        1.0, gt=0, le=60, description="largest clock offset from the NTP server accepted, in seconds")
+    attempts_per_day: int = Field(
+        40, ge=1, le=10000, description="attempts (考试人次) the site plans per exam day: sizes 3 years of evidence")
+    exam_days_per_year: int = Field(250, ge=1, le=366, description="exam days the site plans per year")
+    minutes_per_attempt: float = Field(
+        45.0, gt=0, le=600, description="recorded minutes per attempt, check-in to sign-off, per camera")
+    requirements: str | None = Field(
+        None, description="province override of the station requirements (YAML, same form as "
+        "station/site_check/requirements.yaml); omit to use the national ones")
+    sample_s: float = Field(10.0, ge=1, le=300, description="seconds each device and camera is sampled")
+
+
 class Exam(_Config):
     examiners_required: Literal[1, 2] = Field(2, description="examiners (考评员) who must sign each result: 1 or 2")
 
@@ -123,6 +150,8 @@ class SiteConfig(_Config):
     recording: Recording = Field(default_factory=Recording, description="evidence video: segments, rolls, retention")
     uplink: Uplink = Field(default_factory=Uplink, description="how results reach the province")
     exam: Exam = Field(default_factory=Exam, description="exam rules this site applies")
+    acceptance: Acceptance = Field(
+        default_factory=Acceptance, description="what `examstation site-check` measures the site against")
 
     @model_validator(mode="after")
     def _references(self) -> SiteConfig:
