@@ -7,8 +7,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # command=package pairs the test suite needs (mbpoll: a Modbus client nobody here wrote; chromium and a
-# Chinese font for the browser tests and their screenshots)
+# Chinese font for the browser tests and their screenshots; chrony, an NTP server for the clock check,
+# and faketime, to run it with a clock 5 s off)
 SYSTEM_PACKAGES := mbpoll=mbpoll mosquitto=mosquitto mosquitto_sub=mosquitto-clients ffprobe=ffmpeg \
+  chronyd=chrony faketime=faketime \
   -=python3-gi -=gir1.2-gst-rtsp-server-1.0 -=gstreamer1.0-plugins-ugly -=gstreamer1.0-plugins-good \
   -=gstreamer1.0-plugins-bad chromium=chromium -=fonts-noto-cjk
 
