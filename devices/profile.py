@@ -72,6 +72,21 @@ class RegisterPoint(_Model):
         return 1 if self.table in ("coil", "discrete") else WORDS[self.type]
 
 
+class Identity(_Model):
+    """A register whose value says what the device is, so a site check can tell a wiring bench from a
+    trainer answering at the bench's address (a swapped IP address or unit id).
+
+    A register, not Modbus Read Device Identification (FC43/MEI 14): few PLC-based rigs implement
+    FC43, and pymodbus 3.16 serves one FC43 identity per process, not per unit id, so a simulated
+    RS-485 bus could not give each device its own.
+    """
+
+    table: Literal["holding", "input"] = Field(description="holding or input: the table of the identity register")
+    address: int = Field(ge=0, le=65535, description="0-based address of the identity register")
+    code: int = Field(ge=0, le=65535, description="the product code the register holds on this kind of device")
+    source: str = Field(description="where the identity register comes from (vendor manual, provisional)")
+
+
 class ModbusProfile(_Model):
     """Register map of a Modbus device."""
 
@@ -86,6 +101,9 @@ class ModbusProfile(_Model):
         description="unused registers a block read may span to merge two groups (0 if the device rejects gaps)",
     )
     points: tuple[RegisterPoint, ...] = Field(min_length=1, description="the signals this device reports")
+    identity: Identity | None = Field(
+        None, description="the register that tells this kind of device from others (site-check reads it); omit "
+        "when the device has none")
 
     @model_validator(mode="after")
     def _no_overlap(self) -> ModbusProfile:
@@ -102,6 +120,9 @@ class ModbusProfile(_Model):
                         f"{p.signal} overlaps {seen[key]} at {p.table} {a}; move one of them"
                     )
                 seen[key] = p.signal
+        ident = self.identity
+        if ident is not None and any((ident.table, ident.address, b) in seen for b in (None, *range(16))):
+            raise ValueError(f"identity register {ident.table} {ident.address} is also a point's; move one of them")
         return self
 
 

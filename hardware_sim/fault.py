@@ -26,6 +26,9 @@ class FaultPlan:
     """Garble answers: a flipped CRC on RTU, a broken MBAP header on TCP (noise, bad termination)."""
     exception_code: int = 0
     """Answer every request with this Modbus exception code (4 = server device failure)."""
+    identity_code: int | None = None
+    """Modbus: hold this product code in the identity register instead of the device's own (another kind
+    of device at this address: a swapped IP address or unit id); see `modbus_server.answer_as`."""
 
     def clear(self) -> None:
         """End every fault."""
@@ -33,3 +36,4 @@ class FaultPlan:
         self.no_answer = False
         self.corrupt = False
         self.exception_code = 0
+        self.identity_code = None

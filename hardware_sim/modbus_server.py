@@ -23,7 +23,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from devices.modbus.block_plan import FUNCTION_CODE
 from devices.modbus.register_codec import Value, encode_point
-from devices.profile import ModbusProfile, Table
+from devices.profile import ModbusProfile, Table, load_profile
 from hardware_sim.fault import FaultPlan
 from hardware_sim.models.base import DeviceModel
 
@@ -51,23 +51,40 @@ def _table_span(profile: ModbusProfile, table: Table) -> tuple[int, int] | None:
     return min(p.address for p in points), max(p.address + p.words for p in points)
 
 
+def answer_as(faults: FaultPlan, profile: str) -> None:
+    """Make a device's identity register say it is a `profile` device (a wrong device at this address)."""
+    other = load_profile(profile)
+    if not isinstance(other, ModbusProfile) or other.identity is None:
+        raise ValueError(f"profile {profile} has no identity register to answer with")
+    faults.identity_code = other.identity.code
+
+
 def build_sim_device(dev: SimulatedDevice) -> SimDevice:
-    """A pymodbus SimDevice with four separate tables sized from the profile."""
+    """A pymodbus SimDevice with four separate tables sized from the profile, and the identity
+    register as a block of its own when it lies outside its table's points (as on a PLC, where
+    the product code sits in a system area apart from the process image)."""
     tables: list[list[SimData]] = []
+    ident = dev.profile.identity
     for table in ("coil", "discrete", "holding", "input"):
         span = _table_span(dev.profile, table)
         bits = table in ("coil", "discrete")
+        blocks: list[SimData] = []
+        taken: set[int] = set()
         if span is None:
-            tables.append([SimData(0, values=[False] * 16 if bits else [0],
-                                   datatype=DataType.BITS if bits else DataType.REGISTERS)])
-            continue
-        start, end = span
-        if bits:
+            blocks.append(SimData(0, values=[False] * 16 if bits else [0],
+                                  datatype=DataType.BITS if bits else DataType.REGISTERS))
+        elif bits:
+            start, end = span
             start -= start % 16
             n = -(-(end - start) // 16) * 16
-            tables.append([SimData(start, values=[False] * n, datatype=DataType.BITS)])
+            blocks.append(SimData(start, values=[False] * n, datatype=DataType.BITS))
         else:
-            tables.append([SimData(start, values=[0] * (end - start), datatype=DataType.REGISTERS)])
+            start, end = span
+            blocks.append(SimData(start, values=[0] * (end - start), datatype=DataType.REGISTERS))
+            taken = set(range(start, end))
+        if ident is not None and ident.table == table and ident.address not in taken:
+            blocks.append(SimData(ident.address, values=[ident.code], datatype=DataType.REGISTERS))
+        tables.append(blocks)
 
     async def action(function_code: int, start_address: int, address: int, count: int,
                      registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
@@ -147,6 +164,10 @@ class SimModbusServer:
     async def _push(self, dev: SimulatedDevice, values: dict[str, Value]) -> None:
         assert self._server is not None
         image: dict[tuple[Table, int], int] = {}
+        ident = dev.profile.identity
+        if ident is not None:
+            code = dev.faults.identity_code
+            image[(ident.table, ident.address)] = ident.code if code is None else code
         for point in dev.profile.points:
             if point.signal not in values:
                 continue
