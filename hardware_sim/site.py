@@ -4,7 +4,9 @@ For every configured device it starts what a real site would have on the wire: a
 server (behind a fault-injecting relay) per Ethernet rig, one Modbus RTU server per RS-485 bus on
 a pty pair (every unit id of that bus on it), a manikin streaming frames on a pty, an ID-card
 reader on a pty, and per configured camera an H.264 main stream over RTSP (`SimRtspCamera`) beside
-an MJPEG camera (`SimCamera`) whose `/sub.mjpg` is the sub-stream, as hall IP cameras offer both.
+an MJPEG camera (`SimCamera`) whose `/sub.mjpg` is the sub-stream, as hall IP cameras offer both; the
+main stream has the camera's declared `resolution` and `fps` (so the site check finds what the config
+says), and `freeze_camera()` stalls a camera as a hung one does (connected, no frames).
 `endpoints()` says where each one is (`examstation sim --print-endpoints`) and `resolved_config()`
 rewrites the site config to point at them, so the controller under test is configured exactly as on
 a real site.
@@ -36,9 +38,11 @@ from hardware_sim.models.welding import WeldPowerModel, WeldSimModel
 from hardware_sim.pty_bridge import PtyBridge
 from hardware_sim.rtsp_camera import SimRtspCamera
 from hardware_sim.tcp_proxy import FaultyTcpProxy
-from station.config import SiteConfig
+from station.config import Camera, SiteConfig
 
 Endpoint = dict[str, Any]
+_DEFAULT_CAMERA_SIZE = (1280, 720)
+_DEFAULT_CAMERA_FPS = 10.0
 
 
 @dataclass
@@ -85,11 +89,13 @@ def _is_id_card_reader(profile: str) -> bool:
 class SimSite:
     """Async context manager running every simulated device and camera of `config`."""
 
-    def __init__(self, config: SiteConfig, *, cameras: bool = True, camera_fps: float = 10,
+    def __init__(self, config: SiteConfig, *, cameras: bool = True, camera_fps: float | None = None,
                  device_clock: Callable[[], float] = time.monotonic, time_scale: float = 1.0) -> None:
         self.config = config
         self.with_cameras = cameras
         self.camera_fps = camera_fps
+        """Frame rate of every camera's main stream, overriding the declared `fps`; None: each camera
+        runs at its declared `fps` (10 when it declares none), at its declared `resolution` (else 720p)."""
         self.device_clock = device_clock
         self.time_scale = time_scale
         """Exam seconds per real second for the device models (with a matching `device_clock`)."""
@@ -159,10 +165,7 @@ class SimSite:
                     rtu.setdefault(dev.bus, []).append(simdev)
             if self.with_cameras:
                 for cam in st.cameras:
-                    sc = SimCamera(st.id, cam.id, main_fps=self.camera_fps, sub_fps=max(1.0, self.camera_fps / 2))
-                    self.cameras[(st.id, cam.id)] = await self._stack.enter_async_context(sc)
-                    rtsp = SimRtspCamera(st.id, cam.id, fps=min(30, max(1, round(self.camera_fps))))
-                    self.rtsp_cameras[(st.id, cam.id)] = await self._stack.enter_async_context(rtsp)
+                    await self._start_camera(st.id, cam)
         for bus_id, simdevs in rtu.items():
             bus = self.config.bus(bus_id)
             bridge = await self._stack.enter_async_context(PtyBridge(self._dir, bus_id))
@@ -171,6 +174,28 @@ class SimSite:
                                      time_scale=self.time_scale)
             await self._stack.enter_async_context(server)
             self._servers.append(server)
+
+    async def _start_camera(self, station: str, cam: Camera) -> None:
+        """The camera as it is set up: its declared main-stream size and rate (a site that declares
+        1920x1080 at 15 fps gets that), the sub-stream at half the rate."""
+        size = _DEFAULT_CAMERA_SIZE
+        if cam.resolution is not None:
+            width, height = cam.resolution.split("x")
+            size = (int(width), int(height))
+        fps = self.camera_fps or cam.fps or _DEFAULT_CAMERA_FPS
+        sc = SimCamera(station, cam.id, main_size=size, main_fps=fps, sub_fps=max(1.0, fps / 2))
+        self.cameras[(station, cam.id)] = await self._stack.enter_async_context(sc)
+        rtsp = SimRtspCamera(station, cam.id, size=size, fps=min(30, max(1, round(fps))))
+        self.rtsp_cameras[(station, cam.id)] = await self._stack.enter_async_context(rtsp)
+
+    def freeze_camera(self, station: str, camera: str) -> None:
+        """A frozen camera: both streams stay connected and send nothing more (see `resume_camera`)."""
+        self.rtsp_cameras[(station, camera)].freeze()
+        self.cameras[(station, camera)].freeze()
+
+    def resume_camera(self, station: str, camera: str) -> None:
+        self.rtsp_cameras[(station, camera)].resume()
+        self.cameras[(station, camera)].resume()
 
     def endpoints(self) -> list[Endpoint]:
         """One record per device and camera, in config order (the `--print-endpoints` contract)."""
