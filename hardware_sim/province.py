@@ -13,6 +13,10 @@ checked with its own canonicalisation (hardware_sim.jcs) and `cryptography`
 (hardware_sim.province_key), so a topic, schema or canonicalisation bug on either side shows up
 as a result not heard, a rejected result or a receipt that does not verify.
 
+Site acceptance (hardware_sim.province_acceptance): probes and published site-check reports on
+`examstation/v1/{site}/acceptance` are verified against the same registered site key, stored, and
+answered with a signed acceptance receipt on the site's receipt topic.
+
 Faults, for tests: drop the next N receipts, send every receipt twice, delay receipts, reject
 chosen results with a reason, send receipts unsigned or signed with another (forger's) key.
 
@@ -39,12 +43,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 import hardware_sim.province_key as ed25519
+from hardware_sim.province_acceptance import Acceptance, AcceptanceDesk
 from hardware_sim.province_contract import ASYNCAPI, Contract, ContractError, parse_broker_url
 from hardware_sim.province_faults import ProvinceFaults, ProvinceStats
 from hardware_sim.province_receipts import Verdict, receipt, receipt_messages
-from hardware_sim.province_store import Rejection, StoredResult, open_store
+from hardware_sim.province_store import Rejection, StoredAcceptance, StoredResult, open_store
 
-__all__ = ["ProvinceFaults", "ProvinceServer", "ProvinceStats"]
+__all__ = ["Acceptance", "ProvinceFaults", "ProvinceServer", "ProvinceStats"]
 log = logging.getLogger(__name__)
 RECEIPTS_IN_FLIGHT = 64
 """Receipts awaiting their PUBACK at once. aiomqtt scans every pending call on each publish, so
@@ -94,6 +99,9 @@ class ProvinceServer:
         for site, pem in (keys or {}).items():
             self.register_key(site, pem)
         self._engine = open_store(db_url)
+        self._desk = AcceptanceDesk(self.contract, self._keys, self._engine) if "acceptance" in self.contract.channels \
+            else None
+        """None with a contract that has no acceptance channel (an older docs/asyncapi.yaml)."""
         self._seqs: dict[str, set[int]] = {}
         self._max_seq: dict[str, int] = {}
         self._by_id: dict[str, tuple[str, int, int]] = {}
@@ -139,6 +147,17 @@ class ProvinceServer:
         with Session(self._engine) as s:
             return [(r.result_id, r.reason) for r in s.execute(select(Rejection).order_by(Rejection.id)).scalars()]
 
+    def acceptances(self, site: str) -> list[Acceptance]:
+        """The site-check probes and reports of `site` the province kept, with its verdict on each."""
+        return [] if self._desk is None else self._desk.acceptances(site)
+
+    async def wait_acceptances(self, site: str, count: int, timeout_s: float) -> None:
+        """Until `count` acceptance messages of `site` are kept (TimeoutError otherwise)."""
+        async with asyncio.timeout(timeout_s):
+            while len(self.acceptances(site)) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
     async def wait_stored(self, site: str, count: int, timeout_s: float) -> None:
         """Until `count` distinct results of `site` are stored (TimeoutError otherwise)."""
         async with asyncio.timeout(timeout_s):
@@ -170,6 +189,8 @@ class ProvinceServer:
                                           socket_options=NO_DELAY) as client:
                     client.pending_calls_threshold = RECEIPTS_IN_FLIGHT * 2
                     await client.subscribe(self._results.filter, qos=1)
+                    if self._desk is not None:
+                        await client.subscribe(self._desk.topic.filter, qos=1)
                     self.connected.set()
                     delay = 0.2
                     async with asyncio.TaskGroup() as tg:
@@ -244,9 +265,13 @@ class ProvinceServer:
         rejections: list[dict[str, Any]] = []
         fresh: dict[str, tuple[str, int, int]] = {}
         taken: set[tuple[str, int]] = set()
+        accepted: list[dict[str, Any]] = []
         for topic, payload in batch:
             self.stats.messages += 1
-            v = self._judge(topic, payload, now, fresh, taken, rows, rejections)
+            if self._desk is not None and self._desk.hears(topic):
+                v = self._desk.judge(topic, payload, now, accepted)
+            else:
+                v = self._judge(topic, payload, now, fresh, taken, rows, rejections)
             if v is not None:
                 verdicts.append(v)
         try:
@@ -255,10 +280,14 @@ class ProvinceServer:
                     s.execute(insert(StoredResult), rows)
                 if rejections:
                     s.execute(insert(Rejection), rejections)
+                if accepted:
+                    s.execute(insert(StoredAcceptance), accepted)
         except SQLAlchemyError as err:  # nothing stored, so no receipt: the stations send them again
             log.error("province: cannot store %d results (%s); no receipts sent", len(rows), err)
             return []
         # only what is committed counts as stored, for receipts and for whoever asks
+        if self._desk is not None:
+            self._desk.committed(accepted)
         for rid, (site, seq, at) in fresh.items():
             self._by_id[rid] = (site, seq, at)
             top = self._max_seq.get(site, 0)

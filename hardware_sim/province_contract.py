@@ -104,8 +104,14 @@ class TopicTemplate:
 class Channel:
     name: str
     topic: TopicTemplate
-    schema_path: Path
-    """The JSON Schema file of the channel's message payload."""
+    schemas: Mapping[str, Path]
+    """Message name -> the JSON Schema file of its payload, in the document's order. Most channels
+    carry one message; the receipt channel carries result receipts and acceptance receipts."""
+
+    @property
+    def schema_path(self) -> Path:
+        """The payload schema of the channel's first message."""
+        return next(iter(self.schemas.values()))
 
 
 class Contract:
@@ -114,18 +120,19 @@ class Contract:
     def __init__(self, source: Path, channels: Mapping[str, Channel]) -> None:
         self.source = source
         self.channels = dict(channels)
-        self._validators: dict[str, jsonschema_rs.Validator] = {}
+        self._validators: dict[tuple[str, str], jsonschema_rs.Validator] = {}
         for name, channel in self.channels.items():
-            try:
-                schema = json.loads(channel.schema_path.read_text(encoding="utf-8"))
-                self._validators[name] = jsonschema_rs.validator_for(schema)
-            except (OSError, ValueError) as err:
-                raise ContractError(f"{source}: the schema of channel {name}, {channel.schema_path}, cannot be "
-                                    f"used ({err})") from err
+            for message, path in channel.schemas.items():
+                try:
+                    schema = json.loads(path.read_text(encoding="utf-8"))
+                    self._validators[name, message] = jsonschema_rs.validator_for(schema)
+                except (OSError, ValueError) as err:
+                    raise ContractError(f"{source}: the schema of message {message} of channel {name}, {path}, "
+                                        f"cannot be used ({err})") from err
 
     @classmethod
     def load(cls, asyncapi: Path = ASYNCAPI) -> Contract:
-        """Read the AsyncAPI document; every channel with one message whose payload is a `$ref` to a file."""
+        """Read the AsyncAPI document; every channel with its messages, each payload a `$ref` to a file."""
         try:
             doc = yaml.safe_load(asyncapi.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as err:
@@ -137,17 +144,21 @@ class Contract:
         for name, raw in doc["channels"].items():
             channel = _resolve(doc, raw, asyncapi)
             messages = channel.get("messages")
-            if not isinstance(messages, dict) or len(messages) != 1:
-                raise ContractError(f"{asyncapi}: channel {name} must carry exactly one message")
-            message = _resolve(doc, next(iter(messages.values())), asyncapi)
-            ref = message.get("payload", {}).get("$ref") if isinstance(message.get("payload"), dict) else None
-            if not isinstance(ref, str) or ref.startswith("#"):
-                raise ContractError(f"{asyncapi}: the message of channel {name} must name its payload schema "
-                                    "file with payload.$ref")
+            if not isinstance(messages, dict) or not messages:
+                raise ContractError(f"{asyncapi}: channel {name} must carry at least one message")
+            schemas = {}
+            for key, raw_message in messages.items():
+                message = _resolve(doc, raw_message, asyncapi)
+                payload = message.get("payload")
+                ref = payload.get("$ref") if isinstance(payload, dict) else None
+                if not isinstance(ref, str) or ref.startswith("#"):
+                    raise ContractError(f"{asyncapi}: message {key} of channel {name} must name its payload schema "
+                                        "file with payload.$ref")
+                schemas[key] = (asyncapi.parent / ref).resolve()
             address = channel.get("address")
             if not isinstance(address, str):
                 raise ContractError(f"{asyncapi}: channel {name} has no address")
-            channels[name] = Channel(name, TopicTemplate(address), (asyncapi.parent / ref).resolve())
+            channels[name] = Channel(name, TopicTemplate(address), schemas)
         return cls(asyncapi, channels)
 
     def channel(self, name: str) -> Channel:
@@ -156,11 +167,18 @@ class Contract:
         except KeyError:
             raise ContractError(f"{self.source} has no channel {name!r} (it has {sorted(self.channels)})") from None
 
-    def problems(self, channel: str, message: Any) -> list[str]:
-        """Every way `message` breaks the payload schema of `channel`, each as '$.json.path: what is wrong'."""
-        self.channel(channel)
+    def problems(self, channel: str, message: Any, kind: str | None = None) -> list[str]:
+        """Every way `message` breaks the payload schema of `channel` (of its message `kind` when the
+        channel carries several), each as '$.json.path: what is wrong'."""
+        schemas = self.channel(channel).schemas
+        if kind is None:
+            if len(schemas) != 1:
+                raise ContractError(f"channel {channel} carries {sorted(schemas)}: name the message")
+            kind = next(iter(schemas))
+        elif kind not in schemas:
+            raise ContractError(f"channel {channel} carries no message {kind!r} (it has {sorted(schemas)})")
         return sorted(f"{_json_path(err.instance_path)}: {err.message}"
-                      for err in self._validators[channel].iter_errors(message))
+                      for err in self._validators[channel, kind].iter_errors(message))
 
 
 def _json_path(path: Sequence[str | int]) -> str:

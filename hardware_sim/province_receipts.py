@@ -24,13 +24,15 @@ class Verdict:
 
     site: str
     receipt: dict[str, Any]
+    alone: bool = False
+    """Sent as a message of its own, never in a batch: an acceptance receipt (it has its own schema)."""
 
 
 def receipt(result_id: str, seq: int, status: Literal["stored", "duplicate", "rejected"], *,
             stored_utc_ns: int | None = None, reason: str | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {"schema": RECEIPT_SCHEMA, "result_id": result_id, "seq": seq, "status": status}
     if stored_utc_ns is not None:
-        doc["stored_at"] = _iso(stored_utc_ns)
+        doc["stored_at"] = iso_utc(stored_utc_ns)
     if reason is not None:
         doc["reason"] = reason
     return doc
@@ -42,9 +44,12 @@ def receipt_messages(verdicts: list[Verdict], batch: bool,
     receipts of a site (the contract allows both; a batch costs the station one message instead of
     hundreds). `sign` makes each message as it goes out."""
     by_site: dict[str, list[dict[str, Any]]] = {}
-    for v in verdicts:
-        by_site.setdefault(v.site, []).append(v.receipt)
     out = []
+    for v in verdicts:
+        if v.alone:
+            out.append((v.site, json.dumps(sign(v.receipt), ensure_ascii=False).encode()))
+        else:
+            by_site.setdefault(v.site, []).append(v.receipt)
     for site, receipts in by_site.items():
         size = RECEIPT_BATCH if batch else 1
         for i in range(0, len(receipts), size):
@@ -55,5 +60,5 @@ def receipt_messages(verdicts: list[Verdict], batch: bool,
     return out
 
 
-def _iso(utc_ns: int) -> str:
+def iso_utc(utc_ns: int) -> str:
     return dt.datetime.fromtimestamp(utc_ns / 1e9, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,10 +1,11 @@
-"""What the simulated province keeps: every result it stored and every rejection, in any SQLAlchemy database."""
+"""What the simulated province keeps: every result it stored and every rejection, and every site-acceptance
+message (probe or report) with what it decided, in any SQLAlchemy database."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Text, create_engine, event
+from sqlalchemy import BigInteger, Boolean, Integer, Text, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
@@ -34,6 +35,23 @@ class Rejection(_Base):
     site: Mapped[str] = mapped_column(Text)
     seq: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
+    utc_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class StoredAcceptance(_Base):
+    """A site-check probe or report, kept whatever the verdict (a rejected one shows the province's
+    side of a key that does not match)."""
+
+    __tablename__ = "province_acceptances"
+
+    acceptance_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    site: Mapped[str] = mapped_column(Text, index=True)
+    kind: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    """stored or rejected."""
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    signature_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    document: Mapped[str] = mapped_column(Text)
     utc_ns: Mapped[int] = mapped_column(BigInteger)
 
 

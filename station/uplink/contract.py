@@ -8,7 +8,9 @@ Topics (DESIGN.md "MQTT contract"):
     examstation/v1/{site}/status            retained, QoS 1: birth manifest; `offline` as the will
     examstation/v1/{site}/{station}/result  QoS 1: the signed result document
     examstation/v1/{site}/{station}/live    QoS 0: live state for remote invigilation (optional)
-    examstation/v1/{site}/receipt           QoS 1, from the province: what it did with a result
+    examstation/v1/{site}/receipt           QoS 1, from the province: what it did with a result, or
+                                            with an acceptance message (told apart by `schema`)
+    examstation/v1/{site}/acceptance        QoS 1: site-check's uplink probe, or its signed report
 """
 
 from __future__ import annotations
@@ -28,8 +30,12 @@ PREFIX = "examstation/v1"
 RESULT_FILTER = f"{PREFIX}/+/+/result"
 """What a provincial server subscribes to: every station's results of every site."""
 RECEIPT_FILTER = f"{PREFIX}/+/receipt"
-SchemaName = Literal["result", "status", "receipt", "live"]
-SCHEMA_NAMES: tuple[SchemaName, ...] = ("result", "status", "receipt", "live")
+SchemaName = Literal["result", "status", "receipt", "live", "acceptance", "acceptance_receipt"]
+SCHEMA_NAMES: tuple[SchemaName, ...] = ("result", "status", "receipt", "live", "acceptance", "acceptance_receipt")
+ACCEPTANCE_SCHEMA = "examstation/acceptance/v1"
+ACCEPTANCE_RECEIPT_SCHEMA = "examstation/acceptance-receipt/v1"
+"""An acceptance receipt shares the receipt topic with result receipts (the broker ACL a site
+already has covers it); its `schema` member tells the two apart, and it settles no result."""
 NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 """Socket options for every MQTT client here. paho leaves Nagle's algorithm on, so a receipt or a
 result written right after a PUBACK waits for the peer's delayed ACK: ~40 ms a hop on Linux,
@@ -61,6 +67,10 @@ def live_topic(site: str, station: str) -> str:
 
 def receipt_topic(site: str) -> str:
     return f"{PREFIX}/{_segment('site id', site)}/receipt"
+
+
+def acceptance_topic(site: str) -> str:
+    return f"{PREFIX}/{_segment('site id', site)}/acceptance"
 
 
 def parse_result_topic(topic: str) -> tuple[str, str]:

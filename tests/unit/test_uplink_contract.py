@@ -112,6 +112,44 @@ def live_doc() -> dict[str, Any]:
             "devices": {"bench": True, "manikin": False}}
 
 
+def check_json(passed: bool = True) -> dict[str, Any]:
+    """One check as station.site_check.report.Check.to_json writes it."""
+    return {"id": "camera:A01/overview", "category": "camera", "station": "A01", "subject": "overview",
+            "title": "A01 camera overview delivers its declared stream", "status": "pass" if passed else "fail",
+            "detail": "h264 1920x1080 at 25.0 fps, keyframe every 2.0 s" if passed else "no frame in 10 s",
+            "fix": None if passed else "check the camera's power and network cable", "figures": {"fps": 25.0,
+            "width": 1920, "frozen": False, "codec": "h264", "gap_s": None}, "source": None}
+
+
+def site_check_report() -> dict[str, Any]:
+    return {"schema": "examstation/site-check/v1",
+            "site": {"id": "GD-SZ-0101", "name": "深圳市第一职业技能鉴定考点", "province": "广东"},
+            "checked_at": "2026-12-05T08:00:00Z", "software": {"name": "examstation", "version": "0.1.0"},
+            "verdict": "fail", "counts": {"pass": 1, "fail": 1}, "checks": [check_json(), check_json(False)],
+            "snapshots": ["A01/overview"]}
+
+
+def acceptance_probe() -> dict[str, Any]:
+    return KEY.sign({"schema": "examstation/acceptance/v1", "kind": "probe", "acceptance_id": RID,
+                     "site": "GD-SZ-0101", "sent_at": "2026-12-05T08:00:00.123Z",
+                     "software": {"name": "examstation", "version": "0.1.0"}})
+
+
+def acceptance_report() -> dict[str, Any]:
+    return KEY.sign({"schema": "examstation/acceptance/v1", "kind": "report", "acceptance_id": RID,
+                     "site": "GD-SZ-0101", "sent_at": "2026-12-05T08:00:00.123Z", "report": site_check_report()})
+
+
+def acceptance_receipt(status: str = "stored") -> dict[str, Any]:
+    doc: dict[str, Any] = {"schema": "examstation/acceptance-receipt/v1", "acceptance_id": RID, "kind": "probe",
+                           "status": status}
+    if status == "rejected":
+        doc.update(reason="the site signature does not verify", signature_ok=False)
+    else:
+        doc["stored_at"] = "2026-12-05T08:00:00.200Z"
+    return PROVINCE.sign(doc)
+
+
 @functools.cache
 def rubrics() -> list[Rubric]:
     return [rubric_for(op) for op in sorted({st.operation for st in CONFIG.stations})]
@@ -133,6 +171,13 @@ VALID: list[tuple[contract.SchemaName, str, Any]] = [
     ("status", "birth", birth_doc()),
     ("status", "will", manifest.offline("GD-SZ-0101")),
     ("status", "goodbye", manifest.offline("GD-SZ-0101", "shutdown", NOW_NS)),
+    ("acceptance", "probe", acceptance_probe()),
+    ("acceptance", "unsigned probe (no site key yet)", {k: v for k, v in acceptance_probe().items()
+                                                        if k != "signature"}),
+    ("acceptance", "report", acceptance_report()),
+    ("acceptance_receipt", "stored", acceptance_receipt("stored")),
+    ("acceptance_receipt", "duplicate", acceptance_receipt("duplicate")),
+    ("acceptance_receipt", "rejected", acceptance_receipt("rejected")),
 ]
 
 
@@ -185,6 +230,18 @@ INVALID: list[tuple[contract.SchemaName, str, Any]] = [
     ("live", "missing devices", _without(live_doc(), "devices")),
     ("live", "negative remaining_s", {**live_doc(), "remaining_s": -1}),
     ("live", "bad item code", {**live_doc(), "item": "K51"}),
+    ("acceptance", "unsigned report", _without(acceptance_report(), "signature")),
+    ("acceptance", "probe carrying a report", {**acceptance_probe(), "report": site_check_report()}),
+    ("acceptance", "report failure without fix", _changed(acceptance_report(), ("report", "checks", 1, "fix"), None)),
+    ("acceptance", "unknown category", _changed(acceptance_report(), ("report", "checks", 0, "category"), "misc")),
+    ("acceptance", "snapshot bytes in the report", _changed(acceptance_report(), ("report", "snapshots", 0),
+                                                           "/9j/4AAQSkZJRg==")),
+    ("acceptance", "unknown kind", {**acceptance_probe(), "kind": "hello"}),
+    ("acceptance_receipt", "rejected without reason", _without(acceptance_receipt("rejected"), "reason")),
+    ("acceptance_receipt", "unsigned", _without(acceptance_receipt("stored"), "signature")),
+    ("acceptance_receipt", "stored with signature_ok", {**acceptance_receipt("stored"), "signature_ok": True}),
+    ("acceptance_receipt", "result receipt", receipt_single("stored")),
+    ("receipt", "acceptance receipt on the result receipt schema", acceptance_receipt("stored")),
 ]
 
 
@@ -281,19 +338,19 @@ def test_asyncapi_parses_and_every_reference_resolves() -> None:
 def test_asyncapi_channels_are_the_contracts_topics() -> None:
     doc = _asyncapi()
     expected = {
-        "status": (contract.status_topic("{site}"), "status"),
-        "result": (contract.result_topic("{site}", "{station}"), "result"),
-        "live": (contract.live_topic("{site}", "{station}"), "live"),
-        "receipt": (contract.receipt_topic("{site}"), "receipt"),
+        contract.status_topic("{site}"): {"status"},
+        contract.result_topic("{site}", "{station}"): {"result"},
+        contract.live_topic("{site}", "{station}"): {"live"},
+        contract.receipt_topic("{site}"): {"receipt", "acceptance_receipt"},
+        contract.acceptance_topic("{site}"): {"acceptance"},
     }
     by_address = {ch["address"]: ch for ch in doc["channels"].values()}
-    assert set(by_address) == {address for address, _ in expected.values()}
-    for address, schema_name in expected.values():
+    assert set(by_address) == set(expected)
+    for address, schema_names in expected.items():
         channel = by_address[address]
         assert set(channel["parameters"]) == set(re.findall(r"\{(\w+)\}", address)), address
-        for message in channel["messages"].values():
-            payload = _resolve(doc, message["$ref"])["payload"]["$ref"]
-            assert Path(payload).name == f"{schema_name}.json", (address, payload)
+        payloads = {Path(_resolve(doc, m["$ref"])["payload"]["$ref"]).stem for m in channel["messages"].values()}
+        assert payloads == schema_names, (address, payloads)
 
 
 def test_asyncapi_qos_and_retain_match_the_contract() -> None:
@@ -308,6 +365,7 @@ def test_asyncapi_qos_and_retain_match_the_contract() -> None:
         contract.result_topic("{site}", "{station}"): ("send", 1, False),
         contract.live_topic("{site}", "{station}"): ("send", 0, False),
         contract.receipt_topic("{site}"): ("receive", 1, False),
+        contract.acceptance_topic("{site}"): ("send", 1, False),
     }
     will = doc["servers"]["province"]["bindings"]["mqtt"]["lastWill"]
     assert (will["topic"], will["qos"], will["retain"]) == (contract.status_topic("{site}"), 1, True)
@@ -319,6 +377,7 @@ def test_topics() -> None:
     assert contract.result_topic("GD-SZ-0101", "A01") == "examstation/v1/GD-SZ-0101/A01/result"
     assert contract.live_topic("GD-SZ-0101", "A01") == "examstation/v1/GD-SZ-0101/A01/live"
     assert contract.receipt_topic("GD-SZ-0101") == "examstation/v1/GD-SZ-0101/receipt"
+    assert contract.acceptance_topic("GD-SZ-0101") == "examstation/v1/GD-SZ-0101/acceptance"
     assert contract.parse_result_topic("examstation/v1/GD-SZ-0101/A01/result") == ("GD-SZ-0101", "A01")
     with pytest.raises(ContractError, match="is not a result topic"):
         contract.parse_result_topic("examstation/v1/GD-SZ-0101/A01/live")
@@ -326,9 +385,9 @@ def test_topics() -> None:
 
 @pytest.mark.parametrize("bad", ["", "a/b", "+", "a+", "#", "a#b", "\x00"])
 def test_topic_builders_refuse_what_is_not_one_topic_level(bad: str) -> None:
-    builders = [contract.status_topic, contract.receipt_topic, lambda s: contract.result_topic(s, "A01"),
-                lambda s: contract.result_topic("SITE", s), lambda s: contract.live_topic(s, "A01"),
-                lambda s: contract.live_topic("SITE", s)]
+    builders = [contract.status_topic, contract.receipt_topic, contract.acceptance_topic,
+                lambda s: contract.result_topic(s, "A01"), lambda s: contract.result_topic("SITE", s),
+                lambda s: contract.live_topic(s, "A01"), lambda s: contract.live_topic("SITE", s)]
     for build in builders:
         with pytest.raises(ContractError, match="cannot be a topic level"):
             build(bad)
