@@ -59,9 +59,10 @@ def log(msg: str) -> None:
     print(f"live_fanout: {msg}", file=sys.stderr, flush=True)
 
 
-def cpu_ticks(pid: int) -> int:
+def cpu_ticks(pid: int) -> tuple[int, int]:
+    """User and system ticks of every thread of `pid` (fields 14 and 15 of /proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return int(fields[11]), int(fields[12])
 
 
 @contextlib.contextmanager
@@ -115,8 +116,10 @@ async def mse_viewer(url: str, cookie: str, got: list[int], i: int) -> None:
             got[i] += len(message)
 
 
-async def measure(pid: int, url: str, cookie: str, mjpeg: int, mse: int, seconds: float) -> tuple[float, list[int]]:
-    """CPU of `pid` (fraction of one core) over `seconds` while the viewers watch, after a warm-up."""
+async def measure(pid: int, url: str, cookie: str, mjpeg: int, mse: int,
+                  seconds: float) -> tuple[float, float, list[int]]:
+    """CPU of `pid` (fraction of one core; and of it, in the kernel) over `seconds` while the viewers
+    watch, after a warm-up."""
     got = [0] * (mjpeg + mse)
     limits = httpx.Limits(max_connections=mjpeg + 10)
     async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(30, read=None), limits=limits) as client:
@@ -138,7 +141,8 @@ async def measure(pid: int, url: str, cookie: str, mjpeg: int, mse: int, seconds
             await asyncio.gather(*tasks, return_exceptions=True)
     if min(during) == 0:
         raise RuntimeError(f"{during.count(0)} of {len(during)} viewers received nothing in the window")
-    return (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0), during
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(c1) - sum(c0)) / hz / (t1 - t0), (c1[1] - c0[1]) / hz / (t1 - t0), during
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
@@ -151,15 +155,16 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             log(f"controller pid {controller.pid} serving {url}")
             async with httpx.AsyncClient(base_url=url) as client:
                 cookie = await sign_in(client, password)
-            one, got1 = await measure(controller.pid, url, cookie, 1, 0, args.seconds)
+            one, one_sys, got1 = await measure(controller.pid, url, cookie, 1, 0, args.seconds)
             log(f"1 viewer: {one:.3f} of a core")
             await asyncio.sleep(2)
-            many, got_n = await measure(controller.pid, url, cookie, args.mjpeg, args.mse, args.seconds)
+            many, many_sys, got_n = await measure(controller.pid, url, cookie, args.mjpeg, args.mse, args.seconds)
             log(f"{args.mjpeg + args.mse} viewers: {many:.3f} of a core")
     mjpeg_rate = [b / args.seconds for b in got_n[:args.mjpeg]]
     mse_rate = [b / args.seconds for b in got_n[args.mjpeg:]]
     return {"viewers": args.mjpeg + args.mse, "cpu_1_viewer": round(one, 4), "cpu_n_viewers": round(many, 4),
             "ratio": round(many / one, 3), "mjpeg_viewers": args.mjpeg, "mse_viewers": args.mse,
+            "cpu_1_viewer_system": round(one_sys, 4), "cpu_n_viewers_system": round(many_sys, 4),
             "seconds": args.seconds, "bytes_per_s_1_viewer": round(got1[0] / args.seconds),
             "mjpeg_bytes_per_s_min": round(min(mjpeg_rate, default=0)),
             "mse_bytes_per_s_min": round(min(mse_rate, default=0)),

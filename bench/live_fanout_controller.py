@@ -54,7 +54,8 @@ async def run_controller(config: SiteConfig, data_dir: Path, password: str) -> N
         services = StationServices(config, db, SiteKey.load_or_create(data_dir), clock)
         UserBook(db, clock, [s.id for s in config.stations]).add("bench", "proctor", password, [])
         try:
-            async with Recording(services, data_dir, config), live_hub_for(config) as hub:
+            async with Recording(services, data_dir, config) as recording, \
+                    live_hub_for(config, readers=recording.recorder.reader) as hub:
                 ctx = ui_context(services, data_dir, live=hub)
                 async with serving(create_app(ctx), "127.0.0.1", 0) as url:
                     print(url, flush=True)

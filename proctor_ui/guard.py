@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from proctor_ui.sessions import SessionStore
+from proctor_ui.ws_direct import RAW_SEND
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -81,6 +82,7 @@ class Guard:
             if not self._same_origin(scope):
                 await send({"type": "websocket.close", "code": 1008})
                 return
+            scope[RAW_SEND] = send  # the live relays write frames straight to the socket (ws_direct)
             await self.app(scope, receive, send)
             return
         if scope["method"] not in UNSAFE:

@@ -19,13 +19,15 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from devices.camera.contract import CameraSource
-from devices.camera.live_hub import LiveHub
+from devices.camera.live_hub import LiveHub, ReaderOf
+from devices.camera.reader import CameraReader
 from proctor_ui.app import create_app
 from proctor_ui.context import UiContext
 from proctor_ui.hall_state import HallFeed
 from proctor_ui.server import check_transport, serving
 from station.config import SiteConfig
 from station.device_hub import DeviceHub, DeviceStatus
+from station.recording import Recording
 from station.services import StationServices
 from station.uplink.relay import UplinkRelay
 from station.users import UserBook
@@ -35,12 +37,22 @@ NO_USERS_HINT = ("no user can sign in yet: add one with `examstation user add NA
 """What `run` prints when the database has no users (the demo makes its own)."""
 
 
-def live_hub_for(config: SiteConfig, *, linger_s: float = 5.0) -> LiveHub:
+def live_hub_for(config: SiteConfig, *, linger_s: float = 5.0, readers: ReaderOf | None = None) -> LiveHub:
     """One live hub over every camera of `config`: the main stream, and the sub-stream where the
-    camera has one (hall tiles use it)."""
+    camera has one (hall tiles use it). `readers`: the recorder's, so a recorded camera's station
+    view reuses the recording's connection (`recorded_readers`)."""
     sources = [CameraSource(st.id, cam.id, cam.url) for st in config.stations for cam in st.cameras]
     subs = {(st.id, cam.id): cam.sub_url for st in config.stations for cam in st.cameras if cam.sub_url}
-    return LiveHub(sources, subs, linger_s=linger_s)
+    return LiveHub(sources, subs, linger_s=linger_s, readers=readers)
+
+
+def recorded_readers(services: StationServices) -> ReaderOf:
+    """The reader of a camera while the services' recording runs (looked up when a view starts, so
+    the recording may start after the UI)."""
+    def reader(station: str, camera: str) -> CameraReader | None:
+        recording = services.registration.recording
+        return recording.recorder.reader(station, camera) if isinstance(recording, Recording) else None
+    return reader
 
 
 def user_book(services: StationServices) -> UserBook:
@@ -75,7 +87,8 @@ async def ui_for(services: StationServices, config: SiteConfig, data_dir: Path, 
     """
     check_transport(host, tls_cert, tls_key)
     async with contextlib.AsyncExitStack() as stack:
-        hub_live = await stack.enter_async_context(live_hub_for(config)) if live else None
+        hub_live = await stack.enter_async_context(
+            live_hub_for(config, readers=recorded_readers(services))) if live else None
         ctx = ui_context(services, data_dir, live=hub_live, hub=hub, relay=relay,
                          secure_transport=tls_cert is not None)
         url = await stack.enter_async_context(serving(create_app(ctx), host, port, tls_cert, tls_key))

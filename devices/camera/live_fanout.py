@@ -23,7 +23,7 @@ import asyncio
 import logging
 import weakref
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, Self, TypeVar
@@ -148,11 +148,23 @@ class Subscription(Generic[T]):
 
     # -- upstream side -------------------------------------------------------------------------
 
+    direct: Callable[[T], bool] | None = None
+    """Set by a viewer that can often take an item at once (a socket with room in its buffer):
+    `offer` hands items there while nothing is queued, instead of queueing and waking the viewer's
+    task, which is most of what a viewer costs. It returns False when it cannot take the item now
+    (the socket is full, or the viewer is mid-send): the item is then queued as usual, and order is
+    kept because nothing goes direct while anything is queued."""
+
     def offer(self, item: T) -> None:
-        """Queue an item for this viewer, applying the drop policy when it is behind."""
-        if not self._closed:
-            self._accept(item)
-            self._wake.set()
+        """Hand an item to this viewer: at once when it can take it, else queued (applying the drop
+        policy when it is behind)."""
+        if self._closed:
+            return
+        if self.direct is not None and not self._items and self._may_skip_queue(item) and self.direct(item):
+            self._delivered_direct(item)
+            return
+        self._accept(item)
+        self._wake.set()
 
     def lost(self, error: LiveStreamLost) -> None:
         """Queue the failure after what this viewer already has. Each viewer gets its own exception
@@ -178,6 +190,13 @@ class Subscription(Generic[T]):
 
     def _on_lost(self) -> None:
         """Reset per-connection state (an fMP4 viewer needs a new init segment after a reconnect)."""
+
+    def _may_skip_queue(self, item: T) -> bool:
+        """Whether `item` may go straight to `direct` (what `_accept` would take, in the same state)."""
+        return True
+
+    def _delivered_direct(self, item: T) -> None:
+        """Update what `_accept` would have for an item that went to `direct`."""
 
     def _queued(self) -> Generator[T, None, None]:
         return (item for item in self._items if not isinstance(item, LiveStreamLost))

@@ -74,6 +74,13 @@ class Fmp4Subscription(Subscription[Fmp4Chunk]):
     def _on_lost(self) -> None:
         self._has_init, self._need_keyframe = False, True
 
+    def _may_skip_queue(self, item: Fmp4Chunk) -> bool:
+        # init segments always queue: the viewer sends a text message (the MIME type) before them
+        return item.kind == "media" and self._has_init and (item.keyframe or not self._need_keyframe)
+
+    def _delivered_direct(self, item: Fmp4Chunk) -> None:
+        self._need_keyframe = False
+
 
 class Fmp4Upstream(Upstream[Fmp4Chunk]):
     """The one RTSP connection of a camera's H.264 stream, remuxed to fMP4 on its own thread."""
@@ -158,7 +165,7 @@ class Fmp4Upstream(Upstream[Fmp4Chunk]):
             for chunk in splitter.feed(data):
                 to_loop(self._on_chunk, chunk)
 
-        sink = _Sink(on_data)
+        sink = MuxSink(on_data)
         rate = stream.average_rate or stream.guessed_rate
         timeline = PacketTimeline(stream.time_base or Fraction(1, 90_000), wall_clock=False, start_mono_ns=0,
                                   nominal_frame_ns=int(1_000_000_000 / rate) if rate else None)
@@ -188,7 +195,7 @@ class Fmp4Upstream(Upstream[Fmp4Chunk]):
                 output.close()
 
 
-class _Sink:
+class MuxSink:
     """A write-only file for PyAV: no seek, so the mp4 muxer must stream (fragmented, empty moov)."""
 
     def __init__(self, on_data: Callable[[bytes], None]) -> None:

@@ -43,7 +43,7 @@ In a web handler (FastAPI/Starlette), roughly:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
@@ -52,7 +52,9 @@ from devices.camera.contract import CameraSource
 from devices.camera.live_fanout import LiveStreamLost, LiveStreamStats, LiveViewUnavailable, redact
 from devices.camera.live_fmp4 import Fmp4Subscription, Fmp4Upstream
 from devices.camera.live_fmp4_box import Fmp4Chunk
+from devices.camera.live_fmp4_tap import TappedFmp4Upstream
 from devices.camera.live_mjpeg import MJPEG_CONTENT_TYPE, JpegView, MjpegSubscription, MjpegUpstream
+from devices.camera.reader import CameraReader
 from devices.errors import DeviceConfigError
 
 __all__ = ["MJPEG_CONTENT_TYPE", "Fmp4Chunk", "JpegView", "LiveCameraStats", "LiveHub", "LiveStreamLost",
@@ -61,6 +63,8 @@ __all__ = ["MJPEG_CONTENT_TYPE", "Fmp4Chunk", "JpegView", "LiveCameraStats", "Li
 logger = logging.getLogger(__name__)
 
 StreamKind = Literal["main", "sub"]
+ReaderOf = Callable[[str, str], CameraReader | None]
+"""(station, camera) -> the recorder's running reader of that camera's main stream, if recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +99,17 @@ class LiveHub:
 
     `linger_s`: how long an upstream stays open after its last viewer leaves. `stall_s`: a stream
     silent this long is lost (viewers told, reconnect). Reconnects back off from
-    `backoff_initial_s` doubling to `backoff_max_s`, jittered. Must be used on one event loop;
+    `backoff_initial_s` doubling to `backoff_max_s`, jittered. `readers`: where the recorder reads a
+    camera's main stream, the fMP4 view takes its packets from there instead of a connection of its
+    own (`live_fmp4_tap`). Must be used on one event loop;
     `aclose()` (or `async with`) ends every subscription and stops every connection and thread.
     """
 
     def __init__(self, sources: Sequence[CameraSource], sub_urls: Mapping[tuple[str, str], str] | None = None, *,
                  linger_s: float = 5.0, stall_s: float = 5.0, connect_timeout_s: float = 5.0,
                  backoff_initial_s: float = 0.5, backoff_max_s: float = 15.0, mjpeg_queue_frames: int = 2,
-                 fmp4_queue_fragments: int = 50, snapshot_max_age_s: float = 5.0) -> None:
+                 fmp4_queue_fragments: int = 50, snapshot_max_age_s: float = 5.0,
+                 readers: ReaderOf | None = None) -> None:
         self._sources: dict[tuple[str, str], CameraSource] = {}
         for source in sources:
             key = (source.station, source.camera)
@@ -130,6 +137,7 @@ class LiveHub:
         self._mjpeg_queue_frames = mjpeg_queue_frames
         self._fmp4_queue_fragments = fmp4_queue_fragments
         self._snapshot_max_age_s = snapshot_max_age_s
+        self._readers = readers
         self._mjpeg: dict[str, MjpegUpstream] = {}
         self._fmp4: dict[str, Fmp4Upstream] = {}
         """Upstreams by URL: views of one stream share its connection."""
@@ -166,7 +174,11 @@ class LiveHub:
                 f"live view of camera {source.label}: fragmented MP4 needs an H.264 RTSP stream, but {what}; "
                 "watch its MJPEG view instead (hub.mjpeg), or configure the camera to send H.264 over RTSP")
         upstream = self._fmp4.get(url)
-        if upstream is None:
+        if upstream is None and stream == "main" and self._readers is not None:
+            readers = self._readers
+            upstream = self._fmp4[url] = TappedFmp4Upstream(source.label, url, lambda: readers(station, camera),
+                                                            **self._timing)
+        elif upstream is None:
             upstream = self._fmp4[url] = Fmp4Upstream(source.label, url, **self._timing)
         sub = Fmp4Subscription(upstream, self._fmp4_queue_fragments)
         upstream.add(sub)

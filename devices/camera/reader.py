@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from fractions import Fraction
-from typing import Final
+from typing import Final, Protocol
 
 import av
 from av.container import InputContainer
@@ -76,8 +76,19 @@ def describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"
 
 
+class PacketTap(Protocol):
+    """Something else that wants the packets this reader already reads (the live view's fMP4), so a
+    camera has one connection, not one per use. Called on the reader's thread: return at once (a
+    copy, a queue), never block; an exception detaches the tap, never the recording."""
+
+    def packet(self, arrival: Arrival) -> None: ...
+
+    def lost(self, cause: str) -> None:
+        """The connection ended (or could not be made); packets resume with a new `connection`."""
+
+
 class CameraReader:
-    """Runs in its own thread (`run`) until `stop` is set."""
+    """Runs in its own thread (`run`) until `stop` is set. `add_tap` shares its packets."""
 
     def __init__(self, source: CameraSource, out: queue.Queue[QueueItem], gaps: GapBook, stats: CameraStats,
                  stop: threading.Event, *, stall_s: float, backoff: Backoff, connect_timeout_s: float) -> None:
@@ -95,6 +106,27 @@ class CameraReader:
         self._frame_ns = 100_000_000
         self._read_timeout_s = max(0.2, stall_s - _DETECT_MARGIN_S)
         self.path, self._format, self._options = open_options(source.url, stall_s)
+        self._taps: tuple[PacketTap, ...] = ()
+        """Replaced, never mutated: the reader thread iterates whichever tuple it read."""
+        self._taps_lock = threading.Lock()
+
+    def add_tap(self, tap: PacketTap) -> None:
+        """From any thread: `tap` gets every packet from the next one on (it waits for a keyframe itself)."""
+        with self._taps_lock:
+            self._taps = (*self._taps, tap)
+
+    def remove_tap(self, tap: PacketTap) -> None:
+        """From any thread; a call already running on the reader thread may still finish."""
+        with self._taps_lock:
+            self._taps = tuple(t for t in self._taps if t is not tap)
+
+    def _tell_taps(self, arrival: Arrival | None, cause: str = "") -> None:
+        for tap in self._taps:
+            try:
+                tap.packet(arrival) if arrival is not None else tap.lost(cause)
+            except Exception:  # a live viewer's bug must not stop the evidence recording
+                logger.exception("camera %s: packet tap failed; detached", self.source.label)
+                self.remove_tap(tap)
 
     def run(self) -> None:
         attempts = 0
@@ -164,7 +196,10 @@ class CameraReader:
                     if not self._gaps.is_open("behind"):
                         self._backoff.reset()
                 waiting_keyframe = False
-                self._hand_over(Arrival(packet, utc_ns, mono_ns, self._connection, template))
+                arrival = Arrival(packet, utc_ns, mono_ns, self._connection, template)
+                if self._taps:
+                    self._tell_taps(arrival)
+                self._hand_over(arrival)
                 delivered = True
                 if late:
                     return f"no frames for {self._stall_s:.1f} s"
@@ -198,6 +233,8 @@ class CameraReader:
 
     def _lost(self, cause: str) -> None:
         """The camera stopped delivering: open a link gap from the end of the last frame."""
+        if self._taps:
+            self._tell_taps(None, cause)
         if self._last_utc_ns is not None and self._last_mono_ns is not None:
             from_utc, from_mono = self._last_utc_ns + self._frame_ns, self._last_mono_ns + self._frame_ns
         else:

@@ -150,6 +150,11 @@ class Recorder:
                                "the evidence disk are blocked")
         logger.info("recorder: stopped (run %s)", self.clock_run)
 
+    def reader(self, station: str, camera: str) -> CameraReader | None:
+        """The running reader of a camera (to tap its packets), None when not recording it."""
+        return next((c.reader for c in self._cameras if (c.source.station, c.source.camera) == (station, camera)),
+                    None)
+
     def stats(self) -> dict[str, CameraStatsSnapshot]:
         """Per camera (by `station/camera`): frames written, segments, gaps, reconnects, last frame age."""
         return {c.source.label: c.stats.snapshot(c.gaps.opened, c.inbox.qsize()) for c in self._cameras}

@@ -28,9 +28,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.responses import Response, StreamingResponse
 
-from devices.camera.live_hub import MJPEG_CONTENT_TYPE, Fmp4Chunk, LiveHub, LiveStreamLost, LiveViewUnavailable
+from devices.camera.live_fmp4 import Fmp4Subscription
+from devices.camera.live_hub import MJPEG_CONTENT_TYPE, JpegView, LiveHub, LiveStreamLost, LiveViewUnavailable
 from proctor_ui.context import UiContext
 from proctor_ui.deps import Ui, Viewer
+from proctor_ui.ws_direct import DirectSocket
 
 router = APIRouter()
 
@@ -133,14 +135,28 @@ async def jpeg_frames(ws: WebSocket, station: str, camera: str) -> None:
     await _serve(ws, view, _relay_jpeg)
 
 
-async def _relay_jpeg(ws: WebSocket, frames: AsyncIterator[bytes]) -> None:
+async def _relay_jpeg(ws: WebSocket, frames: JpegView) -> None:
+    direct = DirectSocket.of(ws.scope)
+    if direct is not None:  # most frames go from the hub straight to the socket; the rest come here
+        frames.subscription.direct = lambda frame: direct.try_binary(frame.jpeg)
     while True:
         try:
             async for jpeg in frames:
-                await ws.send_bytes(jpeg)
+                await _send(ws, direct, jpeg)
             return
         except LiveStreamLost:
             continue  # the tile keeps its last picture until the camera is back
+
+
+async def _send(ws: WebSocket, direct: DirectSocket | None, message: bytes | str) -> None:
+    """Send through ASGI; meanwhile no frame may go direct, or it would overtake this message."""
+    if direct is not None:
+        direct.busy = True
+    try:
+        await (ws.send_bytes(message) if isinstance(message, bytes) else ws.send_text(message))
+    finally:
+        if direct is not None:
+            direct.busy = False
 
 
 @router.websocket("/live/{station}/{camera}/fmp4")
@@ -178,16 +194,19 @@ async def _serve(ws: WebSocket, subscription: Any, relay_fn: Relay) -> None:
             await ws.close()
 
 
-async def _relay(ws: WebSocket, chunks: AsyncIterator[Fmp4Chunk]) -> None:
+async def _relay(ws: WebSocket, chunks: Fmp4Subscription) -> None:
+    direct = DirectSocket.of(ws.scope)
+    if direct is not None:  # media fragments mostly go straight to the socket; init and losses come here
+        chunks.direct = lambda chunk: direct.try_binary(chunk.data)
     while True:
         try:
             async for chunk in chunks:
                 if chunk.kind == "init":
-                    await ws.send_text(chunk.mime_type)  # the browser (re)creates its SourceBuffer
-                await ws.send_bytes(chunk.data)
+                    await _send(ws, direct, chunk.mime_type)  # the browser (re)creates its SourceBuffer
+                await _send(ws, direct, chunk.data)
             return
         except LiveStreamLost as lost:
-            await ws.send_text(f"lost: {lost}")
+            await _send(ws, direct, f"lost: {lost}")
 
 
 async def _until_closed(ws: WebSocket) -> None:

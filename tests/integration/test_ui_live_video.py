@@ -6,8 +6,11 @@ hub, and no video for someone not signed in."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +24,7 @@ from hardware_sim.rtsp_camera import SimRtspCamera
 from proctor_ui.app import create_app
 from proctor_ui.context import UiContext
 from proctor_ui.server import serving
+from proctor_ui.ws_direct import DirectSocket
 from tests.ui.conftest import ui_ctx
 from tests.ui.test_events_sse import sign_in
 
@@ -101,3 +105,31 @@ async def test_unknown_camera_no_hub_and_no_session(ui_ctx: UiContext) -> None:
         cookie = await sign_in(client, "exam1")
         r = await client.get("/live/A01/overview.mjpeg", headers={"cookie": cookie})
         assert r.status_code == 503 and "no live video" in r.json()["detail"]
+
+
+async def test_station_viewers_get_a_stream_that_plays_whether_frames_go_direct_or_queued(
+        ui_ctx: UiContext, tmp_path: Path) -> None:
+    """Two station-page viewers of one camera: most fragments are written straight to their sockets
+    (ws_direct), the init segment and the MIME type through ASGI; what each receives must be in
+    order and play from its first keyframe (ffprobe decodes every frame)."""
+    direct_before = DirectSocket.frames_written
+    async with live_ui(ui_ctx) as (url, _client, cookie):
+        ws_url = url.replace("http://", "ws://") + "/live/A01/overview/fmp4"
+        async with asyncio.timeout(30), connect(ws_url, additional_headers={"cookie": cookie}) as a, \
+                connect(ws_url, additional_headers={"cookie": cookie}) as b:
+            for n, ws in enumerate((a, b)):
+                assert isinstance(await ws.recv(), str), "the MIME type comes first"
+                data = b"".join([bytes(m) for m in [await ws.recv() for _ in range(31)] if isinstance(m, bytes)])
+                clip = tmp_path / f"viewer{n}.mp4"
+                clip.write_bytes(data)
+                assert await asyncio.to_thread(_frames_and_first_key, clip) == (30, True)
+    assert DirectSocket.frames_written > direct_before, "fragments should mostly skip the relay task"
+
+
+def _frames_and_first_key(clip: Path) -> tuple[int, bool]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
+         "stream=nb_read_frames:frame=key_frame", "-of", "json", str(clip)],
+        check=True, capture_output=True, text=True, timeout=30).stdout
+    probe = json.loads(out)
+    return int(probe["streams"][0]["nb_read_frames"]), probe["frames"][0]["key_frame"] == 1
