@@ -99,6 +99,9 @@ TABLE: dict[tuple[str, str], Row] = {
     ("POST", "/users/{name}/stations"): Row(ADMIN),
     ("POST", "/users/{name}/disable"): Row(ADMIN),
     ("POST", "/users/{name}/enable"): Row(ADMIN),
+    # the latest site-check: the administrator runs it, examiners see whether their stations passed
+    ("GET", "/site-check"): Row(frozenset({"admin", "examiner_here", "examiner_elsewhere"})),
+    ("GET", "/site-check/report.html"): Row(frozenset({"admin", "examiner_here", "examiner_elsewhere"})),
 }
 """(method, path) -> who may call it. WS: a WebSocket route."""
 
