@@ -7,6 +7,7 @@ and must give its own failure on that camera only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -150,3 +151,53 @@ async def test_a_camera_set_otherwise_than_declared_fails_naming_both(
     assert expected in failed.detail, failed.detail
     assert failed.fix is not None and str(next(iter(declared.values()))) in failed.fix.lower()
     assert failed.figures["resolution"] == "640x360" and "A01/bench" in snapshots
+
+
+@contextlib.asynccontextmanager
+async def stuck_mjpeg_camera() -> AsyncIterator[str]:
+    """An MJPEG camera whose encoder is stuck on one picture: frames keep coming, byte for byte the same."""
+    picture = np.tile(np.arange(0, 256, 2, dtype=np.uint8), (96, 1))
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_GRAY2BGR))
+    assert ok
+    jpeg = encoded.tobytes()
+    part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg)
+
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        handlers.add(handler)
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n"
+                         b"Connection: close\r\n\r\n")
+            while True:
+                writer.write(part)
+                await writer.drain()
+                await asyncio.sleep(0.1)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the check hung up, or its reachability probe connected and closed at once
+        finally:
+            writer.transport.abort()
+            handlers.discard(handler)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/main.mjpg"
+    finally:
+        server.close()
+        for task in list(handlers):
+            task.cancel()
+        await asyncio.gather(*handlers)
+        await server.wait_closed()
+
+
+async def test_an_mjpeg_camera_repeating_one_picture_fails_as_frozen(site: SimSite, tmp_path: Path) -> None:
+    async with stuck_mjpeg_camera() as url:
+        config = with_camera(site.resolved_config(), "A01", "bench", url=url, codec="mjpeg", resolution="128x96",
+                             fps=10, sub_url=None)
+        checks, _ = await check_cameras(context(config, tmp_path))
+    failed = only_failure(checks, "camera:A01/bench")
+    assert failed.detail.startswith("frozen: the same picture, byte for byte, in all "), failed.detail
+    assert failed.figures["codec"] == "mjpeg" and failed.figures["resolution"] == "128x96"
