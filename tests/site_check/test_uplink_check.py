@@ -9,25 +9,42 @@ the province stores no result.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiomqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from devices.clock import SystemClock
 from hardware_sim.mosquitto import Mosquitto
 from hardware_sim.process_probe import free_port
 from hardware_sim.province import ProvinceServer
 from hardware_sim.province_key import public_pem
+from scoring.rubric_loader import rubric_for
 from station.config import SiteConfig
 from station.signing import SiteKey
 from station.site_check.report import Check, CheckContext
 from station.site_check.uplink_check import check_uplink
-from tests.uplink_kit import SITE_CONFIG, province_key, site_config
+from station.uplink import contract
+from station.uplink.relay import RelaySettings, UplinkRelay
+from tests.uplink_kit import (
+    SITE_CONFIG,
+    ResultFactory,
+    outbox_states,
+    province_key,
+    site_config,
+    station_database,
+    wait_until,
+)
 
 SITE = "GD-SZ-0101"
+QUICK = RelaySettings(resend_first_s=0.3, resend_cap_s=1.0, reconnect_first_s=0.1, reconnect_cap_s=0.5,
+                      idle_poll_s=0.1)
 
 
 @dataclass
@@ -138,3 +155,33 @@ async def test_a_refused_login_is_named(tmp_path: Path, passwd: Path) -> None:
         check = only(await check_uplink(CheckContext(config, SITE_CONFIG, tmp_path / "data", 1.0), timeout_s=3))
     assert not check.passed and check.figures["step"] == "auth", check
     assert "uplink.username" in (check.fix or "")
+
+
+async def test_a_running_controller_is_left_alone(tmp_path: Path) -> None:
+    """The morning check runs beside the controller: its relay stays connected (the check has its own
+    client id), its results are delivered as usual, no result is settled by an acceptance receipt,
+    and the retained status still says online (the check registers no will)."""
+    async with Mosquitto() as broker:
+        config = site_config(broker.url)
+        with station_database(tmp_path / "data", config) as (db, key):
+            await asyncio.to_thread(ResultFactory(db, key).add, 3)
+            async with UplinkRelay(config, db, key_id=key.key_id, rubrics=[rubric_for("低压电工作业")],
+                                   clock=SystemClock(), settings=QUICK) as relay:
+                await wait_until(lambda: relay.connected, 10)
+                check = only(await check_uplink(CheckContext(config, SITE_CONFIG, tmp_path / "data", 1.0),
+                                                timeout_s=1.0))
+                assert not check.passed and check.figures["step"] == "no_receipt"
+                assert outbox_states(db) == {"queued": 4}, "nothing settled, nothing added"
+                async with ProvinceServer(broker.url, keys={SITE: key.public_pem()}, province_key=province_key(),
+                                          client_id="province-test") as prov:
+                    await prov.connected.wait()
+                    check = only(await check_uplink(CheckContext(config, SITE_CONFIG, tmp_path / "data", 1.0)))
+                    assert check.passed, check.detail
+                    await wait_until(lambda: outbox_states(db) == {"delivered": 4}, 20)
+                assert relay.connected and relay.stats.connects == 1, "the check did not take the relay's session"
+                assert relay.stats.delivered == 4 and relay.receipt_counts.untrusted == 0
+        async with aiomqtt.Client(broker.host, broker.port, identifier="status-reader") as reader:
+            await reader.subscribe(contract.status_topic(SITE), qos=1)
+            async with asyncio.timeout(5):
+                status = json.loads(bytes((await anext(reader.messages)).payload))
+    assert status["state"] == "offline" and status.get("reason") == "shutdown", "the relay's own goodbye, no will"
