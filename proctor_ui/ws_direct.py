@@ -64,6 +64,18 @@ class DirectSocket:
         if (self.busy or not self._writable.is_set() or protocol.close_sent or not protocol.handshake_complete
                 or protocol.transport.is_closing()):
             return False
-        protocol.transport.writelines((binary_frame_header(len(payload)), payload))
+        protocol.transport.write(_frame_of(payload))
         DirectSocket.frames_written += 1
         return True
+
+
+_last: tuple[bytes | None, bytes] = (None, b"")
+"""The last payload and its frame: the hub offers one item to all viewers of a stream in a row, so
+the frame is built once per item, not once per viewer."""
+
+
+def _frame_of(payload: bytes) -> bytes:
+    global _last
+    if _last[0] is not payload:
+        _last = (payload, binary_frame_header(len(payload)) + payload)
+    return _last[1]
