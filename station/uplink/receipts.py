@@ -73,6 +73,8 @@ class ReceiptReader:
             self.counts.malformed += 1
             log.warning("uplink: a receipt on %s is not JSON (%s); ignored, the result will be sent again", topic, err)
             return []
+        if isinstance(doc, dict) and doc.get("schema") == contract.ACCEPTANCE_RECEIPT_SCHEMA:
+            return []  # site-check's receipt on the same topic: it settles no result (station.site_check)
         if isinstance(doc, dict) and "signature" not in doc:
             self.counts.untrusted += 1
             self._alarm(topic, doc)
