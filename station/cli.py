@@ -31,6 +31,7 @@ from station.db.disk import free_space_todo, full_disk
 from station.errors import UsageError
 from station.services import ServiceError
 from station.signing import SigningError
+from station.site_check_command import add_parser as add_site_check_parser
 from station.uplink.broker_link import UplinkConfigError
 from station.uplink.contract import ContractError
 from station.uplink.receipts import ReceiptKeyError
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "shows only that the bundle is whole)")
     k = cmd("keys", "the site's signing key")
     k.add_argument("action", choices=["init", "export"], help="init: create it; export: print the public key")
+    add_site_check_parser(sub)
     return p
 
 
@@ -256,8 +258,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(demo.describe_scenarios(as_json=args.json))
         return 0
-    config = load_site_config(args.config or _default_config())
+    config_path = args.config or _default_config()
+    config = load_site_config(config_path)
     data_dir = _data_dir(args, config)
+    if args.command == "site-check":
+        from station.site_check_command import site_check
+
+        return site_check(args, config, config_path, data_dir)
     if args.command == "sim":
         from station import demo  # the only places production code reaches the simulator: on request
 

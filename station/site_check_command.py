@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import logging
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -60,6 +61,9 @@ def site_check(args: argparse.Namespace, config: SiteConfig, config_path: Path, 
     # Before any probing: a flag that cannot be honoured is said at once, not after a minute of checks.
     html = _optional("station.site_check.html_report", "--html") if args.html else None
     publish = _optional("station.site_check.publish", "--publish") if args.publish else None
+    if not getattr(args, "verbose", False):
+        # Each device problem is a failed check with its fix; the drivers' own warnings would say it twice.
+        logging.getLogger("devices").setLevel(logging.ERROR)
     ctx = CheckContext(config=config, config_path=config_path, data_dir=data_dir,
                        sample_s=config.acceptance.sample_s)
     with lock_data_dir(data_dir, "site-check"):

@@ -65,8 +65,8 @@ def print_table(report: Report, stream: TextIO | None = None) -> None:
                   f"{verdict} - {len(report.checks) - len(report.failures)} passed, {len(report.failures)} failed")
     table = Table(show_lines=False, expand=True)
     table.add_column("", no_wrap=True, width=4)
-    table.add_column("check", no_wrap=True, ratio=1)
-    table.add_column("found / fix", ratio=3)
+    table.add_column("check", no_wrap=True, min_width=min(34, max((len(c.id) for c in report.checks), default=5)))
+    table.add_column("found / fix", ratio=1)
     for c in report.checks:
         mark = "[green]ok[/]" if c.passed else "[red]FAIL[/]"
         text = escape(c.detail) if c.passed else f"{escape(c.detail)}\n[yellow]fix:[/] {escape(c.fix or '')}"

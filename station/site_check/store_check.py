@@ -48,7 +48,8 @@ def _database(data_dir: Path) -> Check:
         return fail(str(err), f"{upgrade_hint(path)} to create it, or restore the site's backup there")
     except (DatabaseError, ServiceError) as err:
         return fail(str(err), "do what the message says; `examstation audit verify` shows the same")
-    lines = [line.strip().rstrip(":") for line in text.splitlines() if line.strip()]
+    lines = [line.strip().rstrip(":") for line in text.splitlines()
+             if line.strip() and not line.startswith("the first problem is")]  # that advice is the fix below
     if not ok:
         return fail("audit verify: " + "; ".join(lines[:6]) + (" ..." if len(lines) > 6 else ""),
                     "run `examstation audit verify` for every problem; restore the database from a backup taken "

@@ -37,7 +37,8 @@ def test_bad_port_names_path_line_and_fix(tmp_path: Path) -> None:
     path = broken(tmp_path, "host: a03-bench.hall.lan}", "host: a03-bench.hall.lan, port: seventy}")
     msg = error_of(path)
     assert "stations[2].devices[0].port" in msg
-    assert f"{path}:41:" in msg  # the line of that device in the file
+    line = next(i for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "port: seventy" in text)
+    assert f"{path}:{line}:" in msg  # the line of that device in the file
     assert "'seventy'" in msg and "TCP port (1..65535)" in msg
 
 
