@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = cmd("sim", "run only the hardware simulators of a site config")
     s.add_argument("--print-endpoints", action="store_true", help="print one JSON object per endpoint")
+    s.add_argument("--write-config", type=Path, default=None, metavar="OUT",
+                   help="write the site config resolved to the simulator's endpoints (with a broker, the simulated "
+                        "province and an NTP server), to try `run` and `site-check` against the simulated hall")
     s.add_argument("--duration", type=positive_seconds, default=None, help="stop after this many seconds")
     d = cmd("demo", "the whole site on this machine, against the simulator")
     d.add_argument("--duration", type=positive_seconds, default=None, help="stop after this many seconds")
@@ -266,9 +269,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return site_check(args, config, config_path, data_dir)
     if args.command == "sim":
-        from station import demo  # the only places production code reaches the simulator: on request
+        from station import sim_hall  # the only places production code reaches the simulator: on request
 
-        asyncio.run(demo.run_sim(config, args.print_endpoints, args.duration))
+        asyncio.run(sim_hall.run_sim(config, data_dir, print_endpoints=args.print_endpoints,
+                                     duration_s=args.duration, write_config=args.write_config))
         return 0
     if args.command == "demo":
         return _demo(args, config, data_dir)

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from devices.clock import SystemClock
 from hardware_sim.embedded_broker import EmbeddedBroker
 from hardware_sim.province import ProvinceServer
 from hardware_sim.province_key import public_path
-from hardware_sim.site import SimSite
 from scoring.rubric import Rubric
 from scoring.rubric_loader import rubric_for
 from station.config import SiteConfig, Uplink
@@ -33,7 +31,7 @@ from station.uplink import outbox
 from station.uplink.relay import UplinkRelay
 
 
-async def _until_stopped(duration_s: float | None) -> None:
+async def until_stopped(duration_s: float | None) -> None:
     """Wait for SIGINT/SIGTERM (or `duration_s`), so Ctrl-C leaves every context cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -48,18 +46,6 @@ async def _until_stopped(duration_s: float | None) -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-
-
-async def run_sim(config: SiteConfig, print_endpoints: bool, duration_s: float | None) -> None:
-    async with SimSite(config) as site:
-        if print_endpoints:
-            for ep in site.endpoints():
-                print(json.dumps(ep, ensure_ascii=False), flush=True)
-        n_dev = sum(len(s.devices) for s in config.stations)
-        n_cam = sum(len(s.cameras) for s in config.stations)
-        print(f"examstation sim: {n_dev} devices and {n_cam} cameras of site {config.site.id} are running "
-              f"on 127.0.0.1 and ptys; Ctrl-C stops them", file=sys.stderr, flush=True)
-        await _until_stopped(duration_s)
 
 
 @contextlib.asynccontextmanager
@@ -142,7 +128,7 @@ async def run_demo(config: SiteConfig, data_dir: Path, duration_s: float | None,
 
         hall = asyncio.create_task(play_hall(site_config, data_dir, duration_s or 365 * 86400.0, HALL_SCALE,
                                              hall_rotation, attach, desks))
-        stopped = asyncio.create_task(_until_stopped(duration_s))
+        stopped = asyncio.create_task(until_stopped(duration_s))
         await asyncio.wait({hall, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if not hall.done():
             hall.cancel()

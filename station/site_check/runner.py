@@ -18,11 +18,14 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
 
+from station.site_check.camera_check import check_cameras
+from station.site_check.clock_check import check_clock
 from station.site_check.device_check import check_devices
 from station.site_check.disk_check import check_disk
 from station.site_check.report import CATEGORIES, Category, Check, CheckContext, Report
 from station.site_check.station_check import check_stations
 from station.site_check.store_check import check_database, check_key
+from station.site_check.uplink_check import check_uplink
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +51,10 @@ class Progress(Protocol):
 
 
 def default_probes() -> list[Probe | FollowUp]:
-    """The core probes (stations, devices, database, key, disk); the camera, clock and uplink probes
-    are added where the command is wired."""
-    return [check_stations, check_devices, check_database, check_key, FollowUp("disk", "disk", check_disk)]
+    """Every check of the site, in the order the issue lists them; the disk check follows the cameras
+    (it sizes 3 years at their measured bitrates)."""
+    return [check_stations, check_devices, check_cameras, check_clock, check_database, check_key, check_uplink,
+            FollowUp("disk", "disk", check_disk)]
 
 
 def probe_name(probe: Probe | FollowUp) -> str:
