@@ -50,6 +50,12 @@ class Progress(Protocol):
     def finished(self, name: str, checks: Sequence[Check]) -> None: ...
 
 
+def core_probes() -> list[Probe | FollowUp]:
+    """What the station holds and whether its devices, database, key and disk are fit: the checks
+    that need no camera, NTP server or broker (their own tests run those)."""
+    return [check_stations, check_devices, check_database, check_key, FollowUp("disk", "disk", check_disk)]
+
+
 def default_probes() -> list[Probe | FollowUp]:
     """Every check of the site, in the order the issue lists them; the disk check follows the cameras
     (it sizes 3 years at their measured bitrates)."""

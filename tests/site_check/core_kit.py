@@ -9,7 +9,7 @@ from typing import Any
 from station.config import SiteConfig, load_site_config
 from station.maintenance import db_upgrade, keys
 from station.site_check.report import CheckContext, Report
-from station.site_check.runner import default_probes, run_site_check
+from station.site_check.runner import core_probes, run_site_check
 
 EXAMPLE = Path("examples/site.yaml")
 CONFIG = load_site_config(EXAMPLE)
@@ -44,7 +44,7 @@ async def run_core(config: SiteConfig, data_dir: Path, **acceptance: Any) -> Rep
     to the simulator), with the small plan unless `acceptance` says otherwise."""
     config = with_acceptance(config, **{**SMALL_PLAN, **acceptance})
     ctx = CheckContext(config=config, config_path=EXAMPLE, data_dir=data_dir, sample_s=config.acceptance.sample_s)
-    return await run_site_check(ctx, default_probes())
+    return await run_site_check(ctx, core_probes())
 
 
 def failed_ids(report: Report) -> list[str]:
