@@ -20,10 +20,8 @@ import asyncio
 import contextlib
 import json
 import os
-import ssl
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import aiomqtt
@@ -34,7 +32,7 @@ from station.ids import uuid7
 from station.result_document import iso_utc
 from station.signing import verify
 from station.uplink import contract
-from station.uplink.broker_link import dumps, leaf
+from station.uplink.broker_link import UplinkConfigError, dumps, leaf, login
 from station.uplink.manifest import software_version
 
 Failure = Literal["config", "unreachable", "tls", "auth", "subscribe", "no_receipt", "untrusted"]
@@ -76,19 +74,10 @@ def acceptance_message(site: str, kind: Literal["probe", "report"], body: dict[s
 
 def _client(config: SiteConfig, address: contract.BrokerAddress, timeout_s: float) -> aiomqtt.Client:
     up = config.uplink
-    password = None
-    if up.password_file:
-        try:
-            password = Path(up.password_file).read_text(encoding="utf-8").strip()
-        except OSError as err:
-            raise ExchangeError("config", f"uplink.password_file {up.password_file} cannot be read "
-                                f"({err.strerror})") from err
-    tls: dict[str, Any] = {}
-    if address.tls:
-        if up.ca_file:
-            tls["tls_params"] = aiomqtt.TLSParameters(ca_certs=up.ca_file)
-        else:
-            tls["tls_context"] = ssl.create_default_context()
+    try:
+        password, tls = login(up, address)
+    except UplinkConfigError as err:
+        raise ExchangeError("config", str(err)) from err
     client_id = f"examstation-{config.site.id}-check-{os.urandom(4).hex()}"
     return aiomqtt.Client(address.host, address.port, identifier=client_id, clean_session=True,
                           username=up.username, password=password, keepalive=15, timeout=timeout_s,

@@ -91,10 +91,9 @@ class UplinkConfigError(Exception):
     """The uplink settings cannot work (unreadable password file ...); the message says what to fix."""
 
 
-def mqtt_client(up: Uplink, address: contract.BrokerAddress, client_id: str, settings: RelaySettings,
-                site: str) -> aiomqtt.Client:
-    """A client for the province's broker: persistent session, the site's `offline` will (retained),
-    TLS with the configured CA, the password read from its file."""
+def login(up: Uplink, address: contract.BrokerAddress) -> tuple[str | None, dict[str, Any]]:
+    """The password (read from its file) and the TLS arguments of aiomqtt.Client for the province's
+    broker; shared by the relay and site-check's own short-lived client."""
     password = None
     if up.password_file:
         try:
@@ -108,6 +107,14 @@ def mqtt_client(up: Uplink, address: contract.BrokerAddress, client_id: str, set
             tls["tls_params"] = aiomqtt.TLSParameters(ca_certs=up.ca_file)
         else:
             tls["tls_context"] = ssl.create_default_context()
+    return password, tls
+
+
+def mqtt_client(up: Uplink, address: contract.BrokerAddress, client_id: str, settings: RelaySettings,
+                site: str) -> aiomqtt.Client:
+    """A client for the province's broker: persistent session, the site's `offline` will (retained),
+    TLS with the configured CA, the password read from its file."""
+    password, tls = login(up, address)
     will = aiomqtt.Will(contract.status_topic(site), dumps(manifest.offline(site)), qos=1, retain=True)
     client = aiomqtt.Client(
         address.host, address.port, identifier=client_id, clean_session=False,
