@@ -6,28 +6,28 @@ printable HTML report and publishes the signed report to the province.
 
 Exit status: 0 when every check passed; 3 when any failed ("site not fit": kept apart from 1, an
 internal error, and 2, a usage or config error, so a script tells a failing site from a failing
-command). The data directory is locked as `run` locks it: the devices belong to a running
-controller, and a check beside it would read half of each serial line.
+command); 4 when `--publish` could not deliver the report (the message says why). The data
+directory is locked as `run` locks it: the devices belong to a running controller, and a check
+beside it would read half of each serial line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import logging
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from station.config import SiteConfig
 from station.data_lock import lock_data_dir
-from station.errors import UsageError
 
 SITE_NOT_FIT = 3
 """Exit status when the site check ran and something failed."""
+PUBLISH_FAILED = 4
+"""Exit status when `--publish` could not deliver the report (the province does not have it)."""
 
 
 def add_parser(sub: Any) -> None:
@@ -42,25 +42,15 @@ def add_parser(sub: Any) -> None:
                    help="also send the signed report to the province (examstation/v1/SITE/acceptance)")
 
 
-def _optional(module: str, flag: str) -> ModuleType:
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        if err.name != module:
-            raise
-        raise UsageError(f"{flag} is not available in this build ({module} is missing); run without {flag}") from err
-
-
 def site_check(args: argparse.Namespace, config: SiteConfig, config_path: Path, data_dir: Path) -> int:
     """Run the check and report it; the exit status (0 fit, 3 not fit)."""
     # Imported here: the CLI registers this command on every start, the probes' drivers load only for it.
     from station.site_check.console import ProgressDisplay, print_table
+    from station.site_check.html_report import write_html
+    from station.site_check.publish import PublishError, publish_report
     from station.site_check.report import CheckContext, save_report
     from station.site_check.runner import default_probes, run_site_check
 
-    # Before any probing: a flag that cannot be honoured is said at once, not after a minute of checks.
-    html = _optional("station.site_check.html_report", "--html") if args.html else None
-    publish = _optional("station.site_check.publish", "--publish") if args.publish else None
     if not getattr(args, "verbose", False):
         # Each device problem is a failed check with its fix; the drivers' own warnings would say it twice.
         logging.getLogger("devices").setLevel(logging.ERROR)
@@ -76,10 +66,15 @@ def site_check(args: argparse.Namespace, config: SiteConfig, config_path: Path, 
     else:
         print_table(report)
         print(f"report kept in {saved}")
-    if html is not None:
-        html.write_html(report, args.html)
-        print(f"HTML report written to {args.html}", file=sys.stderr if args.json else sys.stdout)
-    if publish is not None:
-        receipt = publish.publish_report(report, config, data_dir)
-        print(f"published to the province: {receipt}", file=sys.stderr if args.json else sys.stdout)
+    told = sys.stderr if args.json else sys.stdout
+    if args.html:
+        write_html(report, args.html)
+        print(f"HTML report written to {args.html}", file=told)
+    if args.publish:
+        try:
+            receipt = asyncio.run(publish_report(report, config, data_dir))
+        except PublishError as err:  # the check itself ran: its verdict stands, the province lacks it
+            print(f"examstation: the report was NOT published: {err}", file=sys.stderr)
+            return PUBLISH_FAILED
+        print(f"published to the province: {receipt}", file=told)
     return 0 if report.passed else SITE_NOT_FIT

@@ -6,13 +6,14 @@ tests/e2e/test_site_check_sim.py.)"""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
 import yaml
 
-from station.site_check_command import SITE_NOT_FIT
-from tests.site_check.core_kit import CONFIG, SMALL_PLAN, with_acceptance
+from station.site_check_command import PUBLISH_FAILED, SITE_NOT_FIT
+from tests.site_check.core_kit import CONFIG, SMALL_PLAN, prepared_data_dir, with_acceptance
 
 CLI = [sys.executable, "-m", "station.cli"]
 
@@ -35,3 +36,14 @@ async def test_the_table_shows_the_verdict_and_each_failure_with_its_fix(tmp_pat
     assert "FAIL" in out and "fix:" in out
     assert "no database at" in out and "examstation db upgrade" in out
     assert "report kept in" in out
+
+
+async def test_a_report_that_cannot_reach_the_province_says_so_with_its_own_exit_status(tmp_path: Path) -> None:
+    data = prepared_data_dir(tmp_path / "data")
+    hall = tmp_path / "hall.yaml"
+    config = with_acceptance(CONFIG, **SMALL_PLAN)  # its broker, exam.gd.example, is not reachable from here
+    hall.write_text(yaml.safe_dump(config.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
+    code, out, err = await cli("site-check", "--config", str(hall), "--data-dir", str(data), "--json", "--publish")
+    assert code == PUBLISH_FAILED, out + err
+    assert "NOT published" in err and "Traceback" not in err
+    assert json.loads(out)["verdict"] == "fail"  # the check's own report is still printed
