@@ -8,11 +8,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # command=package pairs the test suite needs (mbpoll: a Modbus client nobody here wrote; chromium and a
 # Chinese font for the browser tests and their screenshots; chrony, an NTP server for the clock check,
-# and faketime, to run it with a clock 5 s off)
+# and faketime, to run it with a clock 5 s off; rabbitmq-server, whose MQTT plugin is a province broker
+# the uplink is tested against)
 SYSTEM_PACKAGES := mbpoll=mbpoll mosquitto=mosquitto mosquitto_sub=mosquitto-clients ffprobe=ffmpeg \
   chronyd=chrony faketime=faketime \
   -=python3-gi -=gir1.2-gst-rtsp-server-1.0 -=gstreamer1.0-plugins-ugly -=gstreamer1.0-plugins-good \
-  -=gstreamer1.0-plugins-bad chromium=chromium -=fonts-noto-cjk
+  -=gstreamer1.0-plugins-bad chromium=chromium -=fonts-noto-cjk -=rabbitmq-server
 
 .PHONY: setup system-deps test lint typecheck unit demo sim bench clean
 
