@@ -8,7 +8,9 @@ signed results, through a real RabbitMQ 3.10 node (hardware_sim.rabbitmq):
   later subscriber to the site's status topic gets the retained birth manifest;
 - a controller killed without DISCONNECT leaves the `offline` will as the retained status;
 - results PUBACKed into the province's queue survive the broker's kill -9 and restart, and the
-  receipts the province sends while the station is away wait in the station's session.
+  receipts the province sends while the station is away wait in the station's session;
+- the users and permissions docs/uplink.md gives the province (read from that page) let a site
+  deliver, and keep another site off its topics.
 
 Where RabbitMQ differs from mosquitto, the test pins what docs/uplink.md tells the province:
 retained messages reach only a subscription to the exact topic (not `examstation/v1/+/status`),
@@ -19,8 +21,10 @@ until a receipt.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -42,6 +46,7 @@ from tests.uplink_kit import ResultFactory, outbox_states, province_key, site_co
 pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("rabbitmq")]  # one worker boots the seed node once
 
 ROOT = Path(__file__).resolve().parents[2]
+UPLINK_DOC = ROOT / "docs" / "uplink.md"
 RUBRICS = [rubric_for("低压电工作业")]
 QUICK = RelaySettings(resend_first_s=1.0, resend_cap_s=4.0, reconnect_first_s=0.1, reconnect_cap_s=1.0,
                       idle_poll_s=0.2)
@@ -177,3 +182,73 @@ async def test_results_queued_in_rabbitmq_survive_its_crash_and_are_delivered_af
     assert province.stats.messages == N + province.stats.duplicates  # resends after the reconnect: duplicates
     assert relay.receipt_counts.untrusted == 0
 
+
+
+def documented_definitions(passwords: dict[str, str], other_site: str) -> dict[str, Any]:
+    """The RabbitMQ definitions docs/uplink.md gives (its first JSON block under "### RabbitMQ"), with
+    test passwords, and a second site added the way the page says: its site's entries, the code changed."""
+    section = UPLINK_DOC.read_text(encoding="utf-8").split("\n### RabbitMQ\n", 1)[1]
+    block = section.split("```json\n", 1)[1].split("\n```", 1)[0]
+    defs: dict[str, Any] = json.loads(block)
+    for kind in ("users", "permissions", "topic_permissions"):
+        site_entries = [e for e in defs[kind] if e.get("name", e.get("user")) == "GD-SZ-0101"]
+        defs[kind] += json.loads(json.dumps(site_entries).replace("GD-SZ-0101", other_site))
+    for user in defs["users"]:
+        user["password"] = passwords[user["name"]]
+    return defs
+
+
+async def refused(broker: RabbitMQ, user: str, password: str, what: str, topic: str, client_id: str = "") -> bool:
+    """Whether RabbitMQ cuts a client of `user` off when it does `what` ("publish"/"subscribe") on `topic`
+    (or refuses its login). The client id is the site's own, which its queue permissions allow."""
+    client = aiomqtt.Client(broker.host, broker.port, identifier=client_id or f"examstation-{user}", username=user,
+                            password=password, timeout=1.0)
+    try:
+        async with client:
+            if what == "publish":
+                await client.publish(topic, b"{}", qos=1, timeout=1.0)
+            else:
+                await client.subscribe(topic, qos=1, timeout=1.0)
+            await client.publish(f"{contract.PREFIX}/{user}/status", b"{}", qos=1, timeout=1.0)  # still connected?
+    except aiomqtt.MqttError:
+        return True
+    return False
+
+
+async def test_the_documented_acl_lets_a_site_deliver_and_keeps_other_sites_off_its_topics(tmp_path: Path) -> None:
+    other = "GD-SZ-0202"
+    passwords = {"GD-SZ-0101": "site-0101-secret", other: "site-0202-secret", "province": "province-secret"}
+    defs = documented_definitions(passwords, other)
+    # the simulated province logs in without a user name: RabbitMQ maps that to the province's user
+    config_lines = ["mqtt.default_user = province", f"mqtt.default_pass = {passwords['province']}"]
+    async with RabbitMQ(definitions=defs, config=config_lines) as broker:
+        password_file = tmp_path / "mqtt-password"
+        password_file.write_text(passwords["GD-SZ-0101"] + "\n", encoding="utf-8")
+        plain = site_config(broker.url)
+        site = plain.site.id
+        config = plain.model_copy(update={"uplink": plain.uplink.model_copy(
+            update={"username": site, "password_file": str(password_file)})})
+        with station_database(tmp_path / "station", config) as (db, key):
+            await asyncio.to_thread(ResultFactory(db, key).add, N - 1)
+            async with province_for(broker, site, key, tmp_path) as province:
+                await asyncio.wait_for(province.connected.wait(), 10)
+                async with relay_for(config, db, key) as relay:
+                    await province.wait_stored(site, N, timeout_s=30)
+                    await wait_until(lambda: relay.stats.delivered == N, 30)
+                    # the other site's credentials: its own status is fine, GD-SZ-0101's topics are not
+                    own_status = await refused(broker, other, passwords[other], "publish",
+                                               contract.status_topic(other))
+                    forged_result = await refused(broker, other, passwords[other], "publish",
+                                                  contract.result_topic(site, "A01"))
+                    forged_receipt = await refused(broker, other, passwords[other], "publish",
+                                                   contract.receipt_topic(site))
+                    read_receipts = await refused(broker, other, passwords[other], "subscribe",
+                                                  contract.receipt_topic(site))
+                    wrong_password = await refused(broker, site, "not-the-password", "publish",
+                                                   contract.status_topic(site), f"examstation-{site}-check-0badc0de")
+                    assert relay.connected, relay.last_error
+                assert await asyncio.to_thread(outbox_states, db) == {"delivered": N}
+    assert not own_status
+    assert forged_result and forged_receipt and read_receipts and wrong_password
+    assert province.stats.stored == N and province.stats.malformed == 0 and province.stats.rejected == 0
+    assert relay.receipt_counts.malformed == 0 and relay.receipt_counts.untrusted == 0
