@@ -142,6 +142,13 @@ class Exam(_Config):
     examiners_required: Literal[1, 2] = Field(2, description="examiners (考评员) who must sign each result: 1 or 2")
 
 
+class Monitoring(_Config):
+    metrics_token_file: str | None = Field(
+        None, description="file holding the bearer token a remote Prometheus sends to read /metrics (one line; "
+        "Prometheus' `authorization: {credentials_file: ...}`); without it /metrics is open to loopback and "
+        "signed-in administrators only")
+
+
 class SiteConfig(_Config):
     site: SiteInfo = Field(description="who this site is")
     buses: tuple[RtuBus, ...] = Field((), description="RS-485 lines that modbus-rtu devices name in `bus:`")
@@ -152,6 +159,7 @@ class SiteConfig(_Config):
     exam: Exam = Field(default_factory=Exam, description="exam rules this site applies")
     acceptance: Acceptance = Field(
         default_factory=Acceptance, description="what `examstation site-check` measures the site against")
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="who may read /metrics")
 
     @model_validator(mode="after")
     def _references(self) -> SiteConfig:
