@@ -22,6 +22,7 @@ class HealthSnapshot:
     last_error: str
     last_latency_ms: float | None
     mean_latency_ms: float | None
+    polls_late: int = 0
 
 
 @dataclass(slots=True)
@@ -40,6 +41,9 @@ class DeviceHealth:
     last_error: str = ""
     last_latency_ms: float | None = None
     mean_latency_ms: float | None = None
+    polls_late: int = 0
+    """Polls that ended after the next one was due (a slow or silent device, or a busy event loop):
+    the deadline misses /metrics reports."""
 
     def record_ok(self, latency_ms: float) -> bool:
         """Count a good poll; True when this brings the device (back) online."""
@@ -70,4 +74,5 @@ class DeviceHealth:
         return HealthSnapshot(
             self.device, self.online, self.polls_ok, self.polls_failed, dict(self.errors),
             self.consecutive_failures, self.last_error, self.last_latency_ms, self.mean_latency_ms,
+            self.polls_late,
         )

@@ -37,12 +37,18 @@ class DeviceEvents(ServicePart):
         self.exam = exam
         self._refused_since: dict[tuple[str, DeviceRef], tuple[int, int]] = {}
         """(attempt, device) -> when its records were first refused (mono, utc): its gap so far."""
+        self.samples: dict[DeviceRef, int] = {}
+        """Samples each device reported (counted for /metrics; a plain dict, written on the loop only)."""
+        self.samples_refused: dict[DeviceRef, int] = {}
+        """Of those, refused because the station's store was full (the poller offers them again)."""
 
     def record_sample(self, sample: Sample) -> bool:
         """A device reported a change. Runs on the event loop and never waits: False when the
         station's store is full and the sample was not accepted (a poller offers it again; the
         stretch until a sample of that device is accepted again is recorded as a device gap)."""
         station = sample.device.station
+        counts = self.samples
+        counts[sample.device] = counts.get(sample.device, 0) + 1
         self.rig.sample(station, sample)
         self.events.publish(SampleEvent(sample.device, sample.signal, sample.value, sample.t_utc_ns))
         a = self.book.running(station)
@@ -51,6 +57,7 @@ class DeviceEvents(ServicePart):
         value = dict(sample.value) if isinstance(sample.value, Mapping) else sample.value
         record = SampleRecord(sample.signal, value, sample.t_mono_ns, sample.t_utc_ns, str(sample.device))
         if not self._store(a.attempt_id, sample.device, record):
+            self.samples_refused[sample.device] = self.samples_refused.get(sample.device, 0) + 1
             return False
         code = self._live_veto(a, sample)
         if code is not None:

@@ -72,6 +72,8 @@ class StationServices:
         self.devices = DeviceEvents(*parts, self.exam)
         self.sign_off = SignOff(*parts, key, self.software)
         self.storage = StorageWatch(self.book, self.clock)
+        self.ticked_mono_ns: int | None = None
+        """When the main loop last ticked the item clocks (`tick`): /healthz fails when it stops."""
 
     def close(self) -> None:
         """Store what is queued and stop the writer (it may wait for the disk: call it off the loop)."""
@@ -133,6 +135,7 @@ class StationServices:
 
     def tick(self) -> None:
         self.exam.tick()
+        self.ticked_mono_ns = self.clock.mono_ns()
 
     # -- the devices -----------------------------------------------------------------------------
     def record_sample(self, sample: Sample) -> bool:

@@ -216,7 +216,8 @@ class DevicePoller:
                 raise asyncio.CancelledError
             next_at += interval
             now = loop.time()
-            if next_at < now:
+            if next_at < now:  # this poll ended after the next was due: late, and the missed slots are skipped
+                self.health.polls_late += 1
                 next_at = now + (interval - (now - next_at) % interval)
             await asyncio.sleep(next_at - now)
 

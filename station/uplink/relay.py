@@ -83,6 +83,8 @@ class UplinkRelay:
             raise UplinkConfigError(str(err)) from err
         self.connected = False
         self.last_error: str | None = None
+        self.link_changed_utc_ns = clock.utc_ns()
+        """When `connected` last changed (or the relay was made): /healthz says how long it has been down."""
         self._site = config.site.id
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -209,6 +211,8 @@ class UplinkRelay:
         if self.connected or self.last_error != reason:
             log.warning("uplink to %s: %s; results stay in the outbox and are sent once it is back",
                         self.address.url, reason)
+        if self.connected:
+            self.link_changed_utc_ns = self.clock.utc_ns()
         self.connected = False
         self.last_error = reason
 
@@ -226,6 +230,7 @@ class UplinkRelay:
                                         f"{refused[0]}); ask the province to allow it for user "
                                         f"{self.config.uplink.username or '(anonymous)'}")
             await self._publish_status(client)
+            self.link_changed_utc_ns = self.clock.utc_ns()
             self.connected = True
             self.last_error = None
             log.info("uplink connected to %s as %s", self.address.url, self.client_id)
