@@ -25,7 +25,9 @@ from station.config import SiteConfig
 from station.db import database_path, open_database
 from station.device_hub import DeviceHub
 from station.events import AlarmEvent, Subscription
+from station.log_format import report_alarm
 from station.recording import Recording
+from station.service_notify import ServiceNotifier, sigterm_stops
 from station.services import StationServices
 from station.signing import SiteKey
 from station.status_feed import StatusFeed
@@ -51,7 +53,9 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
                          ui: UiSettings | None = None) -> None:
     """`examstation run`: the devices, the item clocks, the storage watch, the alarm lines and the
     uplink, as tasks of one group: one failing stops the controller with its own error. The
-    proctor UI is served as `ui` says (None: `--no-ui`)."""
+    proctor UI is served as `ui` says (None: `--no-ui`). Under systemd it notifies READY once all is up,
+    WATCHDOG from the clock loop and STOPPING on the way out (station.service_notify)."""
+    notifier = ServiceNotifier.from_environ()
     with open_database(database_path(data_dir)) as db:
         services = StationServices(config, db, SiteKey.load_or_create(data_dir), SystemClock())
         try:
@@ -72,18 +76,20 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
                 recording = await stack.enter_async_context(Recording(services, data_dir))
                 n_dev = len(hub.status())
                 n_cam = sum(len(st.cameras) for st in config.stations)
-                print(f"examstation run: site {config.site.id}, {len(config.stations)} stations, {n_dev} devices, "
-                      f"{n_cam} cameras recorded, database {db.path}, results to {relay.address.url}; Ctrl-C stops",
-                      flush=True)
+                started = (f"examstation run: site {config.site.id}, {len(config.stations)} stations, {n_dev} "
+                           f"devices, {n_cam} cameras recorded, database {db.path}, results to {relay.address.url}")
+                print(f"{started}; Ctrl-C stops", flush=True)
                 if ui is not None:
                     await stack.enter_async_context(serve_ui(services, data_dir, hub, relay, ui))
+                notifier.ready(started)
                 async with asyncio.TaskGroup() as group:
                     helpers = [group.create_task(services.storage.run(), name="storage watch"),
                                group.create_task(recording.run(), name="disk watch and retention"),
                                group.create_task(print_alarms(alarms), name="alarm lines")]
                     try:
-                        await _clock_loop(services, hub, relay, duration_s, status_every_s)
+                        await _clock_loop(services, hub, relay, duration_s, status_every_s, notifier)
                     finally:
+                        notifier.stopping()
                         for task in helpers:
                             task.cancel()
         except BaseException:
@@ -110,32 +116,33 @@ async def serve_ui(services: StationServices, data_dir: Path, hub: DeviceHub, re
 
 
 async def _clock_loop(services: StationServices, hub: DeviceHub, relay: UplinkRelay, duration_s: float | None,
-                      status_every_s: float) -> None:
-    """Tick the item clocks; a status line every `status_every_s`; until `duration_s` (or forever)."""
+                      status_every_s: float, notifier: ServiceNotifier) -> None:
+    """Tick the item clocks; a status line every `status_every_s`; until `duration_s` (or forever, or
+    SIGTERM). Each turn pings the service watchdog: a loop that hangs stops the pings."""
     loop = asyncio.get_running_loop()
     end = None if duration_s is None else loop.time() + duration_s
     next_status = loop.time() + status_every_s
     n_dev = len(hub.status())
-    while end is None or loop.time() < end:
-        await asyncio.to_thread(services.tick)
-        if loop.time() >= next_status:
-            online = sum(1 for s in hub.status() if s.online)
-            health = await asyncio.to_thread(relay.health)
-            print(f"  status: {online}/{n_dev} devices online, "
-                  f"{len(services.active_attempts())} attempts in progress; {health.line()}", flush=True)
-            next_status += status_every_s
-        await asyncio.sleep(TICK_S)
+    with sigterm_stops() as stopped:
+        while (end is None or loop.time() < end) and not stopped.is_set():
+            await asyncio.to_thread(services.tick)
+            notifier.watchdog(loop.time())
+            if loop.time() >= next_status:
+                online = sum(1 for s in hub.status() if s.online)
+                health = await asyncio.to_thread(relay.health)
+                line = (f"status: {online}/{n_dev} devices online, "
+                        f"{len(services.active_attempts())} attempts in progress; {health.line()}")
+                print(f"  {line}", flush=True)
+                notifier.status(line)
+                next_status += status_every_s
+            await asyncio.sleep(TICK_S)
 
 
 async def print_alarms(alarms: Subscription) -> None:
     """Every alarm of the event stream as a line a proctor at the console reads (the UI shows them too)."""
     async for event in alarms:
         if isinstance(event, AlarmEvent):
-            where = f" at {event.station}" if event.station else ""
-            if event.cleared:
-                print(f"  alarm cleared{where}: {event.what}", flush=True)
-            else:
-                print(f"  ALARM{where}: {event.what}" + (f"; {event.todo}" if event.todo else ""), flush=True)
+            report_alarm(event)  # or, logging JSON for journald, a record with the alarm's fields
 
 
 async def _close_after_error(services: StationServices) -> None:
