@@ -10,6 +10,8 @@ import argparse
 import math
 from pathlib import Path
 
+from station import log_format
+from station.install_service import add_parser as add_install_service_parser
 from station.site_check_command import add_parser as add_site_check_parser
 
 
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--port", type=int, default=8000, help="the proctor UI's port (0: any free port)")
     d.add_argument("--logins-file", type=Path, default=None, metavar="JSON",
                    help="also write the UI's URL and the demo logins to this file (mode 0600)")
+    log_format.add_option(d)
     sc = sub.add_parser("scenarios", help="list the candidate scenarios with their expected outcome")
     sc.add_argument("--json", action="store_true", help="print a JSON list")
     run = cmd("run", "the controller against the hardware of the site config")
@@ -77,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tls-cert", type=Path, default=None, metavar="PEM", help="the site's TLS certificate")
     run.add_argument("--tls-key", type=Path, default=None, metavar="PEM", help="the private key of --tls-cert")
     run.add_argument("--no-ui", action="store_true", help="do not serve the proctor UI")
+    log_format.add_option(run)
     u = cmd("user", "the people who sign in to the proctor UI")
     u.add_argument("action", choices=["add", "list"], help="add NAME: a new user (asks for the password); list")
     u.add_argument("name", nargs="?", help="with add: the user name")
@@ -124,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     k = cmd("keys", "the site's signing key")
     k.add_argument("action", choices=["init", "export"], help="init: create it; export: print the public key")
     add_site_check_parser(sub)
+    add_install_service_parser(sub)
     return p
 
 
