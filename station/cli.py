@@ -23,6 +23,7 @@ from pathlib import Path
 from devices.errors import DeviceError
 from scoring.rubric_loader import RubricError
 from scoring.text_file import TextFileError
+from station import log_format
 from station.cli_parser import build_parser
 from station.config import ConfigError, SiteConfig, load_site_config
 from station.data_lock import DataDirError, lock_data_dir
@@ -62,8 +63,9 @@ def _data_dir(args: argparse.Namespace, config: SiteConfig | None) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # `run` and `demo` offer --log-format json, for journald; `demo --scenario/--exam` prints its result on stdout
+    prints_result = bool(getattr(args, "scenario", None) or getattr(args, "exam", None))
+    log_format.configure(getattr(args, "log_format", "human"), args.verbose, console_to_log=not prints_result)
     # pymodbus logs every timeout as an error, paho every reset socket: our device layer and relay
     # report them once, with the fix. amqtt (the demo's broker) logs every connection.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -149,6 +151,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     config_path = args.config or _default_config()
     config = load_site_config(config_path)
     data_dir = _data_dir(args, config)
+    if args.command == "install-service":
+        from station.install_service import install_service
+
+        return install_service(args, config, config_path)
     if args.command == "site-check":
         from station.site_check_command import site_check
 
