@@ -18,7 +18,18 @@ from fastapi.staticfiles import StaticFiles
 from proctor_ui.context import UiContext
 from proctor_ui.deps import LoginRequired
 from proctor_ui.guard import Guard
-from proctor_ui.routes import admin, auth_routes, discipline, hall, live, reports, review, site_check, station
+from proctor_ui.routes import (
+    admin,
+    auth_routes,
+    discipline,
+    hall,
+    live,
+    metrics,
+    reports,
+    review,
+    site_check,
+    station,
+)
 from proctor_ui.sessions import SessionStore
 from proctor_ui.templating import render
 from station.errors import ServiceError
@@ -30,7 +41,7 @@ def create_app(ui: UiContext) -> FastAPI:
     app = FastAPI(title="examstation proctor UI", version="1", docs_url=None, redoc_url=None)
     app.state.ui = ui
     app.state.sessions = SessionStore()
-    for module in (auth_routes, hall, live, station, review, reports, discipline, admin, site_check):
+    for module in (auth_routes, hall, live, station, review, reports, discipline, admin, site_check, metrics):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

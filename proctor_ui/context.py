@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devices.camera.live_hub import LiveHub
-from station.device_hub import DeviceStatus
+from station.device_hub import DeviceHub, DeviceStatus
 from station.services import StationServices
+from station.uplink.relay import UplinkRelay
 from station.users import UserBook
 
 
@@ -30,3 +31,7 @@ class UiContext:
     """One line on the uplink (backlog, broker connection), when a relay runs."""
     secure_transport: bool = False
     """True when served over HTTPS; over plain HTTP only loopback is allowed (proctor_ui.server)."""
+    hub: DeviceHub | None = None
+    relay: UplinkRelay | None = None
+    """The device hub and the uplink relay themselves, for /metrics and /healthz only (the figures they
+    count); the pages use `device_status` and `uplink_health`."""

@@ -104,6 +104,8 @@ class HallFeed:
         self.stations = {st.id: st for st in ui.services.config.stations}
         self.alarms: dict[tuple[str, str | None], AlarmEvent] = {}
         """Raised and not cleared, by (code, station)."""
+        self.raised: dict[str, int] = {}
+        """Alarms raised since the feed started, by code (for /metrics)."""
         self.snapshots: dict[str, Snapshot] = {}
         self._watches: set[Watch] = set()
         self._dirty: set[str] = set()
@@ -202,6 +204,7 @@ class HallFeed:
             self.alarms.pop(key, None)
         else:
             self.alarms[key] = ev
+            self.raised[ev.code] = self.raised.get(ev.code, 0) + 1
         self._send(("alarm", _alarm_data(ev)))
         if ev.station is not None:
             self._mark(ev.station, rescore=False)

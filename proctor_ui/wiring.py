@@ -71,7 +71,8 @@ def ui_context(services: StationServices, data_dir: Path, *, live: LiveHub | Non
             """Reads the outbox (blocking): call it in a thread from async code."""
             return relay.health().line()
     return UiContext(services=services, users=user_book(services), data_dir=data_dir, live=live,
-                     device_status=status, uplink_health=health, secure_transport=secure_transport)
+                     device_status=status, uplink_health=health, secure_transport=secure_transport, hub=hub,
+                     relay=relay)
 
 
 @contextlib.asynccontextmanager

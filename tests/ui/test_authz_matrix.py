@@ -102,6 +102,10 @@ TABLE: dict[tuple[str, str], Row] = {
     # the latest site-check: the administrator runs it, examiners see whether their stations passed
     ("GET", "/site-check"): Row(frozenset({"admin", "examiner_here", "examiner_elsewhere"})),
     ("GET", "/site-check/report.html"): Row(frozenset({"admin", "examiner_here", "examiner_elsewhere"})),
+    # machines: /healthz for probes that do not sign in (503 here: nothing ticks, nothing records); /metrics
+    # beyond loopback (these clients are 192.0.2.x) for administrators or the configured bearer token
+    ("GET", "/healthz"): Row(ANYONE, unavailable=True),
+    ("GET", "/metrics"): Row(ADMIN),
 }
 """(method, path) -> who may call it. WS: a WebSocket route."""
 
