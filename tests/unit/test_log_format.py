@@ -1,0 +1,86 @@
+"""`--log-format json`: each record one JSON line with time, level, logger, message and, for an
+alarm, its code, what and todo; the console's lines become records; the human format is untouched.
+(The whole path, `run --log-format json` writing only JSON lines, is checked end to end in
+tests/e2e/test_service_notify.py.)"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from station.events import AlarmEvent
+from station.log_format import ALARM_LOGGER, CONSOLE_LOGGER, ConsoleRecords, JsonLineFormatter, report_alarm
+
+STALLED = AlarmEvent("storage.stalled", "the station database has stored nothing for 12 s",
+                     "check the disk holding the data directory", "A03", 0)
+
+
+@contextlib.contextmanager
+def json_lines(*loggers: str) -> Iterator[io.StringIO]:
+    """What the JSON handler writes for these loggers (as `log_format.configure` sets it up on stderr)."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonLineFormatter())
+    saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in loggers]
+    for logger, _ in saved:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    try:
+        yield out
+    finally:
+        for logger, level in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+def test_an_alarm_is_a_json_line_with_what_and_todo() -> None:
+    with json_lines(ALARM_LOGGER, CONSOLE_LOGGER) as out, contextlib.redirect_stdout(ConsoleRecords()):
+        report_alarm(STALLED)
+        report_alarm(AlarmEvent("storage.stalled", "the station database stores records again", "", None, 0,
+                                cleared=True))
+    raised, cleared = (json.loads(line) for line in out.getvalue().splitlines())
+    assert raised["level"] == "WARNING" and raised["logger"] == ALARM_LOGGER
+    assert raised["message"] == ("ALARM at A03: the station database has stored nothing for 12 s; "
+                                 "check the disk holding the data directory")
+    assert raised["what"] == STALLED.what and raised["todo"] == STALLED.todo
+    assert raised["code"] == "storage.stalled" and raised["station"] == "A03" and raised["cleared"] is False
+    assert raised["time"].endswith("+00:00")
+    assert cleared["level"] == "INFO" and cleared["cleared"] is True
+
+
+def test_console_lines_become_records_whole_and_in_order() -> None:
+    with json_lines(CONSOLE_LOGGER) as out, contextlib.redirect_stdout(ConsoleRecords()):
+        print("  device A01/bench online", flush=True)
+        print("examstation run: site GD-SZ-0101,", end=" ")
+        print("6 stations 深圳", flush=True)
+        print()
+        print("without a newline", end="", flush=True)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["message"] for r in records] == ["device A01/bench online", "examstation run: site GD-SZ-0101, 6 "
+                                               "stations 深圳", "without a newline"]
+    assert {r["logger"] for r in records} == {CONSOLE_LOGGER} and {r["level"] for r in records} == {"INFO"}
+    assert "深圳" in out.getvalue()  # journald and jq read UTF-8: no \\u escapes
+
+
+def test_an_error_with_a_traceback_stays_one_line() -> None:
+    log = logging.getLogger("station.test_log_format")
+    with json_lines(log.name) as out:
+        try:
+            raise ValueError("bad value")
+        except ValueError:
+            log.exception("while doing %s", "something")
+    (line,) = out.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["message"] == "while doing something" and "ValueError: bad value" in record["exception"]
+    assert "what" not in record
+
+
+def test_without_json_an_alarm_is_the_console_line(capsys: pytest.CaptureFixture[str]) -> None:
+    report_alarm(STALLED)
+    assert capsys.readouterr().out == ("  ALARM at A03: the station database has stored nothing for 12 s; check the "
+                                       "disk holding the data directory\n")
