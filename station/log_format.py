@@ -5,8 +5,9 @@ record is one JSON object on stderr: time, level, logger, message, and for an al
 happened, what to do and the station, so `journalctl -u examstation -o cat | jq` can select and
 read them. The controller also tells a person at the console what happens (devices online, status,
 alarms) with plain lines on stdout; journald would interleave those with the JSON and break `jq`,
-so in that mode stdout is turned into records of the `examstation.console` logger as well. A
-command whose stdout is its output (`demo --once --json` prints the result document) keeps it.
+so in that mode stdout is turned into records of the `examstation.console` logger as well (a
+command whose stdout is its output, `demo --scenario`, keeps it), and so is anything written to
+stderr outside logging (the error line a failing command ends with, a traceback) at ERROR.
 """
 
 from __future__ import annotations
@@ -56,12 +57,13 @@ class JsonLineFormatter(logging.Formatter):
 
 
 class ConsoleRecords(io.TextIOBase):
-    """A stdout whose every line becomes an INFO record of `examstation.console` (blank lines
-    dropped). Lines may come from several threads: a lock keeps each whole."""
+    """A stdout (or stderr) whose every line becomes a record of `examstation.console` (INFO, or
+    `level`; blank lines dropped). Lines may come from several threads: a lock keeps each whole."""
 
-    def __init__(self) -> None:
+    def __init__(self, level: int = logging.INFO) -> None:
         super().__init__()
         self._log = logging.getLogger(CONSOLE_LOGGER)
+        self._level = level
         self._pending = ""
         self._lock = threading.Lock()
 
@@ -73,19 +75,20 @@ class ConsoleRecords(io.TextIOBase):
             *lines, self._pending = (self._pending + text).split("\n")
         for line in lines:
             if line.strip():
-                self._log.info("%s", line.strip())
+                self._log.log(self._level, "%s", line.strip())
         return len(text)
 
     def flush(self) -> None:
         with self._lock:
             line, self._pending = self._pending, ""
         if line.strip():
-            self._log.info("%s", line.strip())
+            self._log.log(self._level, "%s", line.strip())
 
 
 def configure(log_format: str, verbose: bool, console_to_log: bool) -> None:
     """The entry point's logging setup. `console_to_log`: with the JSON format, stdout's lines
-    become records too (for `run` and the demo hall, not for a command that prints its output)."""
+    become records too (for `run` and the demo hall, not for a command that prints its output);
+    stderr's always do, the handler writing to the real stderr."""
     level = logging.DEBUG if verbose else logging.WARNING
     if log_format != "json":
         logging.basicConfig(level=level, format=HUMAN_FORMAT)
@@ -93,9 +96,12 @@ def configure(log_format: str, verbose: bool, console_to_log: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter())
     logging.basicConfig(level=level, handlers=[handler])
+    if handler not in logging.getLogger().handlers:
+        return  # logging was set up before (a test calling main in-process): leave its streams alone
     logging.getLogger(ALARM_LOGGER).setLevel(logging.INFO)  # a cleared alarm is INFO: journald keeps it
+    logging.getLogger(CONSOLE_LOGGER).setLevel(logging.INFO)
+    sys.stderr = ConsoleRecords(logging.ERROR)  # the handler above holds the real one
     if console_to_log:
-        logging.getLogger(CONSOLE_LOGGER).setLevel(logging.INFO)
         sys.stdout = ConsoleRecords()
 
 

@@ -9,7 +9,10 @@ import contextlib
 import io
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +87,14 @@ def test_without_json_an_alarm_is_the_console_line(capsys: pytest.CaptureFixture
     report_alarm(STALLED)
     assert capsys.readouterr().out == ("  ALARM at A03: the station database has stored nothing for 12 s; check the "
                                        "disk holding the data directory\n")
+
+
+def test_a_failing_run_ends_with_a_json_line_too(tmp_path: Path) -> None:
+    """The line a failing command ends with (here: no database yet) is what journald most needs
+    kept readable by `jq`: it is a JSON record at ERROR, and nothing else is on stderr."""
+    done = subprocess.run([sys.executable, "-m", "station.cli", "run", "--config", "examples/site.yaml", "--data-dir",
+                           str(tmp_path), "--no-ui", "--log-format", "json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    assert records and records[-1]["level"] == "ERROR" and "examstation db upgrade" in records[-1]["message"]
