@@ -56,6 +56,21 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False, default=str)
 
 
+class AlarmEchoFilter(logging.Filter):
+    """Drops a module's own "ALARM ..." record where the alarm report writes it with its fields.
+
+    A module that raises an alarm publishes an AlarmEvent and also logs "ALARM what; todo" from its
+    own logger, so commands that run no alarm report (`examstation outbox`) still say it. Under
+    `run` and the demo hall every AlarmEvent reaches `report_alarm`, which writes the alarm record
+    with its code and todo; the module's line would be the same alarm a second time, without them.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == ALARM_LOGGER or record.levelno < logging.ERROR:
+            return True
+        return not record.getMessage().startswith("ALARM ")
+
+
 class ConsoleRecords(io.TextIOBase):
     """A stdout (or stderr) whose every line becomes a record of `examstation.console` (INFO, or
     `level`; blank lines dropped). Lines may come from several threads: a lock keeps each whole."""
@@ -101,8 +116,9 @@ def configure(log_format: str, verbose: bool, console_to_log: bool) -> None:
     logging.getLogger(ALARM_LOGGER).setLevel(logging.INFO)  # a cleared alarm is INFO: journald keeps it
     logging.getLogger(CONSOLE_LOGGER).setLevel(logging.INFO)
     sys.stderr = ConsoleRecords(logging.ERROR)  # the handler above holds the real one
-    if console_to_log:
+    if console_to_log:  # run and the demo hall: report_alarm writes every alarm
         sys.stdout = ConsoleRecords()
+        handler.addFilter(AlarmEchoFilter())
 
 
 def report_alarm(event: AlarmEvent) -> None:

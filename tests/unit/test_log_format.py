@@ -98,3 +98,26 @@ def test_a_failing_run_ends_with_a_json_line_too(tmp_path: Path) -> None:
     assert done.returncode == 2
     records = [json.loads(line) for line in done.stderr.splitlines()]
     assert records and records[-1]["level"] == "ERROR" and "examstation db upgrade" in records[-1]["message"]
+
+
+def test_an_alarm_is_one_json_record_not_two() -> None:
+    """Under `run` a module that raises an alarm also logs it ("ALARM ..." from its own logger, for
+    commands without the alarm report); with JSON logs `jq` would then see every alarm twice, once
+    without its code and todo. Only the alarm record, with its fields, is kept."""
+    script = (
+        "import logging\n"
+        "from station.events import AlarmEvent\n"
+        "from station import log_format\n"
+        "log_format.configure('json', False, True)\n"
+        "logging.getLogger('station.storage_watch').error('ALARM %s; %s', 'the station database has stored "
+        "nothing for 12 s', 'check the disk holding the data directory')\n"
+        "logging.getLogger('station.disk_watch').error('%s%s', 'ALARM ', 'disk: 3 GB free')\n"
+        "log_format.report_alarm(AlarmEvent('storage.stalled', 'the station database has stored nothing for 12 s', "
+        "'check the disk holding the data directory', 'A03', 0))\n"
+        "logging.getLogger('station.other').error('a camera is gone')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [(r["logger"], r.get("code")) for r in records] == [(ALARM_LOGGER, "storage.stalled"),
+                                                               ("station.other", None)]
