@@ -75,6 +75,7 @@ SupplementaryGroups=dialout
 WatchdogSec=30
 Restart=on-failure
 RestartSec=5
+RestartPreventExitStatus=2
 TimeoutStopSec=60
 ProtectSystem=strict
 ReadWritePaths={data_dir}

@@ -28,6 +28,7 @@ def test_root_gets_a_unit_systemd_accepts_the_config_and_a_data_directory(tmp_pa
     unit_file = tmp_path / "etc/systemd/system/examstation.service"
     unit = unit_file.read_text().splitlines()
     for line in ("Type=notify", "NotifyAccess=main", "WatchdogSec=30", "Restart=on-failure", "RestartSec=5",
+                 "RestartPreventExitStatus=2",
                  "User=examstation", "SupplementaryGroups=dialout", "ProtectSystem=strict",
                  "ReadWritePaths=/var/lib/examstation", "PrivateTmp=true", "WantedBy=multi-user.target",
                  f"ExecStart={VENV_EXAMSTATION} run --config /etc/examstation/site.yaml "
