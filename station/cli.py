@@ -150,6 +150,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     config_path = args.config or _default_config()
     config = load_site_config(config_path)
+    if args.command in ("run", "site-check"):  # a split hall: this machine's stations only
+        config = config.for_box(args.box)
     data_dir = _data_dir(args, config)
     if args.command == "install-service":
         from station.install_service import install_service

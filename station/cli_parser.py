@@ -37,6 +37,13 @@ def port_number(text: str) -> int:
     return value
 
 
+def add_box_option(parser: argparse.ArgumentParser) -> None:
+    """--box: which box of a hall split over several (the site config's boxes:) this machine is."""
+    parser.add_argument("--box", default=None, metavar="ID",
+                        help="with boxes: in the site config, the box this machine is: only its stations are run "
+                             "(docs/boxes.md)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="examstation", description="特种作业实操考试点 station controller")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -80,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tls-cert", type=Path, default=None, metavar="PEM", help="the site's TLS certificate")
     run.add_argument("--tls-key", type=Path, default=None, metavar="PEM", help="the private key of --tls-cert")
     run.add_argument("--no-ui", action="store_true", help="do not serve the proctor UI")
+    add_box_option(run)
     log_format.add_option(run)
     u = cmd("user", "the people who sign in to the proctor UI")
     u.add_argument("action", choices=["add", "list"], help="add NAME: a new user (asks for the password); list")
@@ -128,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     k = cmd("keys", "the site's signing key")
     k.add_argument("action", choices=["init", "export"], help="init: create it; export: print the public key")
     add_site_check_parser(sub)
+    add_box_option(sub.choices["site-check"])
     add_install_service_parser(sub)
     return p
 

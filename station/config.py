@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from devices.errors import DeviceConfigError
@@ -21,6 +21,7 @@ from devices.profile import ModbusProfile, SerialProfile, available_profiles, lo
 from devices.settings import DeviceSettings, ModbusRtuDevice, ModbusTcpDevice, RtuBus, SerialDevice
 from scoring.text_file import TextFileError, read_text_file
 from scoring.yaml_strict import DuplicateKeyError, load_strict
+from station.box import Box, BoxError, box_problem, choose_box
 
 OPERATIONS = ("低压电工作业", "熔化焊接与热切割作业")
 """Operation types this controller scores (STANDARD.md)."""
@@ -65,6 +66,7 @@ class Station(_Config):
     )
     devices: tuple[DeviceSettings, ...] = Field(description="the rigs of this station, each with a kind")
     cameras: tuple[Camera, ...] = Field(min_length=1, description="at least one camera: every station is recorded")
+    box: str | None = Field(None, description="with boxes: declared, the id of the box that runs this station")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Station:
@@ -153,6 +155,8 @@ class SiteConfig(_Config):
     site: SiteInfo = Field(description="who this site is")
     buses: tuple[RtuBus, ...] = Field((), description="RS-485 lines that modbus-rtu devices name in `bus:`")
     stations: tuple[Station, ...] = Field(min_length=1, description="the exam stations (考位) of the hall")
+    boxes: tuple[Box, ...] = Field((), description="the edge boxes a hall larger than one box is split over; each "
+                                   "station names its box, and `examstation run --box ID` runs one (docs/boxes.md)")
     storage: Storage = Field(default_factory=Storage, description="where data lives")
     recording: Recording = Field(default_factory=Recording, description="evidence video: segments, rolls, retention")
     uplink: Uplink = Field(default_factory=Uplink, description="how results reach the province")
@@ -160,6 +164,8 @@ class SiteConfig(_Config):
     acceptance: Acceptance = Field(
         default_factory=Acceptance, description="what `examstation site-check` measures the site against")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="who may read /metrics")
+    _box: Box | None = PrivateAttr(None)
+    _whole: SiteConfig | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _references(self) -> SiteConfig:
@@ -167,6 +173,8 @@ class SiteConfig(_Config):
         for i, sid in enumerate(ids):
             if sid in ids[:i]:
                 raise _at(f"station id {sid} is used twice; give every station its own id", "stations", i, "id")
+        if (problem := box_problem(self.boxes, self.stations, [b.id for b in self.buses])) is not None:
+            raise _at(problem[0], *problem[1])
         # each endpoint (a TCP address and unit, an RS-485 line and unit, a serial port) -> who has it
         owners: dict[tuple[object, ...], str] = {}
         for i, b in enumerate(self.buses):
@@ -199,6 +207,31 @@ class SiteConfig(_Config):
             if s.id == station_id:
                 return s
         raise KeyError(station_id)
+
+    def for_box(self, box_id: str | None) -> SiteConfig:
+        """This machine's part of the site (`--box`): its stations and their RS-485 lines only, knowing
+        its box (`this_box`) and the whole site (`whole_site`, for the hall). Unchanged without boxes."""
+        try:
+            box = choose_box(self.boxes, box_id)
+        except BoxError as err:
+            raise ConfigError(str(err)) from err
+        if box is None:
+            return self
+        own = tuple(st for st in self.stations if st.box == box.id)
+        used = {getattr(d, "bus", None) for st in own for d in st.devices}
+        part = self.model_copy(update={"stations": own, "buses": tuple(b for b in self.buses if b.id in used)})
+        part._box, part._whole = box, self
+        return part
+
+    @property
+    def this_box(self) -> Box | None:
+        """The box this controller is (`for_box`); None for a site that is not split."""
+        return self._box
+
+    @property
+    def whole_site(self) -> SiteConfig:
+        """Every station of the site, whichever box runs it."""
+        return self._whole or self
 
 
 def _at(message: str, *loc: int | str) -> PydanticCustomError:
