@@ -62,6 +62,12 @@ NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 written right after a PUBACK waits ~40 ms for the peer's delayed ACK."""
 
 
+def stream_of(site: str, box: str | None) -> str:
+    """Whose seq and audit checkpoints a result continues: its site's, or with a box (a hall split over
+    several boxes, each with its own database) that box's, written `SITE/BOX`."""
+    return site if box is None else f"{site}/{box}"
+
+
 class ProvinceServer:
     """`async with ProvinceServer(broker_url, keys={site: public_pem}) as province:` receives until the block ends."""
 
@@ -103,11 +109,12 @@ class ProvinceServer:
             else None
         """None with a contract that has no acceptance channel (an older docs/asyncapi.yaml)."""
         self._seqs: dict[str, set[int]] = {}
+        """By stream (`stream_of`): the seqs stored."""
         self._max_seq: dict[str, int] = {}
         self._by_id: dict[str, tuple[str, int, int]] = {}
-        """result_id -> (site, seq, stored_utc_ns), for dedup without a query."""
+        """result_id -> (stream, seq, stored_utc_ns), for dedup without a query."""
         self._checkpoints: dict[str, tuple[int, int]] = {}
-        """site -> (result seq, audit checkpoint seq) of its result with the latest checkpoint stored
+        """stream -> (result seq, audit checkpoint seq) of its result with the latest checkpoint stored
         since this start."""
         self._load()
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
@@ -125,22 +132,28 @@ class ProvinceServer:
 
     def _load(self) -> None:
         with Session(self._engine) as s:
-            for rid, site, seq, at in s.execute(select(StoredResult.result_id, StoredResult.site, StoredResult.seq,
-                                                       StoredResult.stored_utc_ns)):
-                self._by_id[rid] = (site, seq, at)
-                self._seqs.setdefault(site, set()).add(seq)
-                self._max_seq[site] = max(self._max_seq.get(site, 0), seq)
+            for rid, site, seq, at, document in s.execute(select(
+                    StoredResult.result_id, StoredResult.site, StoredResult.seq, StoredResult.stored_utc_ns,
+                    StoredResult.document)):
+                box = json.loads(document).get("box") if '"box"' in document else None
+                stream = stream_of(site, box)
+                self._by_id[rid] = (stream, seq, at)
+                self._seqs.setdefault(stream, set()).add(seq)
+                self._max_seq[stream] = max(self._max_seq.get(stream, 0), seq)
 
     # -- what tests ask ------------------------------------------------------------------------
     def stored(self, site: str) -> int:
-        return len(self._seqs.get(site, ()))
+        """Results of `site` stored, from all its boxes."""
+        return sum(len(got) for stream, got in self._seqs.items() if stream.split("/")[0] == site)
 
-    def seqs(self, site: str) -> set[int]:
-        return set(self._seqs.get(site, ()))
+    def seqs(self, stream: str) -> set[int]:
+        """The seqs stored of a site, or of one box of a split hall (`SITE/BOX`)."""
+        return set(self._seqs.get(stream, ()))
 
-    def missing(self, site: str) -> list[int]:
-        """Seqs below the highest one received that were never stored: the gaps right now."""
-        got = self._seqs.get(site, set())
+    def missing(self, stream: str) -> list[int]:
+        """Seqs below the highest one received that were never stored: the gaps right now (of a site, or
+        `SITE/BOX`)."""
+        got = self._seqs.get(stream, set())
         return [] if not got else [n for n in range(1, max(got) + 1) if n not in got]
 
     def rejections(self) -> list[tuple[str, str]]:
@@ -288,13 +301,13 @@ class ProvinceServer:
         # only what is committed counts as stored, for receipts and for whoever asks
         if self._desk is not None:
             self._desk.committed(accepted)
-        for rid, (site, seq, at) in fresh.items():
-            self._by_id[rid] = (site, seq, at)
-            top = self._max_seq.get(site, 0)
+        for rid, (stream, seq, at) in fresh.items():
+            self._by_id[rid] = (stream, seq, at)
+            top = self._max_seq.get(stream, 0)
             if top and seq > top + 1:
                 self.stats.gaps_seen += 1
-            self._max_seq[site] = max(top, seq)
-            self._seqs.setdefault(site, set()).add(seq)
+            self._max_seq[stream] = max(top, seq)
+            self._seqs.setdefault(stream, set()).add(seq)
             self.stats.stored += 1
         return verdicts
 
@@ -318,9 +331,11 @@ class ProvinceServer:
         if known is not None:
             self.stats.duplicates += 1
             return Verdict(site, receipt(rid, known[1], "duplicate", stored_utc_ns=known[2]))
-        reason = self._reason_to_reject(doc, site, station, seq)
-        if reason is None and (site, seq) in taken:
-            reason = f"seq {seq} of site {site} was already used by another result"
+        box = doc.get("box")
+        stream = stream_of(site, box if isinstance(box, str) else None)
+        reason = self._reason_to_reject(doc, site, station, seq, stream)
+        if reason is None and (stream, seq) in taken:
+            reason = f"seq {seq} of {stream} was already used by another result"
         if reason is not None:
             self.stats.rejected += 1
             rejections.append({"result_id": rid, "site": site, "seq": seq, "reason": reason, "utc_ns": now})
@@ -328,14 +343,15 @@ class ProvinceServer:
             return Verdict(site, receipt(rid, seq, "rejected", reason=reason))
         rows.append({"result_id": rid, "site": site, "station": station, "seq": seq, "attempt_id": doc["attempt_id"],
                      "document": payload.decode(), "stored_utc_ns": now})
-        fresh[rid] = (site, seq, now)
-        taken.add((site, seq))
-        self._watch_checkpoint(site, seq, doc["audit_checkpoint"]["seq"])
+        fresh[rid] = (stream, seq, now)
+        taken.add((stream, seq))
+        self._watch_checkpoint(stream, seq, doc["audit_checkpoint"]["seq"])
         return Verdict(site, receipt(rid, seq, "stored", stored_utc_ns=now))
 
     def _watch_checkpoint(self, site: str, seq: int, audit_seq: int) -> None:
         """A later result must carry a later audit checkpoint: a lower one means the station's
-        audit chain was cut back (the result is still stored; the rollback is for people to chase)."""
+        audit chain was cut back (the result is still stored; the rollback is for people to chase).
+        `site` is the stream: each box of a split hall has its own chain."""
         top = self._checkpoints.get(site)
         if top is not None and seq > top[0] and audit_seq < top[1]:
             self.stats.rollbacks_seen += 1
@@ -345,7 +361,8 @@ class ProvinceServer:
         if top is None or audit_seq > top[1]:
             self._checkpoints[site] = (seq, audit_seq)
 
-    def _reason_to_reject(self, doc: dict[str, Any], site: str, station: str, seq: int) -> str | None:
+    def _reason_to_reject(self, doc: dict[str, Any], site: str, station: str, seq: int,
+                          stream: str) -> str | None:
         found = self.contract.problems("result", doc)
         if found:
             return "schema: " + "; ".join(found[:3])
@@ -356,8 +373,8 @@ class ProvinceServer:
             return f"no public key is registered for site {site}; register the output of `examstation keys export`"
         if not ed25519.signature_ok(doc, key):
             return "signature does not verify against the key registered for this site"
-        if seq in self._seqs.get(site, set()):
-            return f"seq {seq} of site {site} was already used by another result"
+        if seq in self._seqs.get(stream, set()):
+            return f"seq {seq} of {stream} was already used by another result"
         reason = self.faults.reject.get(doc["result_id"])
         if reason is None and self.faults.reject_when is not None:
             reason = self.faults.reject_when(doc)

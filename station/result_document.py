@@ -115,9 +115,10 @@ def _item(it: ItemScore, origin_mono_ns: int, origin_utc_ns: int, pointer: Point
 def build_result(*, result_id: str, attempt_id: str, seq: int, site: str, station: str, candidate: CandidateRef,
                  sheet: ScoreSheet, origin_mono_ns: int, origin_utc_ns: int, signed_by: Sequence[str],
                  signed_at_utc_ns: int, audit_checkpoint: AuditCheckpoint, video: VideoEvidence = VideoEvidence(),
-                 software: str = "") -> dict[str, Any]:
+                 software: str = "", box: str | None = None) -> dict[str, Any]:
     """The unsigned result document (sign it with SiteKey.sign). `discipline` is there only when
-    incidents were recorded (documents from before it existed, and most attempts, have none)."""
+    incidents were recorded (documents from before it existed, and most attempts, have none); `box`
+    only from a box of a split hall, whose seq and audit checkpoint count per box (docs/boxes.md)."""
     doc: dict[str, Any] = {
         "schema": SCHEMA,
         "result_id": result_id,
@@ -142,6 +143,8 @@ def build_result(*, result_id: str, attempt_id: str, seq: int, site: str, statio
         "software": software,
         "audit_checkpoint": {"seq": audit_checkpoint.seq, "entry_hash": audit_checkpoint.entry_hash},
     }
+    if box is not None:
+        doc["box"] = box
     if video.discipline:
         doc["discipline"] = [{"category": d.category, "label_zh": d.label_zh, "note": d.note,
                               "recorded_by": d.recorded_by, "at": iso_utc(d.utc_ns),

@@ -51,7 +51,7 @@ def store_signed_result(tx: Session, a: sm.Attempt, now: sm.Now, *, rubric: Rubr
                        station=a.station, candidate=CandidateRef(cand.id_number, cand.name, cand.batch),
                        sheet=sheet, origin_mono_ns=origin.t_mono_ns, origin_utc_ns=origin.t_utc_ns,
                        signed_by=a.examiner_signatures, signed_at_utc_ns=now.utc_ns, software=software,
-                       video=video or VideoEvidence(),
+                       video=video or VideoEvidence(), box=config.this_box.id if config.this_box else None,
                        audit_checkpoint=AuditCheckpoint(0, GENESIS_HASH) if head is None else AuditCheckpoint(*head))
     signed = key.sign(doc)
     outbox.store_result(tx, signed, actor=a.examiner_signatures[-1], attempt_id=a.attempt_id, utc_ns=now.utc_ns)

@@ -111,11 +111,11 @@ def login(up: Uplink, address: contract.BrokerAddress) -> tuple[str | None, dict
 
 
 def mqtt_client(up: Uplink, address: contract.BrokerAddress, client_id: str, settings: RelaySettings,
-                site: str) -> aiomqtt.Client:
-    """A client for the province's broker: persistent session, the site's `offline` will (retained),
-    TLS with the configured CA, the password read from its file."""
+                site: str, box: str | None = None) -> aiomqtt.Client:
+    """A client for the province's broker: persistent session, the site's (or box's) `offline` will
+    (retained), TLS with the configured CA, the password read from its file."""
     password, tls = login(up, address)
-    will = aiomqtt.Will(contract.status_topic(site), dumps(manifest.offline(site)), qos=1, retain=True)
+    will = aiomqtt.Will(contract.status_topic(site, box), dumps(manifest.offline(site, box=box)), qos=1, retain=True)
     client = aiomqtt.Client(
         address.host, address.port, identifier=client_id, clean_session=False,
         username=up.username, password=password, will=will, keepalive=settings.keepalive_s,

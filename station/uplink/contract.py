@@ -6,6 +6,7 @@ exactly what the station promises. docs/asyncapi.yaml refers to the same schema 
 
 Topics (DESIGN.md "MQTT contract"):
     examstation/v1/{site}/status            retained, QoS 1: birth manifest; `offline` as the will
+    examstation/v1/{site}/status/{box}      the same, per box, for a hall split over boxes (docs/boxes.md)
     examstation/v1/{site}/{station}/result  QoS 1: the signed result document
     examstation/v1/{site}/{station}/live    QoS 0: live state for remote invigilation (optional)
     examstation/v1/{site}/receipt           QoS 1, from the province: what it did with a result, or
@@ -53,8 +54,11 @@ def _segment(kind: str, value: str) -> str:
     return value
 
 
-def status_topic(site: str) -> str:
-    return f"{PREFIX}/{_segment('site id', site)}/status"
+def status_topic(site: str, box: str | None = None) -> str:
+    """The site's retained status; a box of a split hall has its own beneath it, so one box's will
+    never overwrites another's birth (`examstation/v1/+/status/#` hears both kinds)."""
+    topic = f"{PREFIX}/{_segment('site id', site)}/status"
+    return topic if box is None else f"{topic}/{_segment('box id', box)}"
 
 
 def result_topic(site: str, station: str) -> str:
@@ -63,6 +67,19 @@ def result_topic(site: str, station: str) -> str:
 
 def live_topic(site: str, station: str) -> str:
     return f"{PREFIX}/{_segment('site id', site)}/{_segment('station id', station)}/live"
+
+
+def live_filter(site: str) -> str:
+    """Every station's live topic of one site: what the boxes of a split hall subscribe to."""
+    return f"{PREFIX}/{_segment('site id', site)}/+/live"
+
+
+def parse_live_topic(topic: str) -> tuple[str, str]:
+    """(site, station) of a live topic."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != PREFIX or parts[4] != "live":
+        raise ContractError(f"{topic!r} is not a live topic ({PREFIX}/SITE/STATION/live)")
+    return parts[2], parts[3]
 
 
 def receipt_topic(site: str) -> str:

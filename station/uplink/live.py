@@ -29,6 +29,11 @@ LIVE_SCHEMA = "examstation/live/v1"
 CHANGE_DELAY_S = 0.25
 """After a change, wait this long before publishing: a burst (an item ends, the next starts) is one
 message per station, not several."""
+BOX_LIVE_EVERY_S = 5.0
+"""A split hall's live period when the site config sets none: changes go out within CHANGE_DELAY_S
+anyway, so this is the heartbeat that tells the other boxes' halls the station is still there."""
+STALE_PERIODS = 3
+"""A station not heard for this many live periods is shown stale on the other boxes' halls."""
 LiveSource = Callable[[], list[dict[str, Any]]]
 
 
@@ -50,10 +55,21 @@ def live_documents(config: SiteConfig, services: StationServices, devices: Itera
             if running is not None:
                 item = running.code
                 remaining = round(max(0.0, running.remaining_s(now_mono_ns)), 1)
-        docs.append({"schema": LIVE_SCHEMA, "site": config.site.id, "station": st.id, "at": iso_utc(now_utc_ns),
-                     "attempt_id": attempt_id, "state": state, "item": item, "remaining_s": remaining,
-                     "devices": online.get(st.id, {})})
+        doc = {"schema": LIVE_SCHEMA, "site": config.site.id, "station": st.id, "at": iso_utc(now_utc_ns),
+               "attempt_id": attempt_id, "state": state, "item": item, "remaining_s": remaining,
+               "devices": online.get(st.id, {})}
+        if config.this_box is not None:  # the other boxes' halls mark the tile with it
+            doc["box"] = config.this_box.id
+        docs.append(doc)
     return docs
+
+
+def live_every_s(config: SiteConfig) -> float | None:
+    """How often live state is published: `uplink.live_every_s`, or for a box of a split hall
+    BOX_LIVE_EVERY_S when that is not set (the other boxes' hall pages are built from it)."""
+    if config.uplink.live_every_s is not None:
+        return config.uplink.live_every_s
+    return BOX_LIVE_EVERY_S if config.this_box is not None else None
 
 
 async def publish_live(publish: Callable[[dict[str, Any]], Awaitable[None]], source: LiveSource, every_s: float,

@@ -32,7 +32,9 @@ def software() -> str:
 
 
 def birth(config: SiteConfig, rubrics: list[Rubric], key_id: str, backlog: Backlog, now_utc_ns: int) -> dict[str, Any]:
-    return {
+    """The birth manifest of `config`'s stations: a box of a split hall names itself (`box`) and lists
+    only the stations it runs."""
+    doc = {
         "schema": STATUS_SCHEMA,
         "site": config.site.id,
         "state": "online",
@@ -49,11 +51,17 @@ def birth(config: SiteConfig, rubrics: list[Rubric], key_id: str, backlog: Backl
         "outbox": {"queued": backlog.queued, "failed": backlog.failed,
                    "oldest_queued_age_s": backlog.oldest_age_s(now_utc_ns)},
     }
+    if config.this_box is not None:
+        doc["box"] = config.this_box.id
+    return doc
 
 
-def offline(site: str, reason: str | None = None, now_utc_ns: int | None = None) -> dict[str, Any]:
+def offline(site: str, reason: str | None = None, now_utc_ns: int | None = None,
+            box: str | None = None) -> dict[str, Any]:
     """The will (no time: the broker sends it later) or, with a reason and time, a clean goodbye."""
     doc: dict[str, Any] = {"schema": STATUS_SCHEMA, "site": site, "state": "offline"}
+    if box is not None:
+        doc["box"] = box
     if now_utc_ns is not None:
         doc["at"] = iso_utc(now_utc_ns)
     if reason:

@@ -55,6 +55,12 @@ SETTLE_RETRY_S = 1.0
 Sleep = Callable[[float], Awaitable[None]]
 
 
+def client_id_of(site: str, box: str | None) -> str:
+    """The relay's MQTT client id: one per site, or per box of a split hall. Two boxes with one id
+    would take the broker's session from each other, each connect disconnecting the other."""
+    return f"examstation-{site}" if box is None else f"examstation-{site}-{box}"
+
+
 class UplinkRelay:
     """Run it as `async with UplinkRelay(...) as relay:`; it delivers until the block ends."""
 
@@ -74,7 +80,8 @@ class UplinkRelay:
         self.address = contract.parse_broker_url(broker_url or config.uplink.broker_url)
         self.settings = settings or RelaySettings()
         self._sleep = sleep
-        self.client_id = client_id or f"examstation-{config.site.id}"
+        self._box = config.this_box.id if config.this_box is not None else None
+        self.client_id = client_id or client_id_of(config.site.id, self._box)
         self._live = live
         self.stats = RelayStats()
         try:
@@ -125,10 +132,10 @@ class UplinkRelay:
         self._closing = True  # no reconnect from here on, and no `online` status after the goodbye
         client = self._client
         if client is not None and self.connected:
-            goodbye = manifest.offline(self._site, "shutdown", self.clock.utc_ns())
+            goodbye = manifest.offline(self._site, "shutdown", self.clock.utc_ns(), self._box)
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                await client.publish(contract.status_topic(self._site), dumps(goodbye), qos=1, retain=True,
-                                     timeout=1.0)
+                await client.publish(contract.status_topic(self._site, self._box), dumps(goodbye), qos=1,
+                                     retain=True, timeout=1.0)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -169,7 +176,7 @@ class UplinkRelay:
 
     # -- connection ----------------------------------------------------------------------------
     def _client_for(self) -> aiomqtt.Client:
-        return mqtt_client(self.config.uplink, self.address, self.client_id, self.settings, self._site)
+        return mqtt_client(self.config.uplink, self.address, self.client_id, self.settings, self._site, self._box)
 
     async def _connection_loop(self) -> None:
         delay = self.settings.reconnect_first_s
@@ -250,7 +257,7 @@ class UplinkRelay:
     async def _publish_status(self, client: aiomqtt.Client) -> None:
         backlog = await asyncio.to_thread(outbox.backlog, self.db)
         doc = manifest.birth(self.config, self.rubrics, self.key_id, backlog, self.clock.utc_ns())
-        await client.publish(contract.status_topic(self._site), dumps(doc), qos=1, retain=True)
+        await client.publish(contract.status_topic(self._site, self._box), dumps(doc), qos=1, retain=True)
 
     async def _status(self, client: aiomqtt.Client) -> None:
         while True:

@@ -339,6 +339,7 @@ def test_asyncapi_channels_are_the_contracts_topics() -> None:
     doc = _asyncapi()
     expected = {
         contract.status_topic("{site}"): {"status"},
+        contract.status_topic("{site}", "{box}"): {"status"},
         contract.result_topic("{site}", "{station}"): {"result"},
         contract.live_topic("{site}", "{station}"): {"live"},
         contract.receipt_topic("{site}"): {"receipt", "acceptance_receipt"},
@@ -362,6 +363,7 @@ def test_asyncapi_qos_and_retain_match_the_contract() -> None:
         seen[address] = (op["action"], mqtt["qos"], mqtt["retain"])
     assert seen == {
         contract.status_topic("{site}"): ("send", 1, True),
+        contract.status_topic("{site}", "{box}"): ("send", 1, True),
         contract.result_topic("{site}", "{station}"): ("send", 1, False),
         contract.live_topic("{site}", "{station}"): ("send", 0, False),
         contract.receipt_topic("{site}"): ("receive", 1, False),
