@@ -13,6 +13,7 @@ from pathlib import Path
 from devices.camera.live_hub import LiveHub
 from station.device_hub import DeviceHub, DeviceStatus
 from station.services import StationServices
+from station.uplink.peer_live import PeerLive
 from station.uplink.relay import UplinkRelay
 from station.users import UserBook
 
@@ -35,3 +36,5 @@ class UiContext:
     relay: UplinkRelay | None = None
     """The device hub and the uplink relay themselves, for /metrics and /healthz only (the figures they
     count); the pages use `device_status` and `uplink_health`."""
+    peers: PeerLive | None = None
+    """In a hall split over boxes: the other boxes' stations, from their live topics (the hall shows them)."""

@@ -9,6 +9,9 @@ a station dirty; its running score is scored again at most every `SAMPLE_SCORE_S
 item's start or end, a finding or a mark scores it at once). Every `REFRESH_S` every station is
 rebuilt anyway (device and camera health change without events); only changed snapshots are sent.
 
+In a hall split over boxes the other boxes' stations are rebuilt from their live messages
+(proctor_ui.hall_peers) when one arrives, and at each refresh (so one that goes quiet turns stale).
+
 Alarms are only events, so the feed keeps those raised and not cleared; start it early
 (`await HallFeed.of(ui).start()`, the hall page and /events do) so none raised before the first
 browser connects is missed.
@@ -28,6 +31,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from proctor_ui.context import UiContext
+from proctor_ui.hall_peers import box_mark, peer_snapshot
 from proctor_ui.hall_snapshot import Scored, Snapshot, build_snapshot
 from station.events import (
     AlarmEvent,
@@ -101,7 +105,13 @@ class HallFeed:
 
     def __init__(self, ui: UiContext) -> None:
         self.ui = ui
-        self.stations = {st.id: st for st in ui.services.config.stations}
+        config = ui.services.config
+        self.stations = {st.id: st for st in config.stations}
+        self.peers = ui.peers
+        self.remote = {st.id: st for st in config.whole_site.stations if self.peers and st.id in self.peers.remote}
+        """The stations other boxes run (a hall split over boxes), shown from their live messages."""
+        self._own_box = box_mark(config.this_box, True) if config.this_box is not None else None
+        self._unlisten: Any = None
         self.alarms: dict[tuple[str, str | None], AlarmEvent] = {}
         """Raised and not cleared, by (code, station)."""
         self.raised: dict[str, int] = {}
@@ -128,11 +138,16 @@ class HallFeed:
 
     async def start(self) -> None:
         """Start the feed's task (once); it runs until the event loop ends or `stop()`."""
+        if self.peers is not None and self._unlisten is None:
+            self._unlisten = self.peers.listen(self._peer_heard)
         if self._task is None or self._task.done():
             sub = self.ui.services.events.subscribe("proctor UI hall", maxsize=5000)
             self._task = asyncio.create_task(self._run(sub), name="proctor UI hall feed")
 
     async def stop(self) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -217,6 +232,12 @@ class HallFeed:
         self._dirty.add(station)
         self._wake.set()
 
+    def _peer_heard(self, station: str) -> None:
+        """Another box's station spoke: its tile is rebuilt with the next burst (within ~0.5 s)."""
+        if station in self.remote:
+            self._dirty.add(station)
+            self._wake.set()
+
     def _send(self, message: Message) -> None:
         for w in self._watches:
             w.put(message)
@@ -238,6 +259,7 @@ class HallFeed:
             if now - last_refresh >= REFRESH_S:
                 last_refresh = now
                 self._dirty.update(self.stations)
+                self._dirty.update(self.remote)
             if self.ui.uplink_health is not None and now - last_uplink >= UPLINK_EVERY_S:
                 last_uplink = now
                 await self._check_uplink()
@@ -256,8 +278,23 @@ class HallFeed:
                         w.put_state(snap)
 
     def _build_all(self, stations: list[str]) -> list[Snapshot]:
-        return [build_snapshot(self.ui, self.stations[s], self.alarms, self._sheets, self._score_version.get(s, 0))
-                for s in stations if s in self.stations]
+        out = []
+        for s in stations:
+            if s in self.stations:
+                snap = build_snapshot(self.ui, self.stations[s], self.alarms, self._sheets,
+                                      self._score_version.get(s, 0))
+                if self._own_box is not None:
+                    snap["box"] = self._own_box
+                out.append(snap)
+            elif s in self.remote and self.peers is not None:
+                heard = self.peers.heard(s)
+                out.append(peer_snapshot(self.remote[s], self.peers.remote[s], heard,
+                                         None if heard is None else self.peers.age_s(heard), self.peers.stale_after_s,
+                                         self._item_title))
+        return out
+
+    def _item_title(self, operation: str, code: str) -> str:
+        return self.ui.services.rubric(operation).item(code).title_zh
 
     async def _check_uplink(self) -> None:
         """The uplink's backlog as a site-wide alarm: results queued and not delivered for long, or
@@ -280,7 +317,7 @@ class HallFeed:
 
 
 def _changed(old: Snapshot | None, new: Snapshot) -> bool:
-    if old is None:
+    if old is None or new.get("remote"):  # another box's: sent at each rebuild, with how long ago it was heard
         return True
     keep = {k: v for k, v in new.items() if k != "item"}
     before = {k: v for k, v in old.items() if k != "item"}

@@ -29,6 +29,7 @@ from station.config import SiteConfig
 from station.device_hub import DeviceHub, DeviceStatus
 from station.recording import Recording
 from station.services import StationServices
+from station.uplink.peer_live import PeerLive
 from station.uplink.relay import UplinkRelay
 from station.users import UserBook
 
@@ -62,7 +63,7 @@ def user_book(services: StationServices) -> UserBook:
 
 def ui_context(services: StationServices, data_dir: Path, *, live: LiveHub | None = None,
                hub: DeviceHub | None = None, relay: UplinkRelay | None = None,
-               secure_transport: bool = False) -> UiContext:
+               secure_transport: bool = False, peers: PeerLive | None = None) -> UiContext:
     """The UiContext of a running controller (no serving): for tests and for callers with their own server."""
     status: Callable[[], list[DeviceStatus]] = hub.status if hub is not None else list
     health: Callable[[], str] | None = None
@@ -72,26 +73,27 @@ def ui_context(services: StationServices, data_dir: Path, *, live: LiveHub | Non
             return relay.health().line()
     return UiContext(services=services, users=user_book(services), data_dir=data_dir, live=live,
                      device_status=status, uplink_health=health, secure_transport=secure_transport, hub=hub,
-                     relay=relay)
+                     relay=relay, peers=peers)
 
 
 @contextlib.asynccontextmanager
 async def ui_for(services: StationServices, config: SiteConfig, data_dir: Path, hub: DeviceHub | None = None, *,
                  relay: UplinkRelay | None = None, host: str = "127.0.0.1", port: int = 8000,
                  tls_cert: Path | None = None, tls_key: Path | None = None,
-                 live: bool = True) -> AsyncIterator[str]:
+                 live: bool = True, peers: PeerLive | None = None) -> AsyncIterator[str]:
     """Serve the UI for these services until the block ends; yields its URL (https://... with TLS).
 
     Raises proctor_ui.server.UiServerError before anything starts when the transport is refused
     (plain HTTP beyond loopback, a missing certificate or key) or the port is busy. `live=False`
-    serves no live video (no camera connection is ever opened).
+    serves no live video (no camera connection is ever opened). `peers`: in a hall split over boxes,
+    the other boxes' stations for the hall page.
     """
     check_transport(host, tls_cert, tls_key)
     async with contextlib.AsyncExitStack() as stack:
         hub_live = await stack.enter_async_context(
             live_hub_for(config, readers=recorded_readers(services))) if live else None
         ctx = ui_context(services, data_dir, live=hub_live, hub=hub, relay=relay,
-                         secure_transport=tls_cert is not None)
+                         secure_transport=tls_cert is not None, peers=peers)
         url = await stack.enter_async_context(serving(create_app(ctx), host, port, tls_cert, tls_key))
         feed = HallFeed.of(ctx)
         await feed.start()  # from now, not from the first page: alarms raised before anyone looks are shown

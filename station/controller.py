@@ -6,6 +6,8 @@ starts every configured device client and records every camera (station.recordin
 samples and device faults to the attempts of their stations, ticks the item clocks, and runs the
 uplink relay that delivers every signed result to the province (station.uplink), and serves the
 proctor UI (proctor_ui.wiring) through which examiners and proctors act on the service layer.
+For one box of a hall split over several (`--box`, docs/boxes.md) `config` is that box's part: its
+stations only; its hall page follows the other boxes' stations (station.uplink.peer_live).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from station.service_notify import ServiceNotifier, sigterm_stops
 from station.services import StationServices
 from station.signing import SiteKey
 from station.status_feed import StatusFeed
-from station.uplink.live import live_documents
+from station.uplink.live import live_documents, live_every_s
+from station.uplink.peer_live import PeerLive
 from station.uplink.relay import RelaySettings, UplinkRelay
 
 log = logging.getLogger(__name__)
@@ -76,11 +79,15 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
                 recording = await stack.enter_async_context(Recording(services, data_dir))
                 n_dev = len(hub.status())
                 n_cam = sum(len(st.cameras) for st in config.stations)
-                started = (f"examstation run: site {config.site.id}, {len(config.stations)} stations, {n_dev} "
+                box = config.this_box
+                site = f"site {config.site.id}" + ("" if box is None else f" box {box.id} ({box.name})")
+                started = (f"examstation run: {site}, {len(config.stations)} stations, {n_dev} "
                            f"devices, {n_cam} cameras recorded, database {db.path}, results to {relay.address.url}")
                 print(f"{started}; Ctrl-C stops", flush=True)
                 if ui is not None:
-                    await stack.enter_async_context(serve_ui(services, data_dir, hub, relay, ui))
+                    # a split hall: the hall page shows the other boxes' stations from their live topics
+                    peers = await stack.enter_async_context(PeerLive(config)) if box is not None else None
+                    await stack.enter_async_context(serve_ui(services, data_dir, hub, relay, ui, peers))
                 notifier.ready(started)
                 async with asyncio.TaskGroup() as group:
                     helpers = [group.create_task(services.storage.run(), name="storage watch"),
@@ -103,12 +110,12 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
 
 @contextlib.asynccontextmanager
 async def serve_ui(services: StationServices, data_dir: Path, hub: DeviceHub, relay: UplinkRelay,
-                   ui: UiSettings) -> AsyncIterator[str]:
+                   ui: UiSettings, peers: PeerLive | None = None) -> AsyncIterator[str]:
     """The proctor UI for the running controller; prints its URL, and how to add the first user."""
     from proctor_ui.wiring import NO_USERS_HINT, ui_for, user_book
 
     async with ui_for(services, services.config, data_dir, hub, relay=relay, host=ui.host, port=ui.port,
-                      tls_cert=ui.tls_cert, tls_key=ui.tls_key) as url:
+                      tls_cert=ui.tls_cert, tls_key=ui.tls_key, peers=peers) as url:
         print(f"  proctor UI on {url}", flush=True)
         if await asyncio.to_thread(user_book(services).count) == 0:
             print(f"  {NO_USERS_HINT}", flush=True)
@@ -173,7 +180,7 @@ def uplink_relay(config: SiteConfig, services: StationServices, hub: DeviceHub |
     their event stream (a signed result wakes it; a live document follows each item change)."""
     settings = settings or RelaySettings()
     if settings.live_every_s is None:
-        settings = dataclasses.replace(settings, live_every_s=config.uplink.live_every_s)
+        settings = dataclasses.replace(settings, live_every_s=live_every_s(config))
 
     def live() -> list[dict[str, Any]]:
         devices = [(s.device, s.online) for s in hub.status()] if hub is not None else []

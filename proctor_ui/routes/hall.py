@@ -10,6 +10,9 @@ station's event stream for browsers (sse-starlette), per the SSE contract:
 - `alarm`    alarms raised or cleared (site-wide ones at connect too).
 
 `station=A01` limits the stream to one station (site-wide alarms still come).
+
+In a hall split over boxes (docs/boxes.md) the page and the stream also carry the stations the
+other boxes run, built from their live messages (proctor_ui.hall_peers), marked with their box.
 """
 
 from __future__ import annotations
@@ -36,16 +39,17 @@ PING_S = 15
 async def hall(request: Request, user: Viewer, ui: Ui) -> HTMLResponse:
     feed = HallFeed.of(ui)
     await feed.start()
-    snaps = await feed.current([st.id for st in ui.services.config.stations])
+    site = ui.services.config.whole_site  # in a hall split over boxes, the other boxes' stations too
+    snaps = await feed.current([st.id for st in site.stations])
     return render(request, "hall.html", {"tiles": snaps, "site_alarms": feed.active_alarms(None),
                                          "live": ui.live is not None,
-                                         "cameras_of": {st.id: st.cameras for st in ui.services.config.stations}})
+                                         "cameras_of": {st.id: st.cameras for st in site.stations}})
 
 
 @router.get("/events", include_in_schema=False)
 async def events(request: Request, user: Viewer, ui: Ui, station: str | None = None,
                  samples: int = 0) -> EventSourceResponse:
-    known = [st.id for st in ui.services.config.stations]
+    known = [st.id for st in ui.services.config.whole_site.stations]
     if station is not None and station not in known:
         raise HTTPException(404, f"no station {station} at this site (stations: {', '.join(known)})")
     feed = HallFeed.of(ui)

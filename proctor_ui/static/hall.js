@@ -90,6 +90,21 @@
     });
     fill(f("discipline"), snap.discipline, (i) => el("li", "warn", text.discipline + "：" + i.category + " " + i.note));
     tile.classList.toggle("alarmed", snap.alarms.length > 0);
+    if (snap.remote) heard(tile, f("heard"), snap.remote);
+  }
+
+  // another box's station (a hall split over boxes): how long ago its box last spoke, counted up here
+  function heard(tile, field, remote) {
+    tile.classList.toggle("stale", remote.stale);
+    if (!field) return;
+    if (remote.heard_s === null) {
+      delete field.dataset.heard;
+      field.textContent = text.never;
+      return;
+    }
+    field.dataset.heard = remote.heard_s;
+    field.dataset.at = performance.now();
+    field.textContent = Math.floor(remote.heard_s) + " " + text.ago;
   }
 
   function siteAlarm(a) {
@@ -107,7 +122,12 @@
 
   // count down between snapshots: each running, unpaused item's clock from its last update
   document.querySelectorAll('[data-f="time-left"][data-left]').forEach((e) => { e.dataset.at = performance.now(); });
+  document.querySelectorAll('[data-f="heard"][data-heard]').forEach((e) => { e.dataset.at = performance.now(); });
   setInterval(() => {
+    document.querySelectorAll('[data-f="heard"][data-heard]').forEach((e) => {
+      const gone = (performance.now() - Number(e.dataset.at)) / 1000;
+      e.textContent = Math.floor(Number(e.dataset.heard) + gone) + " " + text.ago;
+    });
     document.querySelectorAll('[data-f="time-left"][data-left]').forEach((e) => {
       if (e.dataset.paused === "1") return;
       const gone = (performance.now() - Number(e.dataset.at)) / 1000;
