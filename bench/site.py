@@ -182,9 +182,10 @@ def cli(config: Path, data: Path, *args: str, stdin: str = "") -> str:
     return out.stdout
 
 
-def prepare(k: int, work: Path, candidates_per_station: int) -> tuple[Path, Path, dict[str, list[str]]]:
+def prepare(k: int, work: Path, candidates_per_station: int,
+            recording: dict[str, float] | None) -> tuple[Path, Path, dict[str, list[str]]]:
     """The hall config, the data directory (key, database) and the candidates of each station."""
-    hall = write_hall(k, work / "hall.yaml")
+    hall = write_hall(k, work / "hall.yaml", recording=recording)
     data = work / "data"
     ensure_database(data)
     SiteKey.load_or_create(data)
@@ -235,7 +236,9 @@ async def try_k(k: int, args: argparse.Namespace) -> dict[str, Any]:
     seconds = args.minutes * 60
     per_item_s = args.item_s
     n_candidates = int(seconds // (per_item_s + 5)) + 3
-    hall, data, per_station = prepare(k, work, n_candidates)
+    recording = {key: v for key, v in (("segment_s", args.segment_s), ("post_roll_s", args.post_roll_s))
+                 if v is not None}
+    hall, data, per_station = prepare(k, work, n_candidates, recording)
     sim = Sim(hall, data, work / "resolved.yaml", args.placement)
     try:
         resolved = Path(sim.ready["config"])
@@ -389,6 +392,10 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="smoke run: 20 s per K, K = 2 then 4")
     p.add_argument("--item-s", type=float, default=40.0, help="seconds each candidate's item runs")
     p.add_argument("--warmup-s", type=float, default=10.0, help="seconds after all is up before measuring")
+    p.add_argument("--segment-s", type=float, default=None,
+                   help="the site's recording.segment_s (default: the site default, 10 s)")
+    p.add_argument("--post-roll-s", type=float, default=None,
+                   help="the site's recording.post_roll_s: how long a signature waits for video (default 10 s)")
     p.add_argument("--ready-timeout-s", type=float, default=120.0)
     p.add_argument("--placement", choices=["nice", "none", "pin"], default="nice",
                    help="how the simulator is placed beside the controller (see the module's docstring)")

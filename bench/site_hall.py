@@ -31,7 +31,7 @@ def station_id(i: int) -> str:
     return f"{chr(ord('A') + i // 99)}{i % 99 + 1:02d}"
 
 
-def hall_data(k: int, per_line: int = PER_LINE) -> dict[str, Any]:
+def hall_data(k: int, per_line: int = PER_LINE, recording: dict[str, float] | None = None) -> dict[str, Any]:
     """The site config of a K-station hall as plain data (what the YAML file holds)."""
     if k < 1:
         raise ValueError(f"a hall needs at least one station, not {k}")
@@ -63,14 +63,17 @@ def hall_data(k: int, per_line: int = PER_LINE) -> dict[str, Any]:
         "stations": stations,
         "storage": {"data_dir": "./examstation-data", "min_free_gb": 1, "critical_free_gb": 0.5},
         "exam": {"examiners_required": 1},
+        **({"recording": recording} if recording else {}),
     }
 
 
-def hall_config(k: int, per_line: int = PER_LINE) -> SiteConfig:
-    return SiteConfig.model_validate(hall_data(k, per_line))
+def hall_config(k: int, per_line: int = PER_LINE, recording: dict[str, float] | None = None) -> SiteConfig:
+    return SiteConfig.model_validate(hall_data(k, per_line, recording))
 
 
-def write_hall(k: int, out: Path, per_line: int = PER_LINE) -> Path:
-    hall_config(k, per_line)  # refuse to write a config the controller would refuse
-    out.write_text(yaml.safe_dump(hall_data(k, per_line), allow_unicode=True, sort_keys=False), encoding="utf-8")
+def write_hall(k: int, out: Path, per_line: int = PER_LINE, recording: dict[str, float] | None = None) -> Path:
+    """The hall's YAML file; `recording` overrides settings of the site's `recording:` (segment_s...)."""
+    data = hall_data(k, per_line, recording)
+    SiteConfig.model_validate(data)  # refuse to write a config the controller would refuse
+    out.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return out
