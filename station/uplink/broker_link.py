@@ -126,6 +126,24 @@ def mqtt_client(up: Uplink, address: contract.BrokerAddress, client_id: str, set
     return client
 
 
+def client_id_of(site: str, box: str | None) -> str:
+    """The relay's MQTT client id: one per site, or per box of a split hall. Two boxes with one id
+    would take the broker's session from each other, each connect disconnecting the other."""
+    return f"examstation-{site}" if box is None else f"examstation-{site}-{box}"
+
+
+RECEIPTS_REFUSED = "uplink.receipts_refused"
+"""The alarm code of a broker that will not let the site read its receipts."""
+
+
+def receipts_refused(topic: str, user: str | None, how: str) -> str:
+    """What happened, and what to do, when the broker refuses the site's receipt subscription: results
+    could still be published but never settled, so the relay stays disconnected and says why."""
+    return (f"the broker refused the subscription to {topic} ({how}): no receipt can reach this site, so no "
+            f"result is ever settled; the province's broker ACL must let user {user or '(anonymous)'} read this "
+            "site's receipts; see docs/uplink.md")
+
+
 def dumps(doc: dict[str, Any]) -> bytes:
     """A message body: compact JSON, UTF-8."""
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()

@@ -34,18 +34,21 @@ from station.db import Database
 from station.events import AlarmEvent, EventBus, Lost, ResultStateEvent
 from station.uplink import backoff, contract, manifest, outbox
 from station.uplink.broker_link import (
+    RECEIPTS_REFUSED,
     RelaySettings,
     RelayStats,
     UplinkConfigError,
     UplinkHealth,
+    client_id_of,
     dumps,
     leaf,
     mqtt_client,
+    receipts_refused,
 )
 from station.uplink.live import LiveSource, publish_live
 from station.uplink.receipts import ReceiptCounts, ReceiptKeyError, ReceiptReader, load_province_key
 
-__all__ = ["RelaySettings", "RelayStats", "UplinkConfigError", "UplinkHealth", "UplinkRelay"]
+__all__ = ["RelaySettings", "RelayStats", "UplinkConfigError", "UplinkHealth", "UplinkRelay", "client_id_of"]
 log = logging.getLogger(__name__)
 HEALTHY_SESSION_S = 30.0
 """A session that brought receipts, or lasted this long, resets the reconnect backoff; one that
@@ -53,12 +56,6 @@ fails right after the broker accepted it (a database error, a client id taken ov
 off instead of reconnecting twice a second."""
 SETTLE_RETRY_S = 1.0
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def client_id_of(site: str, box: str | None) -> str:
-    """The relay's MQTT client id: one per site, or per box of a split hall. Two boxes with one id
-    would take the broker's session from each other, each connect disconnecting the other."""
-    return f"examstation-{site}" if box is None else f"examstation-{site}-{box}"
 
 
 class UplinkRelay:
@@ -101,6 +98,8 @@ class UplinkRelay:
         self._rng = random.Random()
         self.first_connect = asyncio.Event()
         self._closing = False
+        self._subscribing: str | None = None
+        """The receipt topic while its SUBSCRIBE awaits the SUBACK: a link closed then was (most likely) a refusal."""
         self._sends = backoff.SendCounts(self.settings.resend_first_s, self.settings.resend_cap_s)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -190,7 +189,7 @@ class UplinkRelay:
                     self.stats.connects += 1
                     await self._session(client)
             except* aiomqtt.MqttError as group:
-                self._lost(str(leaf(group)))
+                self._lost(self._explained(str(leaf(group))))
             except* UplinkConfigError as group:
                 self._lost(str(leaf(group)))
             except* OSError as group:
@@ -203,6 +202,7 @@ class UplinkRelay:
                 self._lost(reason)
             finally:
                 self._client = None
+                self._subscribing = None
             if self._closing:
                 # an MQTT error raised while the cancel was delivered (aiomqtt's DISCONNECT on a dead
                 # link) must not turn the relay's shutdown into another reconnect. Not
@@ -214,7 +214,21 @@ class UplinkRelay:
             await self._sleep(delay * (1 + backoff.JITTER * (2 * self._rng.random() - 1)))
             delay = min(self.settings.reconnect_cap_s, delay * 2)
 
+    def _explained(self, reason: str) -> str:
+        """An MQTT error as the operator must read it: RabbitMQ answers a SUBSCRIBE its permissions deny by
+        closing the connection, which aiomqtt reports as "Disconnected during message iteration"."""
+        topic = self._subscribing
+        if topic is None or reason.startswith("the broker refused"):
+            return reason
+        return receipts_refused(topic, self.config.uplink.username,
+                                "it closed the connection at the SUBSCRIBE, as RabbitMQ does for a topic its "
+                                "permissions deny")
+
     def _lost(self, reason: str) -> None:
+        if reason.startswith("the broker refused") and reason != self.last_error:
+            log.error("ALARM uplink: %s", reason)
+            self._alarm(f"uplink: {reason}", "ask the province to let this site read its receipt topic; results stay "
+                        "queued here until then", RECEIPTS_REFUSED)
         if self.connected or self.last_error != reason:
             log.warning("uplink to %s: %s; results stay in the outbox and are sent once it is back",
                         self.address.url, reason)
@@ -230,12 +244,13 @@ class UplinkRelay:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._receive(client))
             receipts = contract.receipt_topic(self._site)
+            self._subscribing = receipts
             granted = await client.subscribe(receipts, qos=1)
+            self._subscribing = None
             refused = [g for g in granted if (g if isinstance(g, int) else g.value) >= 0x80]
             if refused:  # e.g. the broker's ACL: results would be stored, receipts never seen
-                raise aiomqtt.MqttError(f"the broker refused the receipt subscription {receipts} (SUBACK "
-                                        f"{refused[0]}); ask the province to allow it for user "
-                                        f"{self.config.uplink.username or '(anonymous)'}")
+                raise aiomqtt.MqttError(receipts_refused(receipts, self.config.uplink.username,
+                                                         f"SUBACK {refused[0]}"))
             await self._publish_status(client)
             self.link_changed_utc_ns = self.clock.utc_ns()
             self.connected = True
