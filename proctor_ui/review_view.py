@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from proctor_ui.context import UiContext
+from proctor_ui.mark_form import ManualCode, NotedMark, manual_codes, noted_marks
 from scoring.rubric import Rubric
 from station import session as sm
 from station.discipline import DisciplineBook, Incident
@@ -24,18 +25,6 @@ from station.users import UserInfo
 SIGNABLE = (sm.State.SCORED, sm.State.REVIEWED)
 
 
-@dataclass(frozen=True, slots=True)
-class ManualCode:
-    """A code the examiner may mark on an item: a manual deduction or a veto."""
-
-    code: str
-    row: str
-    reason_zh: str
-    points: float | None
-    """None for a veto."""
-    max_count: int | None
-
-
 @dataclass
 class ReviewView:
     attempt: sm.Attempt
@@ -44,6 +33,8 @@ class ReviewView:
     sheet: dict[str, Any] | None
     manual: dict[str, list[ManualCode]]
     """item code -> what may be marked on it."""
+    marks: list[NotedMark]
+    """Every mark made, also those made on the station page while the item ran."""
     incidents: list[Incident]
     result: StoredResult | None
     origin_utc_ns: int
@@ -69,6 +60,9 @@ class ReviewView:
     def pending_candidate(self) -> list[str]:
         return [i.code for i in self.attempt.items if not i.candidate_decision]
 
+    def marks_of(self, code: str) -> list[NotedMark]:
+        return [m for m in self.marks if m.item == code]
+
     def offset_s(self, utc_ns: int) -> float:
         return round((utc_ns - self.origin_utc_ns) / 1e9, 1)
 
@@ -92,12 +86,8 @@ def review_view(ui: UiContext, attempt_id: str, user: UserInfo) -> ReviewView:
         for line in lines:
             line["video"] = pointers_at(services.db, services.clock, a.station,
                                         origin + round(float(line["video_offset_s"]) * 1e9))
-    manual: dict[str, list[ManualCode]] = {}
-    for it in a.items:
-        item = rubric.item(it.code)
-        manual[it.code] = [ManualCode(d.code, r.code, d.reason_zh, d.points, d.max_count)
-                           for r in item.rows for d in r.deductions if d.detector is None]
-        manual[it.code] += [ManualCode(v.code, "", v.reason_zh, None, 1) for v in item.vetoes]
+    manual = {it.code: manual_codes(rubric.item(it.code), vetoes=True) for it in a.items}
     return ReviewView(attempt=a, user=user, rubric=rubric, sheet=sheet, manual=manual,
+                      marks=noted_marks(services, a, rubric),
                       incidents=DisciplineBook.for_services(services).for_attempt(attempt_id),
                       result=services.sign_off.result(attempt_id), origin_utc_ns=origin)

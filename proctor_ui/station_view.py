@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from proctor_ui.context import UiContext
+from proctor_ui.mark_form import ManualCode, NotedMark, manual_codes, noted_marks
 from scoring.rubric import Item, Rubric
 from station import session as sm
 from station.config import Station
@@ -57,6 +58,12 @@ class StationView:
     categories: tuple[Category, ...]
     idcard: dict[str, Any] | None
     pictures: CheckInPictures | None
+    marking: Item | None = None
+    """The item a manual mark goes to: the one running, else the one that ended last."""
+    mark_codes: list[ManualCode] = field(default_factory=list)
+    """The rubric's manual rows of `marking` (no vetoes: a veto stops the item, the veto form does)."""
+    marks: list[NotedMark] = field(default_factory=list)
+    """The marks made on `marking` so far."""
     errors: dict[str, str] = field(default_factory=dict)
     message: str = ""
 
@@ -72,6 +79,17 @@ class StationView:
     @property
     def may_record(self) -> bool:
         return self.can_act or self.user.role == "proctor"
+
+
+def marking_item(a: sm.Attempt | None) -> sm.ItemClock | None:
+    """The item the station page marks: the one running, else the one that ended last (a mark
+    remembered just after the end), None before the first start and between candidates."""
+    if a is None or a.state not in LIVE:
+        return None
+    if a.running_item is not None:
+        return a.running_item
+    ended = [i for i in a.items if i.started_ns is not None and i.ended_ns is not None]
+    return max(ended, key=lambda i: i.ended_ns or 0, default=None)
 
 
 def station_of(ui: UiContext, station: str) -> Station:
@@ -106,8 +124,12 @@ def station_view(ui: UiContext, station: str, user: UserInfo) -> StationView:
     card = latest.get("idcard.read")
     pictures = checkin_pictures(services.db, ui.data_dir, a.attempt_id) if a else None
     subjects = [(s.code, s.title_zh, [i for i in rubric.items if i.subject == s.code]) for s in rubric.subjects]
+    marked = marking_item(a)
+    marking = rubric.item(marked.code) if marked else None
+    marks = [m for m in noted_marks(services, a, rubric) if m.item == marked.code] if a and marked else []
     return StationView(
         station=st, user=user, rubric=rubric, attempt=a, candidate_name=pictures.candidate_name if pictures else "",
         items=items, subjects=subjects, running=running, gap=gap, awaiting=awaiting,
         incidents=DisciplineBook.for_services(services).recent(station), categories=CATEGORIES,
-        idcard=dict(card.value) if card is not None and isinstance(card.value, dict) else None, pictures=pictures)
+        idcard=dict(card.value) if card is not None and isinstance(card.value, dict) else None, pictures=pictures,
+        marking=marking, mark_codes=manual_codes(marking, vetoes=False) if marking else [], marks=marks)

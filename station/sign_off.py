@@ -5,6 +5,13 @@ Marks and overrides are checked against the rubric when made (scoring.checks, th
 stored timeline meets when it is scored again). Each one is a timeline record with its audit entry,
 and the sheet is scored again after it (version 1, 2, ...). The last examiner signature stores the
 signed result and queues it for the province in the same transaction (station.results).
+
+A manual deduction may also be marked before scoring, from the start of the item it names: the
+examiner marks what they see while the candidate works (PPE not worn), when it happens, not from
+memory after the last item. Such a mark is stored and audited at once, with the moment it was made,
+and the engine charges it when the attempt is scored, like any mark in the timeline. Overrides and
+gap decisions stay after scoring: they amend a sheet that must exist first. A veto is never marked
+before scoring: it stops the item, which is the veto button's step (ExamRun.veto).
 """
 
 from __future__ import annotations
@@ -23,13 +30,13 @@ from scoring.checks import ScoringError, check_mark, check_override
 from scoring.engine import score
 from scoring.rubric import Rubric
 from scoring.sheet import ScoreSheet
-from scoring.timeline import DecisionKind, DecisionRecord, MarkRecord, OverrideRecord
+from scoring.timeline import DecisionKind, DecisionRecord, MarkRecord, OverrideRecord, record_from_dict
 from station import audit
 from station import session as sm
 from station.attempt_book import AttemptBook
 from station.config import SiteConfig
 from station.db.digest import sha256_hex
-from station.db.models import OutboxRow, ResultRow, ScoreSheetRow, Signature
+from station.db.models import OutboxRow, ResultRow, ScoreSheetRow, Signature, TimelineRow
 from station.discipline import incidents_in, notes
 from station.errors import ServiceError
 from station.events import ResultStateEvent
@@ -51,6 +58,12 @@ def _sign_and_queue(a: sm.Attempt, examiner: str, now: sm.Now) -> sm.Step:
         return after, events
     queued, more = sm.queued(after, now)
     return queued, (*events, *more)
+
+
+NOTED = (sm.State.ITEM_DRAWN, sm.State.RUNNING, sm.State.PAUSED, sm.State.ENDED)
+"""States in which a mark is noted for scoring (items under way or over, the sheet not yet scored)."""
+AMENDABLE = (sm.State.SCORED, sm.State.REVIEWED)
+"""States in which a mark or an override amends the scored sheet (scored again at once)."""
 
 
 def _taken(a: sm.Attempt) -> list[str]:
@@ -110,18 +123,47 @@ class SignOff(ServicePart):
         return sheet
 
     def mark(self, attempt_id: str, item: str, code: str, count: int, examiner: str, note: str = "") -> None:
-        """A manual deduction or veto (考评员扣分) on a code of the rubric; the sheet is scored again."""
+        """A manual deduction or veto (考评员扣分) on a code of the rubric. After scoring the sheet is
+        scored again; before it (a deduction only, on an item already started) the mark is noted in
+        the timeline and charged when the attempt is scored (see the module's docstring)."""
         a = self.book.get(attempt_id)
         rubric = self.rubric_of(a.operation)
         _refuse_unless(lambda: check_mark(rubric, _taken(a), item, code, count), attempt_id)
+        noted = a.state in NOTED
+        if noted and rubric.item(item).veto(code) is not None:
+            raise ServiceError(f"attempt {attempt_id}: {code} is a veto; a veto stops the item, so it is not noted as "
+                               "a mark while the attempt runs: use the veto while the item runs, or mark it on "
+                               "review after scoring")
         found = rubric.item(item).deduction(code)
         if found is not None and found[1].max_count is not None:
-            used = self._charged(attempt_id, item, code)
+            used = self._noted(attempt_id, item, code) if noted else self._charged(attempt_id, item, code)
             if used + count > found[1].max_count:
                 raise ServiceError(f"attempt {attempt_id}: {code} is charged at most {found[1].max_count} times and "
-                                   f"{used} are charged already; a mark of {count} more would change nothing: "
-                                   "override the row instead if the sheet is wrong")
-        self._amend(attempt_id, MarkRecord(item, code, count, examiner, note, *self._stamp()), examiner)
+                                   f"{used} are {'marked' if noted else 'charged'} already; a mark of {count} more "
+                                   "would change nothing: override the row on review if the sheet is wrong")
+        record = MarkRecord(item, code, count, examiner, note, *self._stamp())
+        if not noted:
+            self._amend(attempt_id, record, examiner)
+            return
+        with self.book.lock:  # the attempt is not scored between the check and the commit
+            now = self.book.get(attempt_id).state
+            if now not in NOTED:
+                raise ServiceError(f"attempt {attempt_id} became {now.value} meanwhile; mark again on review")
+            self.book.writer.commit_with([(attempt_id, record)], _audited(attempt_id, record, examiner))
+
+    def marks(self, attempt_id: str) -> list[MarkRecord]:
+        """The examiners' marks in the attempt's stored timeline, in time order (all of them, also
+        those made before scoring, with the moment each was made)."""
+        self.book.writer.flush()
+        with self.book.db.read() as s:
+            rows = s.execute(select(TimelineRow.record).where(TimelineRow.attempt_id == attempt_id,
+                                                              TimelineRow.record.like('%"type":"mark"%'))).scalars()
+            found = [r for r in (record_from_dict(json.loads(text)) for text in rows) if isinstance(r, MarkRecord)]
+        return sorted(found, key=lambda m: m.t_mono_ns)
+
+    def _noted(self, attempt_id: str, item: str, code: str) -> int:
+        """How many occurrences of `code` on `item` the examiners have marked so far (before scoring)."""
+        return sum(m.count for m in self.marks(attempt_id) if m.item == item and m.code == code)
 
     def override(self, attempt_id: str, item: str, row: str, points: float, reason: str, examiner: str) -> None:
         """Set a row's points by hand (whole hundredths within the row), with a reason."""
@@ -178,15 +220,11 @@ class SignOff(ServicePart):
 
     def _amend(self, attempt_id: str, record: MarkRecord | OverrideRecord | DecisionRecord, examiner: str) -> None:
         a = self.book.get(attempt_id)
-        if a.state not in (sm.State.SCORED, sm.State.REVIEWED):
-            raise ServiceError(f"attempt {attempt_id} is {a.state.value}: marks and overrides are made after scoring "
-                               "and before the examiners sign")
-
-        def log_it(tx: Session) -> None:
-            audit.append(tx, examiner, f"sheet.{type(record).__name__.removesuffix('Record').lower()}",
-                         f"attempt:{attempt_id}", {k: getattr(record, k) for k in record.__slots__}, record.t_utc_ns)
-
-        self.book.writer.commit_with([(attempt_id, record)], log_it)
+        if a.state not in AMENDABLE:
+            raise ServiceError(f"attempt {attempt_id} is {a.state.value}: overrides and gap decisions are made after "
+                               "scoring and before the examiners sign; marks from the start of their item until "
+                               "the examiners sign")
+        self.book.writer.commit_with([(attempt_id, record)], _audited(attempt_id, record, examiner))
         self.score(attempt_id)
 
     def review(self, attempt_id: str, examiner: str) -> None:
@@ -234,6 +272,15 @@ class SignOff(ServicePart):
             self.book.events.publish(ResultStateEvent(str(stored["result_id"]), attempt_id, OutboxState.QUEUED))
             return stored
         return None
+
+
+def _audited(attempt_id: str, record: MarkRecord | OverrideRecord | DecisionRecord,
+             examiner: str) -> Callable[[Session], None]:
+    """The audit entry committed with the record: `sheet.mark`, `sheet.override`, `sheet.decision`."""
+    def log_it(tx: Session) -> None:
+        audit.append(tx, examiner, f"sheet.{type(record).__name__.removesuffix('Record').lower()}",
+                     f"attempt:{attempt_id}", {k: getattr(record, k) for k in record.__slots__}, record.t_utc_ns)
+    return log_it
 
 
 def _refuse_unless(check: Callable[[], None], attempt_id: str) -> None:

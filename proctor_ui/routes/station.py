@@ -21,7 +21,8 @@ from fastapi.responses import HTMLResponse, Response
 from proctor_ui.deps import ExaminerAt, Ui, Viewer
 from proctor_ui.forms import Fields, FormError
 from proctor_ui.i18n import gettext as _
-from proctor_ui.station_view import station_of, station_view
+from proctor_ui.mark_form import manual_codes, mark_from_form
+from proctor_ui.station_view import marking_item, station_of, station_view
 from proctor_ui.templating import render
 from scoring.timeline import EndReason
 from station.errors import ServiceError
@@ -185,4 +186,18 @@ async def veto(request: Request, station: str, ui: Ui, user: ExaminerAt, code: T
         text = f.text("note", note, required=False)
         f.check()
         ui.services.veto(aid, item.code, chosen, user.name, text)
+    return await act(request, ui, station, user, do)
+
+
+@router.post("/station/{station}/mark", response_class=HTMLResponse)
+async def mark(request: Request, station: str, ui: Ui, user: ExaminerAt, item: TextField = "", code: TextField = "",
+               count: TextField = "1", note: TextField = "") -> Response:
+    """A manual deduction on the item running (or just ended), marked as the examiner sees it; it is
+    audited now and charged when the attempt is scored (station.sign_off)."""
+    def do() -> None:
+        aid = _attempt(ui, station)
+        it = marking_item(ui.services.attempt(aid))
+        mark_from_form(ui.services, aid, [it.code] if it else [],
+                       lambda i: [m.code for m in manual_codes(i, vetoes=False)], user.name,
+                       item=item, code=code, count=count, note=note)
     return await act(request, ui, station, user, do)

@@ -45,8 +45,10 @@ def test_examiner_veto_refusal_overrides_and_two_signatures(svc: tuple[StationSe
     services.veto(aid, "K21", "K21-V3", "考评员甲", "带电接线")
     assert services.attempt(aid).state == sm.State.ITEM_DRAWN
     run_item(services, clock, aid, "K31")
-    with pytest.raises(ServiceError, match="marks and overrides are made after scoring"):
-        services.mark(aid, "K31", "K31-1a", 1, "考评员甲")
+    with pytest.raises(ServiceError, match="overrides and gap decisions are made after scoring"):
+        services.override(aid, "K31", "K31-2", 10, "口述不完整", "考评员甲")
+    with pytest.raises(ServiceError, match="is a veto"):  # a veto stops the item: not noted as a mark
+        services.mark(aid, "K21", "K21-V1", 1, "考评员甲")
     services.end_item(aid, "done", "考评员甲")
     sheet = services.score(aid)
     assert sheet.item("K21").outcome == "veto" and sheet.veto_failed and not sheet.passed

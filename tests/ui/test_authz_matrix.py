@@ -65,6 +65,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("POST", "/station/{station}/resume"): Row(EXAMINER_HERE),
     ("POST", "/station/{station}/end"): Row(EXAMINER_HERE),
     ("POST", "/station/{station}/veto"): Row(EXAMINER_HERE),
+    ("POST", "/station/{station}/mark"): Row(EXAMINER_HERE),
     ("GET", "/evidence/{segment_id}.mp4"): Row(SIGNED_IN),
     ("GET", "/attempt/{attempt_id}/picture/{which}.jpg"): Row(SIGNED_IN),
     ("GET", "/attempt/{attempt_id}/review"): Row(SIGNED_IN),

@@ -77,7 +77,8 @@ def test_bad_review_input_never_500(client_for: Client, ui_ctx: UiContext) -> No
     ready_a01(ui_ctx)
     c, aid = ended_attempt(client_for, ui_ctx)
     base = f"/attempt/{aid}"
-    assert post(c, f"{base}/mark", item="K13", code="K13-1a")[0] == 409  # not scored yet
+    assert post(c, f"{base}/override", item="K13", row="K13-1", points="10", reason="r")[0] == 409  # not scored yet
+    assert post(c, f"{base}/mark", item="K13", code="K13-1a")[0] == 200  # a mark before scoring counts at scoring
     post(c, f"{base}/score")
     for path, data in ((f"{base}/mark", {}), (f"{base}/mark", {"item": "K13", "code": "K13-1a", "count": "x"}),
                        (f"{base}/mark", {"item": "K99", "code": "?"}), (f"{base}/override", {}),
