@@ -19,9 +19,9 @@ from fastapi.responses import HTMLResponse, Response
 from proctor_ui.deps import Viewer
 from proctor_ui.forms import Fields, FormError
 from proctor_ui.i18n import gettext as _
-from proctor_ui.mark_form import mark_from_form
 from proctor_ui.review_view import attempt_of, review_view
 from proctor_ui.routes import evidence_media
+from proctor_ui.sign_off_pool import run_sign_off
 from proctor_ui.templating import render
 from scoring.timeline import DECISION_KINDS
 from station.errors import ServiceError
@@ -53,9 +53,11 @@ async def body(request: Request, attempt_id: str, user: UserInfo, *, errors: dic
     return render(request, name, {"v": view}, status_code=status)
 
 
-async def act(request: Request, attempt_id: str, user: UserInfo, action: Callable[[], object]) -> Response:
+async def act(request: Request, attempt_id: str, user: UserInfo, action: Callable[[], object],
+              *, sign_off: bool = False) -> Response:
+    """Run `action` off the loop (a signature on the sign-off threads: it may wait for the post-roll)."""
     try:
-        await asyncio.to_thread(action)
+        await (run_sign_off(action) if sign_off else asyncio.to_thread(action))
     except FormError as err:
         return await body(request, attempt_id, user, errors=err.errors, status=422)
     except ServiceError as err:
@@ -86,9 +88,15 @@ async def mark(request: Request, attempt_id: str, user: AttemptExaminer, item: T
     services = request.app.state.ui.services
 
     def do() -> None:
-        items = [i.code for i in services.attempt(attempt_id).items]
-        mark_from_form(services, attempt_id, items, lambda i: i.markable(), user.name,
-                       item=item, code=code, count=count, note=note)
+        a = services.attempt(attempt_id)
+        f = Fields()
+        it = f.choice("mark_item", item, [i.code for i in a.items])
+        codes = list(services.rubric(a.operation).item(it).markable()) if it in [i.code for i in a.items] else []
+        chosen = f.choice("mark_code", code, codes)
+        n = f.integer("mark_count", count, 1, 20)
+        text = f.text("mark_note", note, required=False)
+        f.check()
+        services.mark(attempt_id, it, chosen, n, user.name, text)
     return await act(request, attempt_id, user, do)
 
 
@@ -147,6 +155,6 @@ async def candidate(request: Request, attempt_id: str, user: AttemptExaminer, it
 @router.post("/attempt/{attempt_id}/sign", response_class=HTMLResponse)
 async def sign(request: Request, attempt_id: str, user: AttemptExaminer) -> Response:
     """The examiner's signature; the last one stores the signed result and queues it (it may wait
-    for the camera's post-roll first, off the event loop)."""
+    for the camera's post-roll first, off the event loop and off its default pool: sign_off_pool)."""
     return await act(request, attempt_id, user,
-                     lambda: request.app.state.ui.services.examiner_sign(attempt_id, user.name))
+                     lambda: request.app.state.ui.services.examiner_sign(attempt_id, user.name), sign_off=True)
