@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 from proctor_ui.deps import Viewer
 from proctor_ui.forms import Fields, FormError
 from proctor_ui.i18n import gettext as _
+from proctor_ui.mark_form import mark_from_form
 from proctor_ui.review_view import attempt_of, review_view
 from proctor_ui.routes import evidence_media
 from proctor_ui.sign_off_pool import run_sign_off
@@ -88,15 +89,9 @@ async def mark(request: Request, attempt_id: str, user: AttemptExaminer, item: T
     services = request.app.state.ui.services
 
     def do() -> None:
-        a = services.attempt(attempt_id)
-        f = Fields()
-        it = f.choice("mark_item", item, [i.code for i in a.items])
-        codes = list(services.rubric(a.operation).item(it).markable()) if it in [i.code for i in a.items] else []
-        chosen = f.choice("mark_code", code, codes)
-        n = f.integer("mark_count", count, 1, 20)
-        text = f.text("mark_note", note, required=False)
-        f.check()
-        services.mark(attempt_id, it, chosen, n, user.name, text)
+        items = [i.code for i in services.attempt(attempt_id).items]
+        mark_from_form(services, attempt_id, items, lambda i: i.markable(), user.name,
+                       item=item, code=code, count=count, note=note)
     return await act(request, attempt_id, user, do)
 
 
