@@ -6,12 +6,16 @@ at the station at that moment (none between candidates), is an audit entry in th
 transaction, is published on the station's event stream (the examiner's page shows it live), is
 listed on review, and goes into the signed result with where it is in the video.
 
-The examiner may stop the running item for an incident. The item ends `abandoned`: in the terms
-of scoring.timeline that is the candidate's doing (they gave up, or their conduct ended the exam),
-not `interrupted` (the equipment or the site failed them, which earns a re-sit). Both score 0;
-the difference is whose fault it was, and a cheating candidate is not owed a re-sit. The
-`item_end` record's detail is only ever the end reason, so the incident id and the examiner's
-reason go into the audit entry `discipline.stopped` committed with the end.
+The examiner may end the whole attempt for an incident (`end_attempt`), or only the running item
+(`stop_item`: a lesser incident, the candidate goes on with the next item). Either ends the running
+item `abandoned`: in the terms of scoring.timeline that is the candidate's doing (they gave up, or
+their conduct ended the exam), not `interrupted` (the equipment or the site failed them, which
+earns a re-sit). Both score 0; the difference is whose fault it was, and a cheating candidate is
+not owed a re-sit. Ending the attempt also closes the items not started (session.end_attempt), so
+the attempt is ENDED and goes to scoring and signatures at once: its paper is incomplete, so it is
+failed, and the signed result lists the incident. The `item_end` record's detail is only ever the
+end reason, so the incident id and the examiner's reason go into the audit entry
+(`discipline.stopped`, `discipline.ended_attempt`) committed in the same transaction as the end.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
 
 RECORDED: Final = "discipline.recorded"
 STOPPED: Final = "discipline.stopped"
+ENDED_ATTEMPT: Final = "discipline.ended_attempt"
 NOTE_MAX: Final = 500
 RECENT: Final = 20
 
@@ -159,16 +164,28 @@ class DisciplineBook:
                              .limit(limit)).scalars().all()
             return [_incident(r) for r in rows]
 
+    def end_attempt(self, incident_id: int, reason: str, examiner: str) -> None:
+        """The examiner ends the whole attempt for incident `incident_id`: the running item
+        `abandoned`, the items not started closed unstarted, the attempt ENDED for scoring and
+        signatures; the incident, the reason and the items in the audit entry committed with it."""
+        why, a = self._open_attempt(incident_id, reason, "the attempt")
+        if a.state not in (sm.State.ITEM_DRAWN, sm.State.RUNNING, sm.State.PAUSED):
+            raise ServiceError(f"attempt {a.attempt_id} is {a.state.value}; only an attempt whose items are under way "
+                               "can be ended")
+        running = a.running_item.code if a.running_item else None
+        left = [i.code for i in a.items if i.started_ns is None]
+
+        def log_it(tx: Session, _a: sm.Attempt, n: sm.Now) -> None:
+            audit.append(tx, examiner, ENDED_ATTEMPT, f"attempt:{a.attempt_id}",
+                         {"incident": incident_id, "end_reason": EndReason.ABANDONED.value, "reason": why,
+                          "item_ended": running, "items_not_taken": left}, n.utc_ns)
+
+        self.services.book.step(a.attempt_id, examiner, sm.end_attempt, EndReason.ABANDONED, extra=log_it)
+
     def stop_item(self, incident_id: int, reason: str, examiner: str) -> None:
-        """The examiner ends the running item for incident `incident_id`: `abandoned`, with the
-        incident and the reason in the audit entry committed with the end."""
-        why = reason.strip()
-        if not why:
-            raise ServiceError("ending the item for an incident needs your reason; it is audited")
-        incident = self.get(incident_id)
-        if incident.attempt_id is None:
-            raise ServiceError(f"incident {incident_id} was recorded with no attempt open at {incident.station}")
-        a = self.services.attempt(incident.attempt_id)
+        """The examiner ends only the running item for incident `incident_id`: `abandoned`, with the
+        incident and the reason in the audit entry committed with the end; the attempt goes on."""
+        why, a = self._open_attempt(incident_id, reason, "the item")
         if a.state not in (sm.State.RUNNING, sm.State.PAUSED) or a.running_item is None:
             raise ServiceError(f"attempt {a.attempt_id} has no item running (it is {a.state.value}); nothing to end")
         item = a.running_item.code
@@ -179,6 +196,17 @@ class DisciplineBook:
                           "reason": why}, n.utc_ns)
 
         self.services.book.step(a.attempt_id, examiner, sm.end_item, EndReason.ABANDONED, extra=log_it)
+
+
+    def _open_attempt(self, incident_id: int, reason: str, what: str) -> tuple[str, sm.Attempt]:
+        """The examiner's reason, and the attempt the incident was recorded in."""
+        why = reason.strip()
+        if not why:
+            raise ServiceError(f"ending {what} for an incident needs your reason; it is audited")
+        incident = self.get(incident_id)
+        if incident.attempt_id is None:
+            raise ServiceError(f"incident {incident_id} was recorded with no attempt open at {incident.station}")
+        return why, self.services.attempt(incident.attempt_id)
 
 
 _MADE: weakref.WeakKeyDictionary[StationServices, DisciplineBook] = weakref.WeakKeyDictionary()

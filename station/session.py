@@ -1,11 +1,12 @@
 """The exam attempt's state machine: pure data and functions, no clock, no IO, no randomness.
 
 registered -> checked_in -> item_drawn -> running <-> paused -> (next item: item_drawn ...) ->
-ended -> scored -> reviewed -> signed -> queued -> delivered. Every function takes the attempt and
-the current time and returns the new attempt with the events that happened (the lifecycle records
-for the timeline, and what the audit log must say); an illegal step raises InvalidTransition with
-what was asked, the state it met, and what is allowed. The service layer persists the events in
-the same transaction as the new state, so a restart resumes exactly where the attempt was.
+ended (or at once by `end_attempt`) -> scored -> reviewed -> signed -> queued -> delivered. Every
+function takes the attempt and the current time and returns the new attempt with the events that
+happened (the lifecycle records for the timeline, and what the audit log must say); an illegal
+step raises InvalidTransition with what was asked, the state it met, and what is allowed. The
+service layer persists the events in the same transaction as the new state, so a restart resumes
+exactly where the attempt was.
 """
 
 from __future__ import annotations
@@ -259,6 +260,29 @@ def end_item(a: Attempt, reason: EndReason, now: Now) -> Step:
     return replace(a, state=state, items=items, current=None), tuple(events)
 
 
+def end_attempt(a: Attempt, reason: EndReason, now: Now) -> Step:
+    """The examiner ends the attempt early (a discipline incident): the running item ends for `reason`;
+    each item not started is closed unstarted (`item_not_taken`: no item_end record, so scoring leaves
+    it out and the incomplete paper fails). One item must have started: the attempt's clock begins there."""
+    _need(a, "end the attempt", State.ITEM_DRAWN, State.RUNNING, State.PAUSED)
+    if all(it.started_ns is None for it in a.items):
+        raise InvalidTransition(f"attempt {a.attempt_id} at station {a.station}: no item has started, so there is "
+                                "nothing to score; start an item before ending the attempt")
+    events: list[Event] = []
+    if a.running_item is not None:
+        a, ended = end_item(a, reason, now)
+        events += [e for e in ended if e.kind != "attempt_end"]
+    why = EndReason(reason).value
+    items = []
+    for it in a.items:
+        if it.ended_ns is None:
+            events.append(Event("item_not_taken", it.code, why, now))
+            it = replace(it, ended_ns=now.mono_ns, end_reason=why)
+        items.append(it)
+    events.append(Event("attempt_end", "", why, now))
+    return replace(a, state=State.ENDED, items=tuple(items), current=None), tuple(events)
+
+
 def tick(a: Attempt, now: Now) -> Step:
     """Called often by the controller: ends the running item when its time is up."""
     it = a.running_item
@@ -285,6 +309,8 @@ def candidate_decision(a: Attempt, code: str, signed: bool, now: Now) -> Step:
     index = next((k for k, it in enumerate(a.items) if it.code == code), None)
     if index is None:
         raise SessionError(f"attempt {a.attempt_id}: no item {code} to sign")
+    if a.items[index].started_ns is None:
+        raise SessionError(f"attempt {a.attempt_id}: item {code} was not taken; it has no sheet to sign")
     if a.items[index].candidate_decision:
         raise InvalidTransition(f"attempt {a.attempt_id}: the candidate already {a.items[index].candidate_decision} "
                                 f"item {code}")
@@ -297,7 +323,7 @@ def candidate_decision(a: Attempt, code: str, signed: bool, now: Now) -> Step:
 def examiner_signs(a: Attempt, examiner: str, now: Now) -> Step:
     """An examiner signs; with the required number of different examiners the attempt is signed."""
     _need(a, "take an examiner's signature", State.REVIEWED)
-    missing = [it.code for it in a.items if not it.candidate_decision]
+    missing = [it.code for it in a.items if not it.candidate_decision and it.started_ns is not None]
     if missing:
         raise InvalidTransition(f"attempt {a.attempt_id}: the candidate has not signed or refused {missing} yet")
     if examiner in a.examiner_signatures:

@@ -3,12 +3,14 @@
 A proctor, or the station's examiner, records one (category, note; the time and the attempt open
 at the station are taken by station.discipline). The answer is the station's incident list
 re-rendered (partials/station_discipline.html), so a hall tile and the station page can both use
-it. The station's examiner may then end the running item for an incident, with a reason.
+it. The station's examiner may then end the whole attempt for an incident, or only its running
+item, with a reason (station.discipline says what each does); the answer is the station's panel.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -68,10 +70,9 @@ async def record(request: Request, station: str, ui: Ui, user: RecorderAt,
     return await incident_list(request, ui, station, user)
 
 
-@router.post("/station/{station}/discipline/{incident_id}/stop", response_class=HTMLResponse)
-async def stop_item(request: Request, station: str, incident_id: int, ui: Ui, user: ExaminerAt,
-                    reason: Annotated[str, Form()] = "") -> Response:
-    """End the running item `abandoned` for the incident (station.discipline says why abandoned)."""
+async def _end_for(request: Request, station: str, incident_id: int, ui: Ui, user: UserInfo, reason: str,
+                   end: Callable[[DisciplineBook], Callable[[int, str, str], None]]) -> Response:
+    """Check the reason and the incident's station, then `end(book)(incident, reason, examiner)`."""
     book = DisciplineBook.for_services(ui.services)
 
     def do() -> None:
@@ -80,6 +81,20 @@ async def stop_item(request: Request, station: str, incident_id: int, ui: Ui, us
         f.check()
         if book.get(incident_id).station != station:
             raise ServiceError(f"incident {incident_id} was not recorded at {station}")
-        book.stop_item(incident_id, why, user.name)
+        end(book)(incident_id, why, user.name)
 
     return await act(request, ui, station, user, do)
+
+
+@router.post("/station/{station}/discipline/{incident_id}/end-attempt", response_class=HTMLResponse)
+async def end_attempt(request: Request, station: str, incident_id: int, ui: Ui, user: ExaminerAt,
+                      reason: Annotated[str, Form()] = "") -> Response:
+    """End the whole attempt for the incident: the running item `abandoned`, the rest not taken."""
+    return await _end_for(request, station, incident_id, ui, user, reason, lambda b: b.end_attempt)
+
+
+@router.post("/station/{station}/discipline/{incident_id}/stop", response_class=HTMLResponse)
+async def stop_item(request: Request, station: str, incident_id: int, ui: Ui, user: ExaminerAt,
+                    reason: Annotated[str, Form()] = "") -> Response:
+    """End only the running item `abandoned` for the incident; the candidate goes on with the next."""
+    return await _end_for(request, station, incident_id, ui, user, reason, lambda b: b.stop_item)

@@ -84,6 +84,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/station/{station}/discipline"): Row(SIGNED_IN),
     ("POST", "/station/{station}/discipline"): Row(frozenset({"proctor", "examiner_here"})),
     ("POST", "/station/{station}/discipline/{incident_id}/stop"): Row(EXAMINER_HERE),
+    ("POST", "/station/{station}/discipline/{incident_id}/end-attempt"): Row(EXAMINER_HERE),
     ("GET", "/candidates"): Row(ADMIN),
     ("POST", "/candidates/import"): Row(ADMIN),
     ("POST", "/candidates/import/{token}"): Row(ADMIN),

@@ -63,6 +63,39 @@ def test_a_whole_exam() -> None:
     assert a.state == State.DELIVERED
 
 
+def test_ending_the_attempt_ends_the_running_item_and_closes_the_rest() -> None:
+    """For misconduct the examiner ends the whole attempt: the running item ends `abandoned`, the
+    items not started are closed unstarted (no item_end: they never ran), the attempt is ENDED, and
+    only the items taken await the candidate's signature."""
+    a, _ = s.check_in(fresh(), "监考员王", "manual", at(0))
+    a, _ = s.draw(a, SUBJECTS, at(1), seed=7)
+    with pytest.raises(InvalidTransition, match="no item has started"):
+        s.end_attempt(a, "abandoned", at(2))
+    first, second, *rest = [i.code for i in a.items]
+    a, _ = s.start_item(a, first, at(10))
+    a, _ = s.end_item(a, "done", at(100))
+    a, _ = s.start_item(a, second, at(110))
+    a, ev = s.end_attempt(a, "abandoned", at(130))
+    assert a.state == State.ENDED and a.current is None
+    assert [(e.kind, e.item, e.detail) for e in ev] == [
+        ("item_end", second, "abandoned"), *(("item_not_taken", c, "abandoned") for c in rest),
+        ("attempt_end", "", "abandoned")]
+    assert [e.lifecycle for e in ev if e.lifecycle] == ["item_end", "attempt_end"]
+    assert [(i.end_reason, i.started_ns is None) for i in a.items] == [
+        ("done", False), ("abandoned", False), *(("abandoned", True) for _ in rest)]
+    with pytest.raises(InvalidTransition, match="cannot end the attempt while ended"):
+        s.end_attempt(a, "abandoned", at(140))
+    a, _ = s.scored(a, at(150))
+    a, _ = s.reviewed(a, "考评员李", at(150))
+    with pytest.raises(SessionError, match="was not taken"):
+        s.candidate_decision(a, rest[0], True, at(150))
+    for code in (first, second):
+        a, _ = s.candidate_decision(a, code, True, at(150))
+    a, _ = s.examiner_signs(a, "考评员李", at(151))
+    a, _ = s.examiner_signs(a, "考评员张", at(152))
+    assert a.state == State.SIGNED
+
+
 def test_time_limit_ends_the_item_and_pauses_do_not_count() -> None:
     a, _ = s.check_in(fresh(), "王", "manual", at(0))
     a, _ = s.draw(a, SUBJECTS[2:3], at(0), seed=1)
@@ -129,6 +162,10 @@ class AttemptMachine(RuleBasedStateMachine):
     def end(self, reason: str) -> None:
         self.step(s.end_item, reason, at(self.t))
 
+    @rule()
+    def end_attempt(self) -> None:
+        self.step(s.end_attempt, "abandoned", at(self.t))
+
     @rule(who=st.sampled_from(["李", "张"]), signed=st.booleans(), k=st.integers(0, 3))
     def sign_off(self, who: str, signed: bool, k: int) -> None:
         self.step(s.scored, at(self.t))
@@ -157,8 +194,10 @@ class AttemptMachine(RuleBasedStateMachine):
         assert len(set(a.examiner_signatures)) == len(a.examiner_signatures) <= a.examiners_required
         if a.state in (State.ENDED, State.SCORED, State.REVIEWED, State.SIGNED):
             assert a.items and all(it.ended_ns is not None for it in a.items)
+            assert any(it.started_ns is not None for it in a.items)
         if a.state == State.SIGNED:
-            assert all(it.candidate_decision for it in a.items)
+            assert all(it.candidate_decision for it in a.items if it.started_ns is not None)
+        assert all(not it.candidate_decision for it in a.items if it.started_ns is None)
 
 
 TestAttemptMachine = AttemptMachine.TestCase
