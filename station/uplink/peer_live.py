@@ -31,9 +31,8 @@ import aiomqtt
 from station.box import Box
 from station.config import SiteConfig
 from station.uplink import backoff, contract
-from station.uplink.broker_link import leaf, login
+from station.uplink.broker_link import client_id_of, leaf, login
 from station.uplink.live import STALE_PERIODS, live_every_s
-from station.uplink.relay import client_id_of
 
 log = logging.getLogger(__name__)
 KEEPALIVE_S = 15
