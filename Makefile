@@ -46,11 +46,9 @@ ALONE := tests/e2e/test_hall.py tests/e2e/test_uplink_faults.py tests/e2e/test_u
 VIDEO := $(wildcard tests/integration/test_recorder*.py) tests/integration/test_live_hub.py \
   tests/integration/test_sim_rtsp_camera.py tests/integration/test_evidence_attempt.py \
   tests/integration/test_ui_live_video.py tests/integration/test_ui_server.py
-# site-check tests that wait on cameras, NTP and the broker, and time nothing of their own; the data
-# lock's tests (one waits 20 s for a demo hall to come up)
+# site-check tests that wait on cameras, NTP and the broker, and time nothing of their own
 SITE_WAITING := tests/site_check/test_camera_check.py tests/site_check/test_clock_check.py \
-  tests/site_check/test_uplink_check.py tests/site_check/test_publish.py tests/site_check/test_html_report.py \
-  tests/integration/test_data_lock.py
+  tests/site_check/test_uplink_check.py tests/site_check/test_publish.py tests/site_check/test_html_report.py
 test: setup system-deps lint typecheck
 	$(BIN)/python -m pytest -q --durations=8 tests/unit tests/integration tests/site_check $(addprefix --ignore=,$(VIDEO) $(SITE_WAITING))
 	$(BIN)/python -m pytest -q --durations=8 -n 3 $(VIDEO) tests/ui $(SITE_WAITING)
