@@ -53,10 +53,14 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--root", type=Path, default=None, metavar="DIR",
                    help="write every file under DIR (an image, a test); creates no user and changes no owner")
     c.add_argument("--dry-run", action="store_true", help="say what it would do; change nothing")
+    c.add_argument("--box", default=None, metavar="ID",
+                   help="with boxes: in the site config, the box this machine is; the unit runs `run --box ID` "
+                        "(docs/boxes.md)")
 
 
-def unit_text(executable: Path, data_dir: Path, user: str) -> str:
+def unit_text(executable: Path, data_dir: Path, user: str, box: str | None = None) -> str:
     """The unit file: the controller under the notify protocol, its watchdog, restarts and hardening."""
+    box_option = f" --box {box}" if box else ""
     return f"""\
 # Written by `examstation install-service`; docs/service.md explains each line.
 [Unit]
@@ -68,7 +72,7 @@ Wants=network-online.target
 [Service]
 Type=notify
 NotifyAccess=main
-ExecStart={executable} run --config {CONFIG_PATH} --data-dir {data_dir} --log-format json
+ExecStart={executable} run --config {CONFIG_PATH} --data-dir {data_dir} --log-format json{box_option}
 WorkingDirectory={CONFIG_PATH.parent}
 User={user}
 SupplementaryGroups=dialout
@@ -114,8 +118,13 @@ def install_service(args: argparse.Namespace, config: SiteConfig, config_path: P
     if root is None and not args.dry_run and os.geteuid() != 0:
         raise UsageError("install-service writes /etc and creates a system user: run it as root (sudo), "
                          "or give --root DIR to write the files under DIR")
+    try:  # a split hall's `run` needs its box: checked now, not at the service's every start
+        box = config.for_box(args.box).this_box
+    except ConfigError as err:
+        raise UsageError(f"{err} (install-service --box ID puts it in the unit)") from err
     step = _Steps(root, args.dry_run)
-    step.file(UNIT_PATH, unit_text(executable, data_dir, user).encode(), "the unit", replace=True)
+    step.file(UNIT_PATH, unit_text(executable, data_dir, user, box.id if box else None).encode(), "the unit",
+              replace=True)
     kept = step.file(CONFIG_PATH, config_path.read_bytes(), f"the site config (from {config_path})", replace=False)
     installed = _kept_config(step) if kept else config
     if installed is not None:

@@ -73,3 +73,20 @@ def test_a_relative_data_dir_or_odd_user_is_refused(tmp_path: Path) -> None:
     odd = install("--root", str(tmp_path), "--user", "Exam Station")
     assert odd.returncode == 2 and "--user" in odd.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_box_of_a_split_hall_gets_its_box_in_the_unit_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    """On a hall split over boxes, `run` needs --box: a unit without it would fail at every start."""
+    from tests.box_kit import example_raw, split, write
+
+    config = write(split(example_raw()), tmp_path / "split.yaml")
+    done = install("--config", str(config), "--root", str(tmp_path / "a"), "--box", "B")
+    assert done.returncode == 0, done.stderr
+    exec_start = [line for line in (tmp_path / "a/etc/systemd/system/examstation.service").read_text().splitlines()
+                  if line.startswith("ExecStart=")]
+    assert exec_start == [f"ExecStart={VENV_EXAMSTATION} run --config /etc/examstation/site.yaml --data-dir "
+                          "/var/lib/examstation --log-format json --box B"]
+    for args, words in ((), "--box"), (("--box", "C"), "C"):
+        refused = install("--config", str(config), "--root", str(tmp_path / "b"), *args)
+        assert refused.returncode == 2 and words in refused.stderr, refused.stderr
+        assert not (tmp_path / "b").exists(), "nothing is written for a unit that could not start"
