@@ -137,7 +137,7 @@ def _cameras(ui: UiContext, st: Station, alarms: Mapping[tuple[str, str | None],
     for cam in st.cameras:
         label = f"{st.id}/{cam.id}"
         ok, detail = True, ""
-        if gap is not None and label in gap.what:
+        if gap is not None and f"{label} is not recorded" in gap.what:
             ok, detail = False, gap.what
         else:
             seen = stats.get(label)

@@ -218,8 +218,9 @@ class HallFeed:
         if ev.cleared:
             self.alarms.pop(key, None)
         else:
+            if key not in self.alarms:  # counted when raised, not when a raised alarm's text changes
+                self.raised[ev.code] = self.raised.get(ev.code, 0) + 1
             self.alarms[key] = ev
-            self.raised[ev.code] = self.raised.get(ev.code, 0) + 1
         self._send(("alarm", _alarm_data(ev)))
         if ev.station is not None:
             self._mark(ev.station, rescore=False)

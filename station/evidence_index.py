@@ -71,6 +71,9 @@ class EvidenceIndex:
         self._cond = threading.Condition()
         self._coverage: dict[tuple[str, str], _Coverage] = {}
         self._gap_ids: dict[tuple[str, str, str, int], int] = {}
+        self._open_gaps: dict[str, dict[str, CameraGap]] = {}
+        """Station -> camera -> its open gap. The hall keeps one `camera.gap` alarm per station, so it
+        names every camera of the station still unrecorded and clears when the last records again."""
         self._recent: deque[tuple[float, int]] = deque()
         """(monotonic s, bytes) of the segments stored in the last RATE_WINDOW_S: the recording rate."""
         self.failures = 0
@@ -209,9 +212,8 @@ class EvidenceIndex:
             with self._cond:
                 self._coverage.setdefault((g.station, g.camera), _Coverage()).open_gap_since_utc_ns = g.from_utc_ns
                 self._cond.notify_all()
-            what = (f"camera {g.station}/{g.camera} is not recorded since {hhmmss(g.from_utc_ns)}: {g.cause}; the gap "
-                    "is recorded and shown with every attempt it overlaps")
-            self._alarm(GAP_ALARM, what, _todo(g.cause, self.data_dir), g.station)
+            self._open_gaps.setdefault(g.station, {})[g.camera] = g
+            self._gap_alarm(g.station)
 
     def _close_gap(self, g: CameraGap) -> None:
         gap_id = self._gap_ids.pop(_gap_key(g), None)
@@ -234,8 +236,27 @@ class EvidenceIndex:
             cov.final_until_utc_ns = max(cov.final_until_utc_ns, g.to_utc_ns or 0)
             self._cond.notify_all()
         seconds = ((g.to_utc_ns or g.from_utc_ns) - g.from_utc_ns) / 1e9
-        self._alarm(GAP_ALARM, f"camera {g.station}/{g.camera} records again; a gap of {seconds:.1f} s "
-                    f"({g.cause}) is recorded", "", g.station, cleared=True)
+        again = f"camera {g.station}/{g.camera} records again; a gap of {seconds:.1f} s ({g.cause}) is recorded"
+        still = self._open_gaps.get(g.station, {})
+        still.pop(g.camera, None)
+        if still:  # another camera of the station is still unrecorded: the alarm stays, naming it
+            self._gap_alarm(g.station, again)
+        else:
+            self._open_gaps.pop(g.station, None)
+            self._alarm(GAP_ALARM, again, "", g.station, cleared=True)
+
+    def _gap_alarm(self, station: str, news: str = "") -> None:
+        """The station's `camera.gap` alarm, naming each of its cameras in a gap (`news`: what changed)."""
+        gaps = sorted(self._open_gaps[station].values(), key=lambda g: g.from_utc_ns)
+        parts = [f"camera {g.station}/{g.camera} is not recorded since {hhmmss(g.from_utc_ns)}: {g.cause}"
+                 for g in gaps]
+        tail = ("the gap is recorded and shown with every attempt it overlaps" if len(gaps) == 1
+                else "the gaps are recorded and shown with every attempt they overlap")
+        what = "; ".join([*parts, tail])
+        if news:
+            what = f"{news}; {what}"
+        todos = list(dict.fromkeys(_todo(g.cause, self.data_dir) for g in gaps))
+        self._alarm(GAP_ALARM, what, "; ".join(todos), station)
 
     def _alarm(self, code: str, what: str, todo: str, station: str | None, cleared: bool = False) -> None:
         if cleared:
