@@ -47,6 +47,7 @@ from station.uplink.broker_link import (
 )
 from station.uplink.live import LiveSource, publish_live
 from station.uplink.receipts import ReceiptCounts, ReceiptKeyError, ReceiptReader, load_province_key
+from station.uplink.settle import ReceiptSettler
 
 __all__ = ["RelaySettings", "RelayStats", "UplinkConfigError", "UplinkHealth", "UplinkRelay", "client_id_of"]
 log = logging.getLogger(__name__)
@@ -54,7 +55,6 @@ HEALTHY_SESSION_S = 30.0
 """A session that brought receipts, or lasted this long, resets the reconnect backoff; one that
 fails right after the broker accepted it (a database error, a client id taken over) keeps backing
 off instead of reconnecting twice a second."""
-SETTLE_RETRY_S = 1.0
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -92,7 +92,6 @@ class UplinkRelay:
         self._site = config.site.id
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._receipts: asyncio.Queue[outbox.Receipt] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: aiomqtt.Client | None = None
         self._rng = random.Random()
@@ -101,6 +100,7 @@ class UplinkRelay:
         self._subscribing: str | None = None
         """The receipt topic while its SUBSCRIBE awaits the SUBACK: a link closed then was (most likely) a refusal."""
         self._sends = backoff.SendCounts(self.settings.resend_first_s, self.settings.resend_cap_s)
+        self._settler = ReceiptSettler(lambda: self.book, self.stats, self._sends, self._alarm, sleep)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _alarm(self, what: str, todo: str, code: str = "uplink.untrusted_receipt") -> None:
@@ -123,7 +123,7 @@ class UplinkRelay:
             self._book = AttemptBook(self.db, self.clock)
         self._loop = asyncio.get_running_loop()
         self._tasks = [asyncio.create_task(self._connection_loop(), name="uplink-connection"),
-                       asyncio.create_task(self._settle_loop(), name="uplink-receipts"),
+                       asyncio.create_task(self._settler.run(), name="uplink-receipts"),
                        asyncio.create_task(self._wake_on_results(self.book.events), name="uplink-wake")]
         return self
 
@@ -140,8 +140,7 @@ class UplinkRelay:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        # receipts that arrived but were not settled yet are settled now: they cost a resend otherwise
-        await self._settle_pending()
+        await self._settler.settle_pending()
         self.connected = False
         if self._own_book and self._book is not None:
             await asyncio.to_thread(self._book.close)
@@ -331,42 +330,4 @@ class UplinkRelay:
             self.stats.last_receipt_utc_ns = self.clock.utc_ns()
             for receipt in self._reader.read(topic, message.payload):
                 self.stats.receipts += 1
-                self._receipts.put_nowait(receipt)
-
-    async def _settle_loop(self) -> None:
-        while True:
-            batch = [await self._receipts.get()]
-            await self._settle(batch)
-
-    async def _settle_pending(self) -> None:
-        if not self._receipts.empty():
-            with contextlib.suppress(Exception):
-                await self._settle([])
-
-    async def _settle(self, batch: list[outbox.Receipt]) -> None:
-        while len(batch) < 2000 and not self._receipts.empty():
-            batch.append(self._receipts.get_nowait())
-        if not batch:
-            return
-        try:
-            applied = await asyncio.to_thread(self.book.settle_receipts, batch)
-        except Exception as err:  # e.g. the database locked or the disk full: keep the receipts, try again
-            log.error("uplink: cannot record %d receipts (%s: %s); trying again in %g s", len(batch),
-                      type(err).__name__, err, SETTLE_RETRY_S)
-            for rc in batch:
-                self._receipts.put_nowait(rc)
-            await self._sleep(SETTLE_RETRY_S)
-            return
-        for a in applied:
-            if a.state != outbox.UNCHANGED:
-                self._sends.settled(a.result_id)
-            if a.state == outbox.OutboxState.DELIVERED:
-                self.stats.delivered += 1
-            elif a.state == outbox.OutboxState.FAILED:
-                self.stats.rejected += 1
-                what = f"uplink: the province REJECTED result {a.result_id} (attempt {a.attempt_id}): {a.reason}"
-                todo = f"it stays in the outbox as failed; fix the cause, then `examstation outbox retry {a.result_id}`"
-                log.error("ALARM %s. %s", what, todo)
-                self._alarm(what, todo, "uplink.rejected")
-            else:
-                self.stats.ignored_receipts += 1
+                self._settler.put(receipt)
