@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from proctor_ui.context import UiContext
 from proctor_ui.deps import LoginRequired
-from proctor_ui.guard import Guard
+from proctor_ui.guard import SESSION_ENDED, Guard, login_location
 from proctor_ui.routes import (
     admin,
     auth_routes,
@@ -49,8 +49,9 @@ def create_app(ui: UiContext) -> FastAPI:
     async def login_required(request: Request, _exc: LoginRequired) -> Response:
         if _wants_page(request):
             return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-        headers = {"HX-Redirect": "/login"} if request.headers.get("hx-request") else None
-        return JSONResponse({"detail": "sign in first"}, status_code=401, headers=headers)
+        headers = {"HX-Redirect": login_location(request.headers.get("hx-current-url"))} \
+            if request.headers.get("hx-request") else None
+        return JSONResponse({"detail": SESSION_ENDED}, status_code=401, headers=headers)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:

@@ -9,6 +9,13 @@ CSRF: every POST/PUT/PATCH/DELETE must carry the session's token, in the `X-CSRF
 uploads); the login form carries a pre-session token from its own cookie. A request whose
 `Origin` header names another site is refused too. Refusals are 403 with a page that says what
 to do (reload the page), never a 500.
+
+Signed out: an unsafe request without a live session (8 h unused, a controller restart, signed out
+or disabled elsewhere) is answered 401 "your session has ended" before its CSRF token is looked at:
+its token is of a session that no longer exists, and a 403 "reload the page" would hide why. For
+htmx the answer also names the login page to go to, with the page the person was on as `next`
+(`HX-Redirect`, `login_location`); static/session.js shows the message and that link instead of
+letting a button do nothing (htmx does not swap a 4xx answer).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, urlsplit
 
 from proctor_ui.sessions import SessionStore
 from proctor_ui.ws_direct import RAW_SEND
@@ -29,6 +36,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SIGN_IN = "/login"
+"""The one unsafe route for someone without a session (its form carries the login CSRF token)."""
+SESSION_ENDED = ("会话已结束，请重新登录 / your session has ended (8 hours unused, a controller restart, or "
+                 "signed out elsewhere): sign in again")
 MAX_FORM_BYTES = 32 * 1024 * 1024
 """A candidate batch CSV with photos fits; anything larger is refused before it is read whole."""
 
@@ -87,6 +98,11 @@ class Guard:
             return
         if scope["method"] not in UNSAFE:
             await self.app(scope, receive, send)
+            return
+        if session is None and scope.get("path") != SIGN_IN:
+            hx = _header(scope, b"hx-request") is not None
+            await _refuse(send, 401, SESSION_ENDED,
+                          {"HX-Redirect": login_location(_header(scope, b"hx-current-url"))} if hx else None)
             return
         body, complete = await self._read_body(receive)
         if not complete:
@@ -150,12 +166,23 @@ class Guard:
         return origin.split("://", 1)[-1] == host
 
 
-async def _refuse(send: Send, status: int, text: str) -> None:
+async def _refuse(send: Send, status: int, text: str, headers: dict[str, str] | None = None) -> None:
     body = text.encode("utf-8")
+    more = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode())]})
+                            (b"content-length", str(len(body)).encode()), *more]})
     await send({"type": "http.response.body", "body": body})
+
+
+def login_location(page_url: str | None) -> str:
+    """The login page that brings the person back to `page_url` (htmx's HX-Current-URL) once signed
+    in: only its path and query, and `/` for anything that is not a plain path on this site."""
+    parts = urlsplit(page_url or "/")
+    page = parts.path + (f"?{parts.query}" if parts.query else "")
+    if not page.startswith("/") or page.startswith("//") or "\\" in page:
+        page = "/"
+    return f"{SIGN_IN}?next={quote(page, safe='')}"
 
 
 def new_login_token() -> str:

@@ -6,7 +6,8 @@ Who: anonymous, an admin, the examiner at the route's station (exam1 at A01), an
 - GET: an allowed user is not refused (no 401/403, no redirect to the login page, no 5xx); anyone
   else gets 403; anonymous gets the login page (303) or 401. Streaming routes (SSE, live video) are
   only asked of those refused: they answer at once, a stream would not end.
-- Unsafe (POST...): without the CSRF token 403, from a user without the right 403; anonymous too.
+- Unsafe (POST...): without the CSRF token 403, from a user without the right 403; anonymous 401
+  (no session: "sign in again", proctor_ui.guard), except the login form's POST (403 without its token).
 A route missing from the table fails the test: add a row for it (who may call it, and why).
 """
 
@@ -216,8 +217,10 @@ def test_unsafe_routes_need_the_csrf_token_and_the_right(app: FastAPI, clients: 
         for who, c in clients.items():
             token = c.headers.get("X-CSRF-Token")
             without = c.request(method, path, headers={"X-CSRF-Token": ""}, follow_redirects=False)
-            if without.status_code != 403:
-                wrong.append(f"{method} {path} as {who} without the CSRF token: {without.status_code}, 403 expected")
+            expected = 401 if who == "anonymous" and path != "/login" else 403
+            if without.status_code != expected:
+                wrong.append(f"{method} {path} as {who} without the CSRF token: {without.status_code}, "
+                             f"{expected} expected")
             if who in row.may or token is None:
                 continue
             r = c.request(method, path, follow_redirects=False)
