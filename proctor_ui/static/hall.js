@@ -135,10 +135,15 @@
     });
   }, 500);
 
-  const source = new EventSource("/events");
-  source.addEventListener("state", (e) => apply(JSON.parse(e.data)));
-  source.addEventListener("alarm", (e) => siteAlarm(JSON.parse(e.data)));
-  source.addEventListener("open", () => { statusLine.textContent = text.live; statusLine.className = "hall-status ok"; });
-  source.addEventListener("error", () => { statusLine.textContent = text.offline; statusLine.className = "hall-status warn"; });
+  function connect() {
+    const source = new EventSource("/events");
+    source.addEventListener("state", (e) => apply(JSON.parse(e.data)));
+    source.addEventListener("alarm", (e) => siteAlarm(JSON.parse(e.data)));
+    source.addEventListener("open", () => { statusLine.textContent = text.live; statusLine.className = "hall-status ok"; });
+    source.addEventListener("error", () => { statusLine.textContent = text.offline; statusLine.className = "hall-status warn"; });
+    return source;
+  }
+  // session.js reopens a stream the browser gave up on (a restart) or says the session ended
+  if (window.examstationSession) { window.examstationSession.watchStream(connect); } else { connect(); }
   window.examstationHall = { apply: apply };
 })();

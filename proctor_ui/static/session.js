@@ -59,4 +59,40 @@
     if (e.detail.successful && !ended) { box.hidden = true; }
   });
   box.querySelector(".session-alert-close").addEventListener("click", function () { box.hidden = true; });
+
+  // Live streams (the hall's and a station's /events). A browser's EventSource reconnects by itself
+  // after a network break, but not after an HTTP error: once the controller restarted (sessions
+  // end with it) or the session expired, the stream's reconnect got 401 and the page stayed
+  // "reconnecting" for ever. `watchStream(open)` calls `open()` for a new EventSource (with its
+  // listeners) and, when one is closed for good, asks the page's own address why: the session
+  // ended (a redirect to the login page, or 401) -> the message with the login link; the controller
+  // unreachable -> that message; otherwise (a restart) the stream is opened again. Retried every
+  // RETRY_MS until the session is known to have ended.
+  var RETRY_MS = 5000;
+  function probe() {
+    return fetch(location.pathname + location.search, {credentials: "same-origin", redirect: "manual",
+                                                       cache: "no-store"})
+      .then(function (r) { return r.type === "opaqueredirect" || r.status === 401 ? "ended" : "up"; },
+            function () { return "unreachable"; });
+  }
+  window.examstationSession = {
+    watchStream: function (open) {
+      function start() {
+        var source = open();
+        source.addEventListener("error", function () {
+          if (source.readyState !== EventSource.CLOSED) { return; }  // the browser reconnects itself
+          probe().then(function (state) {
+            if (state === "ended") { sessionEnded(); return; }
+            if (state === "unreachable") { unreachable(); }
+            setTimeout(start, RETRY_MS);
+          });
+        });
+        source.addEventListener("open", function () {
+          if (!ended && text.textContent === box.dataset.unreachable) { box.hidden = true; }
+        });
+        return source;
+      }
+      return start();
+    }
+  };
 })();

@@ -96,7 +96,7 @@
     if (input && !input.value) { input.value = s.value.id_number || ""; }
   }
 
-  if (window.EventSource) {
+  function connect() {
     var source = new EventSource("/events?station=" + encodeURIComponent(station) + "&samples=1");
     function on(name, fn) {
       source.addEventListener(name, function (e) {
@@ -106,6 +106,11 @@
     on("state", function (s) { if (s.station === station) { onState(s); } });
     on("timeline", function (t) { if (t.station === station) { onTimeline(t); } });
     on("sample", function (s) { if (s.station === station) { onSample(s); } });
-    window.addEventListener("beforeunload", function () { source.close(); });
+    return source;
+  }
+  if (window.EventSource) {
+    // session.js reopens a stream the browser gave up on (a restart) or says the session ended
+    var live = window.examstationSession ? window.examstationSession.watchStream(connect) : connect();
+    window.addEventListener("beforeunload", function () { live.close(); });
   }
 })();

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
 from tests.e2e.browser import demo_site, launch, sign_in
 
@@ -53,5 +53,26 @@ def test_failed_buttons_say_what_happened_and_what_to_do(tmp_path: Path) -> None
             page.click("form.login button[type=submit]")
             page.wait_for_url(f"{site.url}/station/A01", wait_until="domcontentloaded")
             expect(page.locator("#session-alert")).to_be_hidden()
+            live_stream_closed_by_the_server(page, context, site.url)
         finally:
             browser.close()
+
+
+def live_stream_closed_by_the_server(page: Page, context: BrowserContext, url: str) -> None:
+    """The hall's live stream answered with an HTTP error (a restarted controller: the browser does
+    not reconnect an EventSource after one) comes back by itself while the session lives, and says
+    the session ended, with the login link, once it has."""
+    status = page.locator("#hall-status")
+    refuse = "**/events*"
+    page.route(refuse, lambda route: route.fulfill(status=401, body="your session has ended"))
+    page.goto(f"{url}/", wait_until="domcontentloaded")
+    expect(status).to_contain_text("连接中断", timeout=10_000)
+    page.unroute(refuse)
+    expect(status).to_have_text("实时", timeout=15_000)  # opened again, not "reconnecting" for ever
+
+    page.route(refuse, lambda route: route.fulfill(status=401, body="your session has ended"))
+    page.goto(f"{url}/", wait_until="domcontentloaded")
+    context.clear_cookies()
+    alert = page.locator("#session-alert")
+    expect(alert).to_contain_text("会话已过期，请重新登录", timeout=15_000)
+    assert alert.locator(".session-alert-login").get_attribute("href") == "/login?next=%2F"
