@@ -200,7 +200,7 @@ def sign(services: StationServices, attempt_id: str, wait_for_video: bool = True
     if a.state == sm.State.SCORED:
         services.review(attempt_id, DEMO_EXAMINERS[0])
     for it in services.attempt(attempt_id).items:
-        if not it.candidate_decision:
+        if not it.candidate_decision and it.started_ns is not None:  # an item not taken has no sheet to sign
             services.candidate_decision(attempt_id, it.code, True)
     for examiner in DEMO_EXAMINERS:
         if examiner not in services.attempt(attempt_id).examiner_signatures:  # a stop may fall between the two

@@ -7,6 +7,7 @@ first examiner to sign again (that raised and stopped the demo at start).
 
 from __future__ import annotations
 
+from scoring.timeline import EndReason
 from station import session as sm
 from station.demo_hall import close_left_open
 from station.scenario_runner import DEMO_EXAMINERS
@@ -23,6 +24,22 @@ def test_an_attempt_one_examiner_signed_is_closed_by_the_next_demo(svc: tuple[St
     services.review(aid, DEMO_EXAMINERS[0])
     services.candidate_decision(aid, "K31", signed=True)
     assert services.examiner_sign(aid, DEMO_EXAMINERS[0]) is None  # then the demo stopped
+
+    lines = close_left_open(services)
+
+    assert services.attempt(aid).state == sm.State.QUEUED
+    assert len(lines) == 1 and aid in lines[0]
+
+
+def test_an_attempt_ended_for_an_incident_is_closed_by_the_next_demo(
+        svc: tuple[StationServices, ManualClock]) -> None:
+    """Items never taken (the attempt ended for a discipline incident) have no sheet to sign: the
+    next demo signs the items taken and does not stop at start on the others."""
+    services, clock = svc
+    aid = ready_station(services, clock, {"K1": "K11", "K3": "K31"})
+    services.start_item(aid, "K11", DEMO_EXAMINERS[0])
+    services.book.step(aid, DEMO_EXAMINERS[0], sm.end_attempt, EndReason.ABANDONED)
+    services.score(aid)  # then the demo stopped
 
     lines = close_left_open(services)
 
