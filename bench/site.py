@@ -23,10 +23,13 @@ A K passes with 0 samples lost, 0 frames lost and under 0.1 % of polls late past
 `--start` by `--step` while K passes (up to `--max`), then bisects between the largest pass and the
 smallest failure down to `--resolution`.
 
-Placement on the machine (`--placement`): `nice` (default) runs the simulator, mosquitto and the
-province at nice 10 on any core and the controller at normal priority, so when both want CPU the
-controller, the thing under test, gets it first; the simulator's own CPU is reported beside the
-controller's. `none` runs both at the same priority; `pin` puts the simulator on the last core.
+Placement on the machine (`--placement`): `none` (default) runs the simulator (with its mosquitto and
+province) and the controller at the same priority on either core, and reports the simulator's CPU
+beside the controller's and what other processes took. Tried and not kept: `nice` (simulator at
+nice 10) made the simulated devices answer late whenever the machine was busy, which shows up as
+the controller's late polls; `pin` (simulator on the last core only) crowded the simulator's own
+event loop (stalls up to 190 ms). A real hall's devices are other hardware: the fair placement is
+the one that slows them least, and neither trick helped the controller.
 """
 
 from __future__ import annotations
@@ -81,6 +84,12 @@ def cpu_s(pid: int) -> float:
     """User + system seconds of every thread of `pid` (and of its children that ended)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (/proc/stat: everything but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -158,11 +167,14 @@ class Sim:
 
 
 @contextlib.contextmanager
-def controller(config: Path, data: Path, port: int, out: IO[str]) -> Iterator[subprocess.Popen[str]]:
-    """`examstation run` on the resolved hall, the UI on `port`; stopped with SIGTERM as systemd would."""
+def controller(config: Path, data: Path, port: int, out: IO[str],
+               asyncio_debug: bool = False) -> Iterator[subprocess.Popen[str]]:
+    """`examstation run` on the resolved hall, the UI on `port`; stopped with SIGTERM as systemd would.
+    `asyncio_debug`: asyncio's debug mode, which logs every callback that holds the loop over 100 ms."""
     cmd = [sys.executable, "-m", "station.cli", "run", "--config", str(config), "--data-dir", str(data),
            "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    env = {**os.environ, **({"PYTHONASYNCIODEBUG": "1"} if asyncio_debug else {})}
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
     try:
         yield proc
     finally:
@@ -245,7 +257,8 @@ async def try_k(k: int, args: argparse.Namespace) -> dict[str, Any]:
         register(resolved, data, per_station, password)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        with (work / "controller.log").open("w") as out, controller(resolved, data, port, out) as proc:
+        with (work / "controller.log").open("w") as out, \
+                controller(resolved, data, port, out, args.asyncio_debug) as proc:
             log(f"K={k}: simulator pid {sim.proc.pid}, controller pid {proc.pid} on {url}, work dir {work}")
             if args.pid_file:
                 await asyncio.to_thread(Path(args.pid_file).write_text, f"{proc.pid}\n")
@@ -274,16 +287,18 @@ async def measure(k: int, args: argparse.Namespace, sim: Sim, proc: subprocess.P
         m0 = await scrape(client)
         r0 = sim.ask("report")
         sim.ask("go")
-        drivers = [asyncio.create_task(examiner.run_station(sid, ids, args.item_s, stop))
-                   for sid, ids in per_station.items()]
-        t0, c0, s0 = time.monotonic(), cpu_s(proc.pid), sim.cpu_s()
+        spread_s = 0.0 if args.lockstep else args.item_s  # station i starts i/K of an item later
+        drivers = [asyncio.create_task(examiner.run_station(sid, ids, args.item_s, stop, i * spread_s / k))
+                   for i, (sid, ids) in enumerate(per_station.items())]
+        t0, c0, s0, b0, own0 = time.monotonic(), cpu_s(proc.pid), sim.cpu_s(), machine_busy_s(), time.process_time()
         peak_rss = rss_mb(proc.pid)
         while (left := t0 + seconds - time.monotonic()) > 0:
             await asyncio.sleep(min(5.0, left))
             peak_rss = max(peak_rss, rss_mb(proc.pid))
             if proc.poll() is not None:
                 raise RuntimeError(f"the controller exited ({proc.returncode}) during the run")
-        t1, c1, s1 = time.monotonic(), cpu_s(proc.pid), sim.cpu_s()
+        t1, c1, s1, b1, own1 = time.monotonic(), cpu_s(proc.pid), sim.cpu_s(), machine_busy_s(), time.process_time()
+        window_end = await scrape(client)  # polls are judged over the window, not the wind-down below
         stop.set()
         await asyncio.wait_for(asyncio.gather(*drivers), 120)
         queued = await wait_outbox_empty(client, 60.0)
@@ -298,10 +313,11 @@ async def measure(k: int, args: argparse.Namespace, sim: Sim, proc: subprocess.P
         for t in [*viewers, *drivers]:
             t.cancel()
         await asyncio.gather(*viewers, *drivers, return_exceptions=True)
-    f = figures(m0, m1, r0, r1, tiles_seen, before_freeze)
+    f = figures(m0, m1, r0, r1, tiles_seen, before_freeze, window_end)
     wall = t1 - t0
     cpu = 100.0 * (c1 - c0) / wall
     sim_cpu = 100.0 * (s1 - s0) / wall
+    others = 100.0 * ((b1 - b0) - (c1 - c0) - (s1 - s0) - (own1 - own0)) / wall
     ok = (f["samples_lost"] == 0 and f["frames_lost"] == 0 and f["poll_deadline_miss_rate"] is not None
           and f["poll_deadline_miss_rate"] < MISS_RATE_LIMIT and not examiner.stats.errors and queued == 0)
     st = examiner.stats
@@ -309,6 +325,9 @@ async def measure(k: int, args: argparse.Namespace, sim: Sim, proc: subprocess.P
     row = {"k": k, "passed": ok, "cpu_percent": round(cpu, 1), "rss_mb": round(peak_rss, 1),
            "samples_lost": f["samples_lost"], "frames_lost": f["frames_lost"],
            "poll_deadline_miss_rate": f["poll_deadline_miss_rate"], "sim_cpu_percent": round(sim_cpu, 1),
+           "bench_cpu_percent": round(100.0 * (own1 - own0) / wall, 1), "other_processes_cpu_percent": round(others, 1),
+           "load_average": round(os.getloadavg()[0], 2), "sim_loop_lag_max_ms": r1.get("loop_lag_max_ms"),
+           "sim_loop_stalls_over_50ms": r1.get("loop_stalls_over_50ms"),
            "seconds": round(wall, 1), "results_signed": st.results_signed,
            "results_delivered": int(total(m1, "examstation_outbox_delivered")
                                     - total(m0, "examstation_outbox_delivered")),
@@ -318,7 +337,8 @@ async def measure(k: int, args: argparse.Namespace, sim: Sim, proc: subprocess.P
            "ui_action_max_s": round(acts[-1], 3) if acts else None, "driver_errors": st.errors[:5],
            **{key: v for key, v in f.items() if key not in ("samples_lost", "frames_lost", "poll_deadline_miss_rate")}}
     log(f"K={k}: {'PASS' if ok else 'FAIL'}: controller {cpu:.1f} % of a core, {peak_rss:.0f} MB, simulator "
-        f"{sim_cpu:.1f} %; samples lost {f['samples_lost']}, frames lost {f['frames_lost']}, late polls "
+        f"{sim_cpu:.1f} %, other processes {others:.0f} %; samples lost {f['samples_lost']}, frames lost "
+        f"{f['frames_lost']}, late polls "
         f"{f['polls_late']}/{f['polls']}; {st.results_signed} results signed, {row['results_delivered']} delivered"
         + (f"; errors: {st.errors[:2]}" if st.errors else ""))
     return row
@@ -377,7 +397,8 @@ async def search(args: argparse.Namespace) -> dict[str, Any]:
             "rss_mb": head.get("rss_mb"), "samples_lost": head.get("samples_lost"),
             "frames_lost": head.get("frames_lost"), "poll_deadline_miss_rate": head.get("poll_deadline_miss_rate"),
             "stations_tried": [tried[k] for k in sorted(tried)], "target": 24, "minutes_per_k": args.minutes,
-            "placement": args.placement, "miss_rate_limit": MISS_RATE_LIMIT, "machine": machine()}
+            "placement": args.placement, "lockstep": args.lockstep, "miss_rate_limit": MISS_RATE_LIMIT,
+            "machine": machine()}
 
 
 def main() -> None:
@@ -392,14 +413,19 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="smoke run: 20 s per K, K = 2 then 4")
     p.add_argument("--item-s", type=float, default=40.0, help="seconds each candidate's item runs")
     p.add_argument("--warmup-s", type=float, default=10.0, help="seconds after all is up before measuring")
+    p.add_argument("--lockstep", action="store_true",
+                   help="every station's examiner acts at the same moment (default: station i starts its first "
+                        "candidate i/K of an item later, as stations of a hall do not act in step)")
     p.add_argument("--segment-s", type=float, default=None,
                    help="the site's recording.segment_s (default: the site default, 10 s)")
     p.add_argument("--post-roll-s", type=float, default=None,
                    help="the site's recording.post_roll_s: how long a signature waits for video (default 10 s)")
     p.add_argument("--ready-timeout-s", type=float, default=120.0)
-    p.add_argument("--placement", choices=["nice", "none", "pin"], default="nice",
+    p.add_argument("--placement", choices=["nice", "none", "pin"], default="none",
                    help="how the simulator is placed beside the controller (see the module's docstring)")
     p.add_argument("--pid-file", default=None, help="write the controller's pid here when it starts (to profile)")
+    p.add_argument("--asyncio-debug", action="store_true",
+                   help="run the controller in asyncio's debug mode (logs callbacks over 100 ms; slower)")
     p.add_argument("--keep", action="store_true", help="keep each K's work directory (logs, data)")
     args = p.parse_args()
     if args.quick:

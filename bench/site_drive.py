@@ -84,9 +84,12 @@ class Examiner:
             raise RuntimeError(f"POST {path} {data}: {status} {_message(text)}")
         return text
 
-    async def run_station(self, station: str, candidates: list[str], item_s: float, stop: asyncio.Event) -> None:
-        """Candidates one after another until `stop`; an item running when `stop` is set ends at once
-        and its result is signed, so no attempt is left open."""
+    async def run_station(self, station: str, candidates: list[str], item_s: float, stop: asyncio.Event,
+                          delay_s: float = 0.0) -> None:
+        """Candidates one after another until `stop`, the first after `delay_s`; an item running when
+        `stop` is set ends at once and its result is signed, so no attempt is left open."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay_s)
         for id_number in candidates:
             if stop.is_set():
                 return

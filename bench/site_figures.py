@@ -54,10 +54,12 @@ def delta(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
 
 
 def figures(m0: Metrics, m1: Metrics, r0: dict[str, Any], r1: dict[str, Any], tiles: Mapping[str, int],
-            before_freeze: Metrics) -> dict[str, Any]:
-    """Loss and lateness over the window between (m0, r0) and (r1, m1). Gaps and drops are counted up
-    to `before_freeze` (scraped just before the cameras froze): a frozen camera opens a gap after the
-    recorder's stall limit, which is the benchmark's doing."""
+            before_freeze: Metrics, window_end: Metrics) -> dict[str, Any]:
+    """Loss over the run between (m0, r0) and (r1, m1). Gaps and drops are counted up to
+    `before_freeze` (scraped just before the cameras froze): a frozen camera opens a gap after the
+    recorder's stall limit, which is the benchmark's doing. Polls are judged from m0 to `window_end`
+    (the end of the measured minutes): after it every station's examiner ends and signs at once to
+    close the run, a burst no hall produces."""
     samples = delta(by_device(m0, "examstation_samples_total"), by_device(m1, "examstation_samples_total"))
     refused = delta(by_device(m0, "examstation_samples_refused_total"),
                     by_device(m1, "examstation_samples_refused_total"))
@@ -80,11 +82,12 @@ def figures(m0: Metrics, m1: Metrics, r0: dict[str, Any], r1: dict[str, Any], ti
     frames_lost = (sum(max(0, n) for n in main_short.values()) + sum(gaps.values()) + sum(dropped.values())
                    + sum(max(0, n) for n in tile_short.values()))
 
-    polls = total(m1, "examstation_device_polls_total") - total(m0, "examstation_device_polls_total")
-    late = total(m1, "examstation_device_polls_late_total") - total(m0, "examstation_device_polls_late_total")
+    w = window_end
+    polls = total(w, "examstation_device_polls_total") - total(m0, "examstation_device_polls_total")
+    late = total(w, "examstation_device_polls_late_total") - total(m0, "examstation_device_polls_late_total")
     failed = total(m1, "examstation_device_polls_failed_total") - total(m0, "examstation_device_polls_failed_total")
     late_dev = delta(by_device(m0, "examstation_device_polls_late_total"),
-                     by_device(m1, "examstation_device_polls_late_total"))
+                     by_device(w, "examstation_device_polls_late_total"))
     late_by_kind: dict[str, int] = {}
     for dev, n in late_dev.items():
         kind = dev.split("/", 1)[1]

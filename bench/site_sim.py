@@ -168,6 +168,29 @@ class Candidates:
                 await asyncio.sleep(BREATH_EVERY_S)
 
 
+class LoopLag:
+    """How late this process's event loop wakes a task that sleeps 10 ms: the simulator's own
+    latency, which would show in the controller's figures as slow devices (late polls)."""
+
+    def __init__(self) -> None:
+        self.max_ms = 0.0
+        self.over_50ms = 0
+        self.over_100ms = 0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t0 = loop.time()
+            await asyncio.sleep(0.01)
+            late_ms = (loop.time() - t0 - 0.01) * 1000
+            self.max_ms = max(self.max_ms, late_ms)
+            self.over_50ms += late_ms > 50
+            self.over_100ms += late_ms > 100
+
+    def reset(self) -> None:
+        self.max_ms, self.over_50ms, self.over_100ms = 0.0, 0, 0
+
+
 def cpu_s() -> dict[str, float]:
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # mosquitto, once it has exited
@@ -185,7 +208,8 @@ def proc_cpu_s(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def report(site: SimSite, candidates: Candidates, province: ProvinceServer, broker: Mosquitto) -> dict[str, Any]:
+def report(site: SimSite, candidates: Candidates, province: ProvinceServer, broker: Mosquitto,
+           lag: LoopLag) -> dict[str, Any]:
     manikins = {f"{st}/{dev}": m.frames_sent for (st, dev), m in site.manikins.items()}
     cameras = {f"{st}/{cam}": {"main_sent": c.frames_sent, "main_dropped": c.frames_dropped,
                                "main_clients": c.clients}
@@ -196,7 +220,9 @@ def report(site: SimSite, candidates: Candidates, province: ProvinceServer, brok
             "breaths": candidates.breaths, "cameras": cameras,
             "province": {"stored": province.stats.stored, "duplicates": province.stats.duplicates,
                          "rejected": province.stats.rejected},
-            "cpu_s": cpu_s(), "mosquitto_cpu_s": proc_cpu_s(broker.pid), "t_mono": time.monotonic()}
+            "cpu_s": cpu_s(), "mosquitto_cpu_s": proc_cpu_s(broker.pid), "t_mono": time.monotonic(),
+            "loop_lag_max_ms": round(lag.max_ms, 1), "loop_stalls_over_50ms": lag.over_50ms,
+            "loop_stalls_over_100ms": lag.over_100ms}
 
 
 def resolved(site: SimSite, broker_url: str, province_pem: Path, data_dir: Path) -> SiteConfig:
@@ -226,6 +252,9 @@ async def serve(args: argparse.Namespace) -> None:
         tmp.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
         tmp.replace(args.out)
         candidates = Candidates(site)
+        lag = LoopLag()
+        lag_task = asyncio.create_task(lag.run(), name="loop lag")
+        stack.callback(lag_task.cancel)
         say({"ready": True, "config": str(args.out), "broker": broker.url, "pid": os.getpid(),
              "mosquitto_pid": broker.pid, "stations": len(config.stations)})
         while True:
@@ -233,6 +262,7 @@ async def serve(args: argparse.Namespace) -> None:
             if line in ("", "quit"):
                 break
             if line == "go":
+                lag.reset()
                 candidates.start()
                 say({"ok": "go"})
             elif line == "stop":
@@ -241,7 +271,7 @@ async def serve(args: argparse.Namespace) -> None:
                     site.freeze_camera(st, cam)
                 say({"ok": "stop"})
             elif line == "report":
-                say(report(site, candidates, province, broker))
+                say(report(site, candidates, province, broker, lag))
             else:
                 say({"error": f"unknown command {line!r}; go, stop, report or quit"})
         await candidates.stop()
