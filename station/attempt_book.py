@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from devices.clock import Clock
 from scoring.timeline import LifecycleRecord, Record
-from station import audit
+from station import attempt_snapshot, audit
 from station import session as sm
 from station.db import Database
 from station.db.models import Attempt as AttemptRow
@@ -50,7 +50,7 @@ class Stored:
 
 
 def snapshot(a: sm.Attempt) -> str:
-    return json.dumps(sm.to_dict(a), ensure_ascii=False)
+    return json.dumps(attempt_snapshot.to_dict(a), ensure_ascii=False)
 
 
 class AttemptBook:
@@ -75,7 +75,7 @@ class AttemptBook:
         with db.read() as s:
             rows = s.execute(select(AttemptRow).where(AttemptRow.state.in_([st.value for st in ACTIVE]))).scalars()
             for row in rows:
-                self._remember(sm.from_dict(json.loads(row.snapshot)))
+                self._remember(attempt_snapshot.from_dict(json.loads(row.snapshot)))
 
     def close(self) -> None:
         self.writer.close()
@@ -100,7 +100,7 @@ class AttemptBook:
                     row = s.get(AttemptRow, attempt_id)
                     if row is None:
                         raise ServiceError(f"no attempt {attempt_id} in {self.db.path}")
-                    self._attempts[attempt_id] = sm.from_dict(json.loads(row.snapshot))
+                    self._attempts[attempt_id] = attempt_snapshot.from_dict(json.loads(row.snapshot))
             return self._attempts[attempt_id]
 
     def active(self, station: str) -> str | None:
@@ -209,7 +209,7 @@ class AttemptBook:
 
             def deliver(attempt_id: str, stored_snapshot: str, receipt: str) -> str | None:
                 """The delivered attempt's snapshot (None when it is not queued)."""
-                a = self._attempts.get(attempt_id) or sm.from_dict(json.loads(stored_snapshot))
+                a = self._attempts.get(attempt_id) or attempt_snapshot.from_dict(json.loads(stored_snapshot))
                 if a.state == sm.State.SIGNED:  # killed between storing the result and the `queued` step
                     a, _ = sm.queued(a, now)
                 if a.state != sm.State.QUEUED:

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from devices.clock import Clock, SystemClock
 from hardware_sim.mosquitto import Mosquitto
 from hardware_sim.province_key import load_or_create, public_path
+from station import attempt_snapshot
 from station import session as sm
 from station.config import SiteConfig, Uplink, load_site_config
 from station.db import Database, open_database
@@ -109,7 +110,7 @@ class ResultFactory:
             self._template = json.loads(row.document)
             self._attempt = {c: getattr(attempt, c) for c in ("candidate_id_number", "station", "operation",
                                                               "rubric_id", "rubric_hash", "seed", "drawn_items")}
-            self._snapshot = sm.from_dict(json.loads(attempt.snapshot))
+            self._snapshot = attempt_snapshot.from_dict(json.loads(attempt.snapshot))
 
     def add(self, n: int, batch: int = 500, on_stored: Callable[[list[str]], None] | None = None) -> list[str]:
         """Store `n` new signed results (queued); returns their result ids in seq order."""
@@ -130,8 +131,8 @@ class ResultFactory:
                 rid = uuid7(utc_ns // 1_000_000)
                 a = replace(self._snapshot, attempt_id=aid, state=sm.State.QUEUED)
                 tx.add(AttemptRow(attempt_id=aid, **self._attempt, state=a.state.value,
-                                  snapshot=json.dumps(sm.to_dict(a), ensure_ascii=False), created_utc_ns=utc_ns,
-                                  updated_utc_ns=utc_ns))
+                                  snapshot=json.dumps(attempt_snapshot.to_dict(a), ensure_ascii=False),
+                                  created_utc_ns=utc_ns, updated_utc_ns=utc_ns))
                 tx.flush()
                 doc: dict[str, Any] = {k: v for k, v in self._template.items() if k != "signature"}
                 doc.update(result_id=rid, attempt_id=aid, seq=seq + i)

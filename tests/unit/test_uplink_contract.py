@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from scoring.rubric import Rubric
 from scoring.rubric_loader import rubric_for
+from station import attempt_snapshot
 from station import session as sm
 from station.config import load_site_config
 from station.signing import SiteKey, verify
@@ -488,10 +489,10 @@ def _attempts() -> list[sm.Attempt]:
 def test_to_dict_equals_asdict(attempt: sm.Attempt) -> None:
     """asdict keeps tuples and the State member where to_dict writes lists and the value: equal as the
     JSON stored with every step, byte for byte, key order included."""
-    fast, slow = sm.to_dict(attempt), dataclasses.asdict(attempt)
+    fast, slow = attempt_snapshot.to_dict(attempt), dataclasses.asdict(attempt)
     assert json.dumps(fast, ensure_ascii=False) == json.dumps(slow, ensure_ascii=False)
     assert fast == json.loads(json.dumps(slow))
-    assert sm.from_dict(json.loads(json.dumps(fast))) == attempt
+    assert attempt_snapshot.from_dict(json.loads(json.dumps(fast))) == attempt
 
 
 # -- resend backoff ----------------------------------------------------------------------------------
