@@ -27,6 +27,7 @@ from station.config import SiteConfig
 from station.db import database_path, open_database
 from station.device_hub import DeviceHub
 from station.events import AlarmEvent, Subscription
+from station.heap import freeze_startup_heap
 from station.log_format import report_alarm
 from station.recording import Recording
 from station.service_notify import ServiceNotifier, sigterm_stops
@@ -88,6 +89,7 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
                     # a split hall: the hall page shows the other boxes' stations from their live topics
                     peers = await stack.enter_async_context(PeerLive(config)) if box is not None else None
                     await stack.enter_async_context(serve_ui(services, data_dir, hub, relay, ui, peers))
+                freeze_startup_heap()  # station.heap: full GC passes over startup objects stalled the loop
                 notifier.ready(started)
                 async with asyncio.TaskGroup() as group:
                     helpers = [group.create_task(services.storage.run(), name="storage watch"),
