@@ -265,7 +265,7 @@ class HallFeed:
                 last_uplink = now
                 await self._check_uplink()
             dirty, self._dirty = sorted(self._dirty), set()
-            if not dirty:
+            if not dirty or not self._watches:  # nobody to send to: a new watcher gets fresh ones (`current`)
                 continue
             try:
                 snaps = await asyncio.to_thread(self._build_all, dirty)
