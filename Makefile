@@ -66,6 +66,8 @@ bench: setup
 	$(BIN)/python bench/scoring_replay.py --json
 	$(BIN)/python bench/uplink.py --json
 	$(BIN)/python bench/video_record.py --json
+	$(BIN)/python bench/live_fanout.py --json
+	$(BIN)/python bench/site.py --json --only 24
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

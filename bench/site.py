@@ -55,7 +55,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from site_drive import Examiner, tile_viewer  # noqa: E402
+from site_drive import Examiner, hall_page, tile_viewer  # noqa: E402
 from site_figures import Metrics, figures, parse_metrics, total  # noqa: E402
 from site_hall import OPERATION, hall_config, write_hall  # noqa: E402
 
@@ -278,6 +278,9 @@ async def measure(k: int, args: argparse.Namespace, sim: Sim, proc: subprocess.P
     tiles: dict[str, int] = {}
     viewers = [asyncio.create_task(tile_viewer(examiner.base_url, examiner.cookie, sid, CAMERA, tiles))
                for sid in per_station]
+    hall_events: dict[str, int] = {}
+    viewers += [asyncio.create_task(hall_page(examiner.base_url, examiner.cookie, hall_events))
+                for _ in range(args.hall_pages)]
     stop = asyncio.Event()
     drivers: list[asyncio.Task[None]] = []
     try:
@@ -322,7 +325,8 @@ async def measure(k: int, args: argparse.Namespace, sim: Sim, proc: subprocess.P
           and f["poll_deadline_miss_rate"] < MISS_RATE_LIMIT and not examiner.stats.errors and queued == 0)
     st = examiner.stats
     acts = sorted(st.action_s)
-    row = {"k": k, "passed": ok, "cpu_percent": round(cpu, 1), "rss_mb": round(peak_rss, 1),
+    row = {"k": k, "passed": ok, "hall_pages": args.hall_pages, "hall_events": dict(hall_events),
+           "cpu_percent": round(cpu, 1), "rss_mb": round(peak_rss, 1),
            "samples_lost": f["samples_lost"], "frames_lost": f["frames_lost"],
            "poll_deadline_miss_rate": f["poll_deadline_miss_rate"], "sim_cpu_percent": round(sim_cpu, 1),
            "bench_cpu_percent": round(100.0 * (own1 - own0) / wall, 1), "other_processes_cpu_percent": round(others, 1),
@@ -413,6 +417,9 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="smoke run: 20 s per K, K = 2 then 4")
     p.add_argument("--item-s", type=float, default=40.0, help="seconds each candidate's item runs")
     p.add_argument("--warmup-s", type=float, default=10.0, help="seconds after all is up before measuring")
+    p.add_argument("--hall-pages", type=int, default=0,
+                   help="hall pages open besides the tiles (each reads /events, every station's live state): "
+                        "the hall feed builds and scores snapshots only while one is open (default 0)")
     p.add_argument("--lockstep", action="store_true",
                    help="every station's examiner acts at the same moment (default: station i starts its first "
                         "candidate i/K of an item later, as stations of a hall do not act in step)")

@@ -137,3 +137,16 @@ async def tile_viewer(base_url: str, cookie: str, station: str, camera: str, fra
     async with connect(url, additional_headers={"cookie": cookie}, max_size=None, compression=None) as ws:
         async for _ in ws:
             frames[key] += 1
+
+
+async def hall_page(base_url: str, cookie: str, events: dict[str, int]) -> None:
+    """A proctor's open hall page: its live stream (/events, every station's state, timeline and
+    alarms), events counted by name in `events`. With one open, the hall feed builds and scores
+    each station's snapshot as it changes; with none it does not (proctor_ui.hall_state)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(None)) as client, \
+            client.stream("GET", "/events", headers={"cookie": cookie, "accept": "text/event-stream"}) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if line.startswith("event:"):
+                name = line[len("event:"):].strip()
+                events[name] = events.get(name, 0) + 1
