@@ -36,12 +36,12 @@ typecheck: setup
 
 # unit, integration and site-check tests run one at a time (several measure timing: the device check
 # compares each device's answer time with its poll interval); the end-to-end scenarios
-# mostly wait on exam time, so they run three at a time; the tests that load both cores (the whole
+# mostly wait on exam time, so they run four at a time; the tests that load both cores (the whole
 # hall, the uplink's fault and kill tests, the demo hall, the browser driving the demo) run after them,
 # two at a time (measured: 0.6 of a core on average, 5.5 min instead of 8.7 one by one).
 ALONE := tests/e2e/test_hall.py tests/e2e/test_uplink_faults.py tests/e2e/test_uplink_cli.py \
   tests/e2e/test_ui_browser.py tests/e2e/test_demo_ui.py
-# the video tests mostly wait for real seconds of camera time and use little CPU: three at a time,
+# the video tests mostly wait for real seconds of camera time and use little CPU: four at a time,
 # with the UI's tests (requests to the app, no timing measured)
 VIDEO := $(wildcard tests/integration/test_recorder*.py) tests/integration/test_live_hub.py \
   tests/integration/test_sim_rtsp_camera.py tests/integration/test_evidence_attempt.py \
@@ -49,10 +49,14 @@ VIDEO := $(wildcard tests/integration/test_recorder*.py) tests/integration/test_
 # site-check tests that wait on cameras, NTP and the broker, and time nothing of their own
 SITE_WAITING := tests/site_check/test_camera_check.py tests/site_check/test_clock_check.py \
   tests/site_check/test_uplink_check.py tests/site_check/test_publish.py tests/site_check/test_html_report.py
+# the site benchmark's smoke run: two processes, a broker and the UI driven for ~20 s, mostly waiting
+BENCH_SMOKE := tests/integration/test_bench_site_smoke.py
+# phase 1 one at a time (timing measured); phase 2 four at a time: the pure unit tests (CPU, no
+# timing but their own ratios) beside the waiting video, UI and site-check tests
 test: setup system-deps lint typecheck
-	$(BIN)/python -m pytest -q --durations=8 tests/unit tests/integration tests/site_check $(addprefix --ignore=,$(VIDEO) $(SITE_WAITING))
-	$(BIN)/python -m pytest -q --durations=8 -n 3 $(VIDEO) tests/ui $(SITE_WAITING)
-	$(BIN)/python -m pytest -q --durations=8 -n 3 --dist loadgroup tests/e2e $(addprefix --ignore=,$(ALONE))
+	$(BIN)/python -m pytest -q --durations=8 tests/integration tests/site_check $(addprefix --ignore=,$(VIDEO) $(SITE_WAITING) $(BENCH_SMOKE))
+	$(BIN)/python -m pytest -q --durations=8 -n 4 tests/unit $(VIDEO) tests/ui $(SITE_WAITING)
+	$(BIN)/python -m pytest -q --durations=8 -n 4 --dist loadgroup tests/e2e $(BENCH_SMOKE) $(addprefix --ignore=,$(ALONE))
 	$(BIN)/python -m pytest -q --durations=8 -n 2 $(ALONE)
 
 demo: setup

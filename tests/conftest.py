@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import hypothesis
 import pytest
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -55,3 +56,9 @@ def _describe(fd: int) -> str:
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return ""
+
+
+# Hypothesis' per-example deadline (200 ms) measures the machine, not the code: the unit tests run
+# beside others (make test's second phase), and a slow example is not a failure of what they check.
+hypothesis.settings.register_profile("examstation", deadline=None)
+hypothesis.settings.load_profile("examstation")
