@@ -19,7 +19,7 @@ from scoring.yaml_strict import DuplicateKeyError, load_strict
 from station.config import ConfigError, SiteConfig
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+def line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     """Line (1-based) of the YAML node at `loc`, or of its nearest existing parent."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
@@ -96,7 +96,7 @@ def read_site_config(path: Path, encoding: str | None = None) -> SiteConfig:
             loc = tuple(e["loc"])
             if e["type"] == "site_reference":
                 at = tuple(e["ctx"]["at"])
-                line = _line_of(root, at)
+                line = line_of(root, at)
                 problems.append(f"{path}:{line}: {_path(at)}: {e['msg']}")
                 continue
             if e["type"] == "union_tag_invalid":
@@ -109,7 +109,7 @@ def read_site_config(path: Path, encoding: str | None = None) -> SiteConfig:
             hint = _field_help(loc)
             if e["type"] == "extra_forbidden":
                 hint = "remove it or fix its spelling; see examples/site.yaml for the keys"
-            line = _line_of(root, loc)
+            line = line_of(root, loc)
             where = f"{path}:{line}" if line else str(path)
             problems.append(f"{where}: {_path(loc)}: {msg}" + (f"; expected: {hint}" if hint else ""))
         raise ConfigError("site config is invalid:\n  " + "\n  ".join(problems)) from err
@@ -122,7 +122,7 @@ def _check_profiles(path: Path, root: yaml.Node | None, config: SiteConfig) -> N
     for si, st in enumerate(config.stations):
         for di, dev in enumerate(st.devices):
             loc: tuple[int | str, ...] = ("stations", si, "devices", di, "profile")
-            where = f"{path}:{_line_of(root, loc)}: {_path(loc)}"
+            where = f"{path}:{line_of(root, loc)}: {_path(loc)}"
             try:
                 profile = load_profile(dev.profile)
             except DeviceConfigError as err:

@@ -20,6 +20,7 @@ from devices.profile import available_profiles
 from scoring.text_file import TextFileError, read_text_file
 from scoring.yaml_strict import DuplicateKeyError, load_strict
 from station.config import OPERATIONS
+from station.config_file import line_of
 
 NATIONAL_FILE = Path(__file__).with_name("requirements.yaml")
 
@@ -123,7 +124,7 @@ def _problem(path: Path, root: yaml.Node | None, e: Any) -> str:
             msg += f" (got {e['input']!r})"
         desc = _describe(str(loc[-1])) if loc else ""
         hint = f"; expected: {desc}" if desc else ""
-    return f"{path}:{_line_of(root, loc)}: {_path(loc) or '(top level)'}: {msg}{hint}"
+    return f"{path}:{line_of(root, loc) or '?'}: {_path(loc) or '(top level)'}: {msg}{hint}"
 
 
 def _describe(field: str) -> str:
@@ -136,22 +137,6 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | str:
-    """Line (1-based) of the node at `loc`, or of its nearest existing parent."""
-    line: int | str = node.start_mark.line + 1 if node is not None else "?"
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            node = None
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
 
 
 def merge(national: Requirements, override: Requirements) -> Requirements:
