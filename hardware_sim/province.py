@@ -13,6 +13,8 @@ checked with its own canonicalisation (hardware_sim.jcs) and `cryptography`
 (hardware_sim.province_key), so a topic, schema or canonicalisation bug on either side shows up
 as a result not heard, a rejected result or a receipt that does not verify.
 
+What each result is checked for, and the audit-checkpoint watch: hardware_sim.province_checks.
+
 Site acceptance (hardware_sim.province_acceptance): probes and published site-check reports on
 `examstation/v1/{site}/acceptance` are verified against the same registered site key, stored, and
 answered with a signed acceptance receipt on the site's receipt topic.
@@ -44,6 +46,7 @@ from sqlalchemy.orm import Session
 
 import hardware_sim.province_key as ed25519
 from hardware_sim.province_acceptance import Acceptance, AcceptanceDesk
+from hardware_sim.province_checks import CheckpointWatch, reason_to_reject, stream_of
 from hardware_sim.province_contract import ASYNCAPI, Contract, ContractError, parse_broker_url
 from hardware_sim.province_faults import ProvinceFaults, ProvinceStats
 from hardware_sim.province_receipts import Verdict, receipt, receipt_messages
@@ -60,12 +63,6 @@ SIGN_RECEIPTS = True
 NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 """TCP_NODELAY, as docs/uplink.md asks of a receiving server: with Nagle's algorithm on, a receipt
 written right after a PUBACK waits ~40 ms for the peer's delayed ACK."""
-
-
-def stream_of(site: str, box: str | None) -> str:
-    """Whose seq and audit checkpoints a result continues: its site's, or with a box (a hall split over
-    several boxes, each with its own database) that box's, written `SITE/BOX`."""
-    return site if box is None else f"{site}/{box}"
 
 
 class ProvinceServer:
@@ -113,9 +110,7 @@ class ProvinceServer:
         self._max_seq: dict[str, int] = {}
         self._by_id: dict[str, tuple[str, int, int]] = {}
         """result_id -> (stream, seq, stored_utc_ns), for dedup without a query."""
-        self._checkpoints: dict[str, tuple[int, int]] = {}
-        """stream -> (result seq, audit checkpoint seq) of its result with the latest checkpoint stored
-        since this start."""
+        self._checkpoints = CheckpointWatch(self.stats)
         self._load()
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._outbox: asyncio.Queue[list[Verdict]] = asyncio.Queue()
@@ -333,7 +328,8 @@ class ProvinceServer:
             return Verdict(site, receipt(rid, known[1], "duplicate", stored_utc_ns=known[2]))
         box = doc.get("box")
         stream = stream_of(site, box if isinstance(box, str) else None)
-        reason = self._reason_to_reject(doc, site, station, seq, stream)
+        reason = reason_to_reject(doc, site=site, station=station, seq=seq, stream=stream, contract=self.contract,
+                                  keys=self._keys, seqs_stored=self._seqs.get(stream, set()), faults=self.faults)
         if reason is None and (stream, seq) in taken:
             reason = f"seq {seq} of {stream} was already used by another result"
         if reason is not None:
@@ -345,40 +341,8 @@ class ProvinceServer:
                      "document": payload.decode(), "stored_utc_ns": now})
         fresh[rid] = (stream, seq, now)
         taken.add((stream, seq))
-        self._watch_checkpoint(stream, seq, doc["audit_checkpoint"]["seq"])
+        self._checkpoints.see(stream, seq, doc["audit_checkpoint"]["seq"])
         return Verdict(site, receipt(rid, seq, "stored", stored_utc_ns=now))
-
-    def _watch_checkpoint(self, site: str, seq: int, audit_seq: int) -> None:
-        """A later result must carry a later audit checkpoint: a lower one means the station's
-        audit chain was cut back (the result is still stored; the rollback is for people to chase).
-        `site` is the stream: each box of a split hall has its own chain."""
-        top = self._checkpoints.get(site)
-        if top is not None and seq > top[0] and audit_seq < top[1]:
-            self.stats.rollbacks_seen += 1
-            log.warning("province: result seq %d of %s was signed at audit entry %d, but seq %d was signed at entry "
-                        "%d: the station's database was rolled back; ask the site for `examstation audit verify "
-                        "--province-copy` with that result", seq, site, audit_seq, *top)
-        if top is None or audit_seq > top[1]:
-            self._checkpoints[site] = (seq, audit_seq)
-
-    def _reason_to_reject(self, doc: dict[str, Any], site: str, station: str, seq: int,
-                          stream: str) -> str | None:
-        found = self.contract.problems("result", doc)
-        if found:
-            return "schema: " + "; ".join(found[:3])
-        if doc["site"] != site or doc["station"] != station:
-            return f"published on the topic of {site}/{station} but names {doc['site']}/{doc['station']}"
-        key = self._keys.get(site)
-        if key is None:
-            return f"no public key is registered for site {site}; register the output of `examstation keys export`"
-        if not ed25519.signature_ok(doc, key):
-            return "signature does not verify against the key registered for this site"
-        if seq in self._seqs.get(stream, set()):
-            return f"seq {seq} of {stream} was already used by another result"
-        reason = self.faults.reject.get(doc["result_id"])
-        if reason is None and self.faults.reject_when is not None:
-            reason = self.faults.reject_when(doc)
-        return reason
 
 
 if __name__ == "__main__":
