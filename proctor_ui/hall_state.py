@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import time
 import weakref
 from collections import deque
@@ -33,6 +32,7 @@ from typing import Any
 from proctor_ui.context import UiContext
 from proctor_ui.hall_peers import box_mark, peer_snapshot
 from proctor_ui.hall_snapshot import Scored, Snapshot, build_snapshot
+from proctor_ui.uplink_alarm import UPLINK_BACKLOG, UPLINK_EVERY_S, backlog_alarm
 from station.events import (
     AlarmEvent,
     DeviceHealthEvent,
@@ -51,10 +51,6 @@ SAMPLE_SCORE_S = 2.0
 REFRESH_S = 5.0
 SAMPLE_GAP_S = 0.2
 """A signal's samples go to watchers at most 5 per second (the station page's live readings)."""
-UPLINK_EVERY_S = 10.0
-UPLINK_BACKLOG = "uplink.backlog"
-UPLINK_TODO = ("检查考点网络与省平台的连接；结果保存在本机，连通后自动补传 / check the site's network link to the "
-               "province; results are kept here and sent when it is back")
 WATCH_MAX = 500
 
 Message = tuple[str, dict[str, Any]]
@@ -298,23 +294,14 @@ class HallFeed:
         return self.ui.services.rubric(operation).item(code).title_zh
 
     async def _check_uplink(self) -> None:
-        """The uplink's backlog as a site-wide alarm: results queued and not delivered for long, or
-        the broker unreachable with results waiting (from the relay's health line)."""
         assert self.ui.uplink_health is not None
         try:
             line = await asyncio.to_thread(self.ui.uplink_health)
         except Exception as err:  # the outbox cannot be read: say so rather than stay silent
             line = f"uplink health unreadable: {err}"
-        queued = re.search(r"(\d+) queued", line)
-        oldest = re.search(r"oldest (\d+) s", line)
-        waiting = bool(queued and int(queued.group(1)) > 0)
-        bad = waiting and ("NOT CONNECTED" in line or (oldest is not None and int(oldest.group(1)) > 600))
-        now_utc = self.ui.services.clock.utc_ns()
-        raised = (UPLINK_BACKLOG, None) in self.alarms
-        if bad and not raised:
-            self._alarm(AlarmEvent(UPLINK_BACKLOG, line, UPLINK_TODO, None, now_utc))
-        elif raised and not bad:
-            self._alarm(AlarmEvent(UPLINK_BACKLOG, line, "", None, now_utc, cleared=True))
+        change = backlog_alarm(line, (UPLINK_BACKLOG, None) in self.alarms, self.ui.services.clock.utc_ns())
+        if change is not None:
+            self._alarm(change)
 
 
 def _changed(old: Snapshot | None, new: Snapshot) -> bool:

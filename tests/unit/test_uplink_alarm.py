@@ -1,0 +1,41 @@
+"""The hall's uplink backlog alarm, from the relay's own health lines (proctor_ui.uplink_alarm)."""
+
+from __future__ import annotations
+
+from proctor_ui.uplink_alarm import UPLINK_BACKLOG, backlog_alarm
+from station.uplink.broker_link import UplinkHealth
+from station.uplink.outbox import Backlog
+
+
+def health(queued: int, connected: bool, oldest_s: float | None) -> str:
+    return UplinkHealth("mqtts://province.example:8883", connected, None if connected else "connection refused",
+                        Backlog(queued, 0, 7, None), oldest_s).line()
+
+
+def test_results_waiting_while_the_broker_is_unreachable_raise_it_with_what_to_do() -> None:
+    alarm = backlog_alarm(health(3, False, 40), raised=False, now_utc_ns=5)
+    assert alarm is not None and alarm.code == UPLINK_BACKLOG and not alarm.cleared
+    assert "3 queued" in alarm.what and "NOT CONNECTED" in alarm.what
+    assert "检查考点网络" in alarm.todo and alarm.station is None and alarm.t_utc_ns == 5
+
+
+def test_connected_but_a_result_older_than_ten_minutes_raises_it() -> None:
+    assert backlog_alarm(health(1, True, 599), raised=False, now_utc_ns=0) is None
+    alarm = backlog_alarm(health(1, True, 601), raised=False, now_utc_ns=0)
+    assert alarm is not None and not alarm.cleared
+
+
+def test_unreachable_with_nothing_waiting_is_no_backlog() -> None:
+    assert backlog_alarm(health(0, False, None), raised=False, now_utc_ns=0) is None
+
+
+def test_it_clears_once_delivered_and_is_not_raised_twice() -> None:
+    assert backlog_alarm(health(3, False, 40), raised=True, now_utc_ns=0) is None
+    cleared = backlog_alarm(health(0, True, None), raised=True, now_utc_ns=9)
+    assert cleared is not None and cleared.cleared and cleared.code == UPLINK_BACKLOG
+    assert backlog_alarm(health(0, True, None), raised=False, now_utc_ns=9) is None
+
+
+def test_an_unreadable_outbox_line_raises_nothing() -> None:
+    unreadable = "uplink health unreadable: disk I/O error"
+    assert backlog_alarm(unreadable, raised=False, now_utc_ns=0) is None
