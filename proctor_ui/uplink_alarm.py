@@ -19,8 +19,10 @@ OLDEST_S = 600
 def backlog_alarm(line: str, raised: bool, now_utc_ns: int) -> AlarmEvent | None:
     """The alarm to raise or to clear after the health `line`, or None when nothing changes."""
     queued = re.search(r"(\d+) queued", line)
+    if queued is None:  # the outbox could not be read: no news, neither a backlog nor its end
+        return None
     oldest = re.search(r"oldest (\d+) s", line)
-    waiting = bool(queued and int(queued.group(1)) > 0)
+    waiting = int(queued.group(1)) > 0
     bad = waiting and ("NOT CONNECTED" in line or (oldest is not None and int(oldest.group(1)) > OLDEST_S))
     if bad and not raised:
         return AlarmEvent(UPLINK_BACKLOG, line, UPLINK_TODO, None, now_utc_ns)

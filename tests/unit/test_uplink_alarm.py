@@ -36,6 +36,7 @@ def test_it_clears_once_delivered_and_is_not_raised_twice() -> None:
     assert backlog_alarm(health(0, True, None), raised=False, now_utc_ns=9) is None
 
 
-def test_an_unreadable_outbox_line_raises_nothing() -> None:
+def test_an_unreadable_outbox_line_raises_nothing_and_clears_nothing_it_cannot_judge() -> None:
     unreadable = "uplink health unreadable: disk I/O error"
     assert backlog_alarm(unreadable, raised=False, now_utc_ns=0) is None
+    assert backlog_alarm(unreadable, raised=True, now_utc_ns=0) is None  # was: cleared, as if delivered
