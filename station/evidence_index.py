@@ -78,12 +78,16 @@ class EvidenceIndex:
         """(monotonic s, bytes) of the segments stored in the last RATE_WINDOW_S: the recording rate."""
         self.failures = 0
         """Facts that could not be stored (logged and alarmed; the files stay on disk)."""
+        self._stopped = False
+        """Set once the recorder and then this index have stopped: no segment will come any more."""
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("the evidence index is already started")
+        with self._cond:
+            self._stopped = False
         self._thread = threading.Thread(target=self._work, name="evidence-index", daemon=True)
         self._thread.start()
 
@@ -97,6 +101,9 @@ class EvidenceIndex:
         if thread.is_alive():
             log.error("evidence index: %d facts still queued after %.0f s; they are stored on the next start from "
                       "the files on disk only if recovery finds them", self._queue.qsize(), timeout_s)
+        with self._cond:  # a signature waiting for the post-roll has all the video it will get
+            self._stopped = True
+            self._cond.notify_all()
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything reported so far is stored (tests, shutdown)."""
@@ -136,14 +143,16 @@ class EvidenceIndex:
             return None if cov.open_gap_since_utc_ns is not None else cov.final_until_utc_ns
 
     def wait_covered(self, station: str, cameras: Sequence[str], until_utc_ns: int, timeout_s: float) -> list[str]:
-        """Wait until every camera's recording is final up to `until_utc_ns`; return the cameras that are not."""
+        """Wait until every camera's recording is final up to `until_utc_ns`; return the cameras that are not.
+        The wait ends early once the index has stopped (the controller is stopping: no segment will
+        come, and the stop must not wait a whole post-roll for this thread)."""
         deadline = time.monotonic() + timeout_s
 
         def behind() -> list[str]:
             return [c for c in cameras if (u := self.covered_until(station, c)) is not None and u < until_utc_ns]
 
         with self._cond:
-            while (late := behind()) and (left := deadline - time.monotonic()) > 0:
+            while (late := behind()) and not self._stopped and (left := deadline - time.monotonic()) > 0:
                 self._cond.wait(min(left, 0.5))
         return late
 
