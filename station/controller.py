@@ -33,6 +33,7 @@ from station.recording import Recording
 from station.service_notify import ServiceNotifier, sigterm_stops
 from station.services import StationServices
 from station.signing import SiteKey
+from station.slow_stop import watch_stop
 from station.status_feed import StatusFeed
 from station.uplink.live import live_documents, live_every_s
 from station.uplink.peer_live import PeerLive
@@ -60,7 +61,8 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
     proctor UI is served as `ui` says (None: `--no-ui`). Under systemd it notifies READY once all is up,
     WATCHDOG from the clock loop and STOPPING on the way out (station.service_notify)."""
     notifier = ServiceNotifier.from_environ()
-    with open_database(database_path(data_dir)) as db:
+    # a stop that hangs says what it waits on (station.slow_stop)
+    with watch_stop("run") as slow, open_database(database_path(data_dir)) as db:
         services = StationServices(config, db, SiteKey.load_or_create(data_dir), SystemClock())
         try:
             for attempt_id in await asyncio.to_thread(services.recover):
@@ -99,6 +101,7 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
                         await _clock_loop(services, hub, relay, duration_s, status_every_s, notifier)
                     finally:
                         notifier.stopping()
+                        slow.arm()
                         for task in helpers:
                             task.cancel()
         except BaseException:
@@ -108,6 +111,9 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
             await asyncio.to_thread(services.close)
         finally:
             _left_open(services)
+        # threads still working (a signature settling its video) are waited for here, inside the watch,
+        # rather than silently by asyncio.run on the way out
+        await asyncio.get_running_loop().shutdown_default_executor()
 
 
 @contextlib.asynccontextmanager

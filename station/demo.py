@@ -27,6 +27,7 @@ from station.db import Database, database_path, open_database
 from station.device_hub import DeviceHub
 from station.services import StationServices
 from station.signing import SiteKey
+from station.slow_stop import watch_stop
 from station.uplink import outbox
 from station.uplink.relay import UplinkRelay
 
@@ -91,52 +92,57 @@ async def run_demo(config: SiteConfig, data_dir: Path, duration_s: float | None,
     check_transport(host, None, None)  # before anything starts: the demo serves plain HTTP on loopback only
     desks = desk_stations(config)
     key = SiteKey.load_or_create(data_dir)
-    async with uplink_stack(config, key, broker_url, data_dir) as province:
-        site_config = demo_config(config, province, data_dir)
-        print(f"examstation demo: site {config.site.id} {config.site.name}", flush=True)
-        print(f"  broker {province.broker_url} ({'external' if broker_url else 'embedded amqtt'}), simulated "
-              f"province receiving; data in {data_dir}", flush=True)
-        print(f"  {len(config.stations) - len(desks)} stations play candidate scenarios at {HALL_SCALE:g}x exam "
-              f"time; {', '.join(desks) or 'no station'} waits for you: sign in as an examiner, check the "
-              "candidate in by ID card, start an item, end, review and sign; Ctrl-C stops the demo", flush=True)
+    with watch_stop("demo") as slow:  # a stop that hangs says what it waits on (station.slow_stop)
+        async with uplink_stack(config, key, broker_url, data_dir) as province:
+            site_config = demo_config(config, province, data_dir)
+            print(f"examstation demo: site {config.site.id} {config.site.name}", flush=True)
+            print(f"  broker {province.broker_url} ({'external' if broker_url else 'embedded amqtt'}), simulated "
+                  f"province receiving; data in {data_dir}", flush=True)
+            print(f"  {len(config.stations) - len(desks)} stations play candidate scenarios at {HALL_SCALE:g}x exam "
+                  f"time; {', '.join(desks) or 'no station'} waits for you: sign in as an examiner, check the "
+                  "candidate in by ID card, start an item, end, review and sign; Ctrl-C stops the demo", flush=True)
 
-        @contextlib.asynccontextmanager
-        async def attach(services: StationServices, hub: DeviceHub, resolved: SiteConfig) -> AsyncIterator[None]:
-            async with uplink_relay(site_config, services, hub) as relay, \
-                    ui_for(services, resolved, data_dir, hub, relay=relay, host=host, port=port) as url:
-                logins = await asyncio.to_thread(ensure_demo_users, services, desks)
-                for line in login_lines(url, logins):
-                    print(line, flush=True)
-                if logins_file is not None:
-                    await asyncio.to_thread(write_logins_file, logins_file, url, logins)
-                async def report() -> None:
-                    while True:
-                        await asyncio.sleep(status_every_s)
-                        online = sum(1 for s in hub.status() if s.online)
-                        health = await asyncio.to_thread(relay.health)
-                        print(f"  status: {online}/{len(hub.status())} devices online, "
-                              f"{len(services.active_attempts())} candidates at work; {health.line()}; province "
-                              f"stored {province.stats.stored}, duplicates {province.stats.duplicates}", flush=True)
+            @contextlib.asynccontextmanager
+            async def attach(services: StationServices, hub: DeviceHub, resolved: SiteConfig) -> AsyncIterator[None]:
+                async with uplink_relay(site_config, services, hub) as relay, \
+                        ui_for(services, resolved, data_dir, hub, relay=relay, host=host, port=port) as url:
+                    logins = await asyncio.to_thread(ensure_demo_users, services, desks)
+                    for line in login_lines(url, logins):
+                        print(line, flush=True)
+                    if logins_file is not None:
+                        await asyncio.to_thread(write_logins_file, logins_file, url, logins)
+                    async def report() -> None:
+                        while True:
+                            await asyncio.sleep(status_every_s)
+                            online = sum(1 for s in hub.status() if s.online)
+                            health = await asyncio.to_thread(relay.health)
+                            print(f"  status: {online}/{len(hub.status())} devices online, "
+                                  f"{len(services.active_attempts())} candidates at work; {health.line()}; province "
+                                  f"stored {province.stats.stored}, duplicates {province.stats.duplicates}", flush=True)
 
-                task = asyncio.create_task(report())
-                try:
-                    yield
-                finally:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                    task = asyncio.create_task(report())
+                    try:
+                        yield
+                    finally:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
 
-        hall = asyncio.create_task(play_hall(site_config, data_dir, duration_s or 365 * 86400.0, HALL_SCALE,
-                                             hall_rotation, attach, desks))
-        stopped = asyncio.create_task(until_stopped(duration_s))
-        await asyncio.wait({hall, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if not hall.done():
-            hall.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await hall
-        stopped.cancel()
-        print(f"examstation demo: stopped; the province stored {province.stats.stored} results "
-              f"({province.stats.duplicates} duplicates absorbed, {province.stats.rejected} rejected)", flush=True)
+            hall = asyncio.create_task(play_hall(site_config, data_dir, duration_s or 365 * 86400.0, HALL_SCALE,
+                                                 hall_rotation, attach, desks))
+            stopped = asyncio.create_task(until_stopped(duration_s))
+            await asyncio.wait({hall, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            slow.arm()
+            if not hall.done():
+                hall.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hall
+            stopped.cancel()
+            print(f"examstation demo: stopped; the province stored {province.stats.stored} results "
+                  f"({province.stats.duplicates} duplicates absorbed, {province.stats.rejected} rejected)", flush=True)
+        # threads still working (a signature settling its video) are waited for here, inside the watch,
+        # rather than silently by asyncio.run on the way out
+        await asyncio.get_running_loop().shutdown_default_executor()
 
 
 def desk_stations(config: SiteConfig) -> list[str]:

@@ -25,10 +25,17 @@ def examstation(*args: str, timeout_s: float = 60) -> subprocess.CompletedProces
                           timeout=timeout_s)
 
 
+class Demo(subprocess.Popen[str]):
+    """The demo process, and what it printed on stderr once stopped (for the failure message)."""
+
+    stderr_text = ""
+
+
 @contextmanager
-def running_demo(data: Path) -> Iterator[subprocess.Popen[str]]:
-    """`examstation demo` on `data`, once it has printed its first line; stopped with Ctrl-C after."""
-    proc = subprocess.Popen([sys.executable, "-m", "station.cli", "demo", "--port", "0", "--data-dir", str(data),
+def running_demo(data: Path) -> Iterator[Demo]:
+    """`examstation demo` on `data`, once it has printed its first line; stopped with Ctrl-C after,
+    killed when it has not ended 30 s later (its stderr then holds station.slow_stop's report)."""
+    proc = Demo([sys.executable, "-m", "station.cli", "demo", "--port", "0", "--data-dir", str(data),
                              "--duration", "60", "--status-every", "30"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -40,10 +47,24 @@ def running_demo(data: Path) -> Iterator[subprocess.Popen[str]]:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         try:
-            proc.communicate(timeout=30)
+            proc.stderr_text = proc.communicate(timeout=30)[1]
         except subprocess.TimeoutExpired:
+            stacks = _py_spy_dump(proc.pid)
             proc.kill()
-            proc.communicate()
+            out, err = proc.communicate()
+            proc.stderr_text = f"{err}\n--- stdout:\n{out[-3000:]}\n--- py-spy dump:\n{stacks}"
+
+
+def _py_spy_dump(pid: int) -> str:
+    """Every thread's stack of a process that will not stop (native frames too), where py-spy is
+    installed (it is a developer's tool, not a requirement); the demo's own report
+    (station.slow_stop) needs its event loop to turn."""
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        return "(py-spy not installed)"
+    done = subprocess.run([str(spy), "dump", "--pid", str(pid), "--locals"], capture_output=True, text=True,
+                          timeout=60)
+    return done.stdout + done.stderr
 
 
 def test_a_second_lock_on_one_data_directory_is_refused_with_the_first_ones_pid(tmp_path: Path) -> None:
@@ -98,6 +119,6 @@ def test_a_second_controller_on_a_running_demos_data_directory_is_refused(tmp_pa
             assert "Traceback" not in done.stderr, done.stderr
             assert took < 15, f"{second}: refused only after {took:.1f} s"
             assert first.poll() is None, "the first demo must keep running"
-    assert first.returncode == 0, "the first demo ran until Ctrl-C and stopped cleanly"
+    assert first.returncode == 0, f"the first demo did not stop cleanly on Ctrl-C: {first.stderr_text[-20000:]}"
     again = examstation("demo", "--port", "0", "--data-dir", str(data), "--duration", "3", timeout_s=120)
     assert again.returncode == 0, again.stderr[-2000:]
