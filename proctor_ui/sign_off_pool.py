@@ -15,6 +15,7 @@ running between them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import itertools
 import threading
@@ -45,9 +46,13 @@ async def run_sign_off(action: Callable[[], T]) -> T:
         try:
             value = ctx.run(action)
         except BaseException as err:  # handed to the awaiting coroutine, which raises it
-            loop.call_soon_threadsafe(settle, None, err)
+            outcome: tuple[T | None, BaseException | None] = (None, err)
         else:
-            loop.call_soon_threadsafe(settle, value, None)
+            outcome = (value, None)
+        # the loop may have closed meanwhile (the controller stopped; the signature is committed or not
+        # by then, and the attempt's state says which): nobody is left to tell
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, *outcome)
 
     threading.Thread(target=work, name=f"sign-off-{next(_numbers)}").start()
     return await done
