@@ -76,10 +76,7 @@ def live_filter(site: str) -> str:
 
 def parse_live_topic(topic: str) -> tuple[str, str]:
     """(site, station) of a live topic."""
-    parts = topic.split("/")
-    if len(parts) != 5 or "/".join(parts[:2]) != PREFIX or parts[4] != "live":
-        raise ContractError(f"{topic!r} is not a live topic ({PREFIX}/SITE/STATION/live)")
-    return parts[2], parts[3]
+    return _parse_station_topic(topic, "live")
 
 
 def receipt_topic(site: str) -> str:
@@ -92,9 +89,13 @@ def acceptance_topic(site: str) -> str:
 
 def parse_result_topic(topic: str) -> tuple[str, str]:
     """(site, station) of a result topic."""
+    return _parse_station_topic(topic, "result")
+
+
+def _parse_station_topic(topic: str, kind: str) -> tuple[str, str]:
     parts = topic.split("/")
-    if len(parts) != 5 or "/".join(parts[:2]) != PREFIX or parts[4] != "result":
-        raise ContractError(f"{topic!r} is not a result topic ({PREFIX}/SITE/STATION/result)")
+    if len(parts) != 5 or "/".join(parts[:2]) != PREFIX or parts[4] != kind:
+        raise ContractError(f"{topic!r} is not a {kind} topic ({PREFIX}/SITE/STATION/{kind})")
     return parts[2], parts[3]
 
 
