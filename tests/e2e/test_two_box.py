@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import shutil
 import signal
 import sys
@@ -37,6 +36,7 @@ from station.config import SiteConfig, load_site_config
 from station.db import open_database
 from station.signing import KEY_FILE
 from tests.box_kit import example_raw, split, write
+from tests.sse_kit import events, sign_in
 from tests.uplink_kit import outbox_states, province_key, station_database
 
 CLI = [sys.executable, "-m", "station.cli"]
@@ -114,28 +114,11 @@ def _databases(whole: SiteConfig, data_a: Path, data_b: Path) -> None:
         pass
 
 
-async def _sign_in(client: httpx.AsyncClient, name: str) -> str:
-    """The form's way in; the Cookie header (httpx keeps Secure cookies back over loopback HTTP)."""
-    page = await client.get("/login")
-    login_cookie = page.headers["set-cookie"].split(";")[0]
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert csrf
-    r = await client.post("/login", data={"name": name, "password": PASSWORD, "csrf": csrf.group(1), "next": "/"},
-                          headers={"cookie": login_cookie})
-    assert r.status_code == 303, r.text
-    return r.headers["set-cookie"].split(";")[0]
-
-
 async def _states(client: httpx.AsyncClient, cookie: str) -> AsyncGenerator[tuple[float, dict[str, Any]], None]:
     """Each `state` event of the hall's stream, with when it arrived."""
-    async with client.stream("GET", "/events", headers={"cookie": cookie}) as r:
-        assert r.status_code == 200
-        name = ""
-        async for line in r.aiter_lines():
-            if line.startswith("event:"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and name == "state":
-                yield time.monotonic(), json.loads(line.split(":", 1)[1])
+    async for ev in events(client, cookie):
+        if ev.name == "state":
+            yield ev.at, ev.data
 
 
 async def _next_state(stream: AsyncIterator[tuple[float, dict[str, Any]]], station: str, timeout_s: float,
@@ -217,7 +200,7 @@ async def test_two_boxes_one_broker_one_hall(tmp_path: Path) -> None:
                 assert province.rejections() == []
 
                 async with httpx.AsyncClient(base_url=a.url, timeout=10) as client:
-                    cookie = await _sign_in(client, "hall")
+                    cookie = await sign_in(client, "hall", PASSWORD)
                     page = (await client.get("/", headers={"cookie": cookie})).text
                     for station in ("W01", "W02"):
                         tile = page[page.index(f'id="tile-{station}"'):]
