@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+from proc_stat import cpu_times_s
 from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,12 +61,6 @@ COMPRESSION: str | None = "deflate"
 
 def log(msg: str) -> None:
     print(f"live_fanout: {msg}", file=sys.stderr, flush=True)
-
-
-def cpu_ticks(pid: int) -> tuple[int, int]:
-    """User and system ticks of every thread of `pid` (fields 14 and 15 of /proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]), int(fields[12])
 
 
 @contextlib.contextmanager
@@ -134,9 +129,9 @@ async def measure(pid: int, url: str, cookie: str, mjpeg: int, mse: int,
             if failed:
                 raise RuntimeError(f"{len(failed)} viewers ended during warm-up: {failed[0].exception()!r}")
             start_got = list(got)
-            t0, c0 = time.monotonic(), cpu_ticks(pid)
+            t0, c0 = time.monotonic(), cpu_times_s(pid)
             await asyncio.sleep(seconds)
-            t1, c1 = time.monotonic(), cpu_ticks(pid)
+            t1, c1 = time.monotonic(), cpu_times_s(pid)
             during = [b - a for a, b in zip(start_got, got, strict=True)]
         finally:
             for t in tasks:
@@ -144,8 +139,7 @@ async def measure(pid: int, url: str, cookie: str, mjpeg: int, mse: int,
             await asyncio.gather(*tasks, return_exceptions=True)
     if min(during) == 0:
         raise RuntimeError(f"{during.count(0)} of {len(during)} viewers received nothing in the window")
-    hz = os.sysconf("SC_CLK_TCK")
-    return (sum(c1) - sum(c0)) / hz / (t1 - t0), (c1[1] - c0[1]) / hz / (t1 - t0), during
+    return (sum(c1) - sum(c0)) / (t1 - t0), (c1[1] - c0[1]) / (t1 - t0), during
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:

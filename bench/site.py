@@ -55,6 +55,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from proc_stat import cpu_with_ended_children_s as cpu_s  # noqa: E402
+from proc_stat import machine, machine_busy_s, rss_mb  # noqa: E402
 from site_drive import Examiner, hall_page, tile_viewer  # noqa: E402
 from site_figures import Metrics, figures, parse_metrics, total  # noqa: E402
 from site_hall import OPERATION, hall_config, write_hall  # noqa: E402
@@ -78,34 +80,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def cpu_s(pid: int) -> float:
-    """User + system seconds of every thread of `pid` (and of its children that ended)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_s() -> float:
-    """CPU seconds all cores spent busy since boot (/proc/stat: everything but idle and iowait)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def machine() -> dict[str, Any]:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "?")
-    mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-               if line.startswith("MemTotal"))
-    return {"cpus": os.cpu_count(), "cpu_model": model, "ram_gib": round(mem / 1024 / 1024, 1),
-            "python": sys.version.split()[0], "kernel": os.uname().release, "date": time.strftime("%Y-%m-%d")}
 
 
 def placed(args: list[str], placement: str, role: str) -> list[str]:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from proc_stat import cpu_s as proc_cpu
 
 from devices.modbus.register_codec import Value
 from hardware_sim.camera import SimCamera
@@ -202,10 +203,9 @@ def proc_cpu_s(pid: int | None) -> float | None:
     if pid is None:
         return None
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return proc_cpu(pid)
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def report(site: SimSite, candidates: Candidates, province: ProvinceServer, broker: Mosquitto,
