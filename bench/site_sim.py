@@ -115,10 +115,16 @@ class Candidates:
         n = max(1, len(self.site.rigs))
         for i, (sid, rig) in enumerate(sorted(self.site.rigs.items())):
             phase = i / n  # spread the stations' actions over the period
-            if rig.bench is not None:
-                self._tasks.append(asyncio.create_task(self._bench(sid, rig, phase * BENCH_EVERY_S)))
-            if rig.cabinet is not None:
-                self._tasks.append(asyncio.create_task(self._cabinet(sid, rig, phase * CABINET_EVERY_S)))
+            if (bench := rig.bench) is not None:  # the candidate puts the meter's leads on, then off
+                def probe(bench: Any = bench) -> None:
+                    bench.meter_probe = not bench.meter_probe
+                self._tasks.append(asyncio.create_task(
+                    self._act(f"{sid}/bench", bench.values, probe, phase * BENCH_EVERY_S, BENCH_EVERY_S)))
+            if (cabinet := rig.cabinet) is not None:  # ear plugs taken, then put back
+                def plugs(cabinet: Any = cabinet) -> None:
+                    (cabinet.take if cabinet.present["ear_plugs"] else cabinet.put_back)("ear_plugs")
+                self._tasks.append(asyncio.create_task(
+                    self._act(f"{sid}/cabinet", cabinet.values, plugs, phase * CABINET_EVERY_S, CABINET_EVERY_S)))
             if rig.manikin is not None:
                 self._tasks.append(asyncio.create_task(self._cpr(rig, phase * COMPRESSION_EVERY_S)))
 
@@ -131,28 +137,15 @@ class Candidates:
     def _count(self, key: str, n: int) -> None:
         self.changes[key] = self.changes.get(key, 0) + n
 
-    async def _bench(self, sid: str, rig: StationRig, delay_s: float) -> None:
-        bench = rig.bench
-        assert bench is not None
+    async def _act(self, key: str, values: Callable[[], dict[str, Value]], act: Callable[[], None], delay_s: float,
+                   every_s: float) -> None:
+        """Do `act` to the device model every `every_s`, counting the values it changed under `key`."""
         await asyncio.sleep(delay_s)
         while True:
-            before = bench.values()
-            bench.meter_probe = not bench.meter_probe  # the candidate puts the meter's leads on, then off
-            self._count(f"{sid}/bench", changed(before, bench.values()))
-            await asyncio.sleep(BENCH_EVERY_S)
-
-    async def _cabinet(self, sid: str, rig: StationRig, delay_s: float) -> None:
-        cabinet = rig.cabinet
-        assert cabinet is not None
-        await asyncio.sleep(delay_s)
-        while True:
-            before = cabinet.values()
-            if cabinet.present["ear_plugs"]:
-                cabinet.take("ear_plugs")
-            else:
-                cabinet.put_back("ear_plugs")
-            self._count(f"{sid}/cabinet", changed(before, cabinet.values()))
-            await asyncio.sleep(CABINET_EVERY_S)
+            before = values()
+            act()
+            self._count(key, changed(before, values()))
+            await asyncio.sleep(every_s)
 
     async def _cpr(self, rig: StationRig, delay_s: float) -> None:
         manikin = rig.manikin
