@@ -19,6 +19,7 @@ from proctor_ui.context import UiContext
 from proctor_ui.deps import LoginRequired
 from proctor_ui.guard import SESSION_ENDED, Guard, login_location
 from proctor_ui.routes import (
+    account,
     admin,
     auth_routes,
     discipline,
@@ -41,7 +42,7 @@ def create_app(ui: UiContext) -> FastAPI:
     app = FastAPI(title="examstation proctor UI", version="1", docs_url=None, redoc_url=None)
     app.state.ui = ui
     app.state.sessions = SessionStore()
-    for module in (auth_routes, hall, live, station, review, reports, discipline, admin, site_check, metrics):
+    for module in (auth_routes, account, hall, live, station, review, reports, discipline, admin, site_check, metrics):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

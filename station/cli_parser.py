@@ -90,12 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_box_option(run)
     log_format.add_option(run)
     u = cmd("user", "the people who sign in to the proctor UI")
-    u.add_argument("action", choices=["add", "list"], help="add NAME: a new user (asks for the password); list")
-    u.add_argument("name", nargs="?", help="with add: the user name")
+    u.add_argument("action", choices=["add", "passwd", "list"],
+                   help="add NAME: a new user (asks for the password); passwd NAME: a new password for NAME; list")
+    u.add_argument("name", nargs="?", help="with add and passwd: the user name")
     u.add_argument("--role", choices=["admin", "examiner", "proctor"], default=None, help="with add: the user's role")
     u.add_argument("--stations", default="", metavar="A01,A02", help="with add: an examiner's stations")
     u.add_argument("--password-stdin", action="store_true",
-                   help="with add: read the password from the first line of standard input (for scripts)")
+                   help="with add and passwd: read the password from the first line of standard input (for scripts)")
     ci = cmd("candidates", "the candidate register")
     ci.add_argument("action", choices=["import"])
     ci.add_argument("file", type=Path, help="CSV: id_number,name,operation,batch[,photo_ref,attempt_number]")

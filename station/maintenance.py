@@ -110,6 +110,14 @@ def user_add(config: SiteConfig, data_dir: Path, name: str, role: str, password:
     return f"user {info.name} added: {info.role}{where}; they sign in to the proctor UI with this password"
 
 
+def user_passwd(config: SiteConfig, data_dir: Path, name: str, password: str) -> str:
+    """`examstation user passwd NAME`: a new password, audited as changed by `cli`."""
+    with open_database(database_path(data_dir)) as db:
+        info = _users(config, db).set_password(name, password, by="cli")
+    return (f"password of {info.name} ({info.role}) changed; a browser already signed in as {info.name} stays "
+            "signed in until it signs out, idles out or the controller restarts")
+
+
 def user_list(config: SiteConfig, data_dir: Path) -> str:
     """`examstation user list`: every user with role, stations and whether disabled."""
     with open_database(database_path(data_dir)) as db:

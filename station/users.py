@@ -8,7 +8,8 @@ Roles, as a site runs an exam:
 Passwords are stored as Argon2id hashes (pwdlib); there is no default password: `examstation user
 add` asks for one, the demo makes random ones and prints them once. Checking a password costs the
 same whether the user exists or not, so a login page cannot be used to find out who has an account.
-Every change is an audit entry (`user.added`, `user.changed`).
+Every change is an audit entry (`user.added`, `user.changed`; a new password is audited as changed,
+never written there).
 """
 
 from __future__ import annotations
@@ -107,6 +108,29 @@ class UserBook:
             audit.append(tx, by, "user.changed", f"user:{name}", {"disabled": {"old": old, "new": disabled}},
                          self.clock.utc_ns())
             return _info(row)
+
+    def set_password(self, name: str, password: str, by: str) -> UserInfo:
+        """A new password for `name`, set by an administrator (or by `examstation user passwd` on the
+        box, the way back in when no administrator can sign in). The audit entry says that it
+        changed, never the password or its hash."""
+        self._check_password(password)
+        hashed = _HASHER.hash(password)
+        with self.db.write() as tx:
+            row = tx.get(User, name)
+            if row is None:
+                raise ServiceError(f"no user {name}")
+            row.password_hash = hashed
+            audit.append(tx, by, "user.changed", f"user:{name}", {"password": "changed"}, self.clock.utc_ns())
+            return _info(row)
+
+    def change_own_password(self, name: str, current: str, new: str) -> UserInfo:
+        """A user changing their own password: the current one first (a hall PC left signed in must
+        not let anyone take the account over)."""
+        try:
+            self.authenticate(name, current)
+        except LoginRefused:
+            raise LoginRefused("the current password is wrong; nothing was changed") from None
+        return self.set_password(name, new, by=name)
 
     def authenticate(self, name: str, password: str) -> UserInfo:
         """The user, when the password is theirs; LoginRefused otherwise (the same for every reason)."""

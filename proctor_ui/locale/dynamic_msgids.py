@@ -25,6 +25,7 @@ LOGIN = (N_("用户名或密码错误"),)
 FORM_ERRORS = (
     N_("必填"), N_("请选择作业类别"), N_("只能是 1（初考）或 2（补考）"), N_("上传的文件已不存在，请重新上传"),
     N_("请选择角色"), N_("密码太短"), N_("两次输入的密码不一致"),
-    N_("日期格式应为 2025-06-01"), N_("没有这个考位"),
+    N_("日期格式应为 2025-06-01"), N_("没有这个考位"), N_("当前密码错误"), N_("新密码与当前密码相同"),
 )
-"""The admin pages' field errors (routes/admin_candidates.py, admin_users.py, admin_results.py)."""
+"""The admin pages' and the password page's field errors (routes/admin_candidates.py, admin_users.py,
+admin_results.py, account.py)."""

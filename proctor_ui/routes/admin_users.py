@@ -1,7 +1,8 @@
-"""Users (用户): list, add with role and stations, assign an examiner's stations, disable or enable.
+"""Users (用户): list, add with role and stations, assign an examiner's stations, set a new password,
+disable or enable.
 
 Through station.users.UserBook, which audits each change under the administrator's name. Disabling
-a user or changing their stations ends their sessions at once (SessionStore.end_user): a session
+a user, changing their stations or setting their password ends their sessions at once (SessionStore.end_user): a session
 holds the user as they were when they signed in, so the old rights must not outlive the change.
 """
 
@@ -72,6 +73,23 @@ async def add_user(request: Request, ui: Ui, user: Admin, name: Annotated[str, F
 async def assign_stations(request: Request, ui: Ui, user: Admin, name: str,
                           stations: Annotated[list[str] | None, Form()] = None) -> Response:
     await asyncio.to_thread(ui.users.set_stations, name, stations or [], user.name)
+    _sessions(request).end_user(name)
+    return await _page(request, ui, message=name)
+
+
+@router.post("/users/{name}/password")
+async def set_password(request: Request, ui: Ui, user: Admin, name: str,
+                       password: Annotated[str, Form(max_length=256)] = "",
+                       password2: Annotated[str, Form(max_length=256)] = "") -> Response:
+    """A forgotten password: the administrator sets a new one and tells the user; their sessions end."""
+    problem = None
+    if len(password) < MIN_PASSWORD_CHARS:
+        problem = "密码太短"
+    elif password != password2:
+        problem = "两次输入的密码不一致"
+    if problem is not None:
+        return await _page(request, ui, errors={f"password:{name}": problem}, status_code=422)
+    await asyncio.to_thread(ui.users.set_password, name, password, user.name)
     _sessions(request).end_user(name)
     return await _page(request, ui, message=name)
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMSTATION = [sys.executable, "-m", "station.cli"]
 
@@ -107,3 +109,42 @@ def test_run_refuses_plain_http_beyond_loopback_before_starting(tmp_path: Path) 
     out = _cli(_database(tmp_path), "run", "--host", "0.0.0.0", "--duration", "1")
     assert out.returncode == 2 and "--tls-cert and --tls-key" in out.stderr
     assert "examstation run: site" not in out.stdout
+
+
+def test_user_passwd_sets_a_new_password_audited_without_it(tmp_path: Path) -> None:
+    """The way back in for a forgotten password (an administrator's too): on the box, typed twice."""
+    from devices.clock import SystemClock
+    from sqlalchemy import select
+
+    from station.db import database_path, open_database
+    from station.db.models import AuditRow
+    from station.users import LoginRefused, UserBook
+
+    data = _database(tmp_path)
+    assert _cli(data, "user", "add", "li.admin", "--role", "admin", "--password-stdin",
+                stdin="the first password\n").returncode == 0
+    changed = _cli(data, "user", "passwd", "li.admin", stdin="a second password\na second password\n")
+    assert changed.returncode == 0, changed.stderr
+    assert "password of li.admin (admin) changed" in changed.stdout
+    with open_database(database_path(data)) as db:
+        users = UserBook(db, SystemClock(), ["A01"])
+        assert users.authenticate("li.admin", "a second password").name == "li.admin"
+        with pytest.raises(LoginRefused):
+            users.authenticate("li.admin", "the first password")
+        with db.read() as s:
+            entries = s.scalars(select(AuditRow).where(AuditRow.subject == "user:li.admin")
+                                .order_by(AuditRow.seq)).all()
+            last = (entries[-1].actor, entries[-1].action, entries[-1].payload)
+            everything = " ".join(e.payload for e in entries)
+    assert last[:2] == ("cli", "user.changed") and '"password":"changed"' in last[2].replace(" ", ""), last
+    assert "a second password" not in everything and "argon2" not in everything
+    assert _cli(data, "audit", "verify").returncode == 0
+
+    differ = _cli(data, "user", "passwd", "li.admin", stdin="a third password!\nnot the same one\n")
+    assert differ.returncode == 2 and "the two passwords differ" in differ.stderr
+    short = _cli(data, "user", "passwd", "li.admin", "--password-stdin", stdin="short\n")
+    assert short.returncode == 2 and "use at least 10" in short.stderr
+    nobody = _cli(data, "user", "passwd", "nobody", "--password-stdin", stdin="a long enough password\n")
+    assert nobody.returncode == 2 and "no user nobody" in nobody.stderr
+    unnamed = _cli(data, "user", "passwd", "--password-stdin", stdin="a long enough password\n")
+    assert unnamed.returncode == 2 and "user passwd needs the name" in unnamed.stderr

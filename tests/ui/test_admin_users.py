@@ -62,3 +62,51 @@ def test_only_admins_manage_users(client_for: Client) -> None:
         c = client_for(name)
         assert c.get("/users").status_code == 403
         assert c.post("/users/exam2/disable").status_code == 403
+
+
+def _can_sign_in(client_for: Client, name: str, password: str) -> bool:
+    c = client_for(None)
+    page = c.get("/login")
+    token = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    r = c.post("/login", data={"name": name, "password": password, "csrf": token, "next": "/"},
+               follow_redirects=False)
+    return r.status_code == 303
+
+
+def test_an_admin_sets_a_forgotten_password_which_ends_the_users_sessions(client_for: Client,
+                                                                           ui_ctx: UiContext) -> None:
+    exam2, admin = client_for("exam2"), client_for("admin1")
+    assert _signed_in(exam2)
+    new = "a new password for exam2"
+    short = admin.post("/users/exam2/password", data={"password": "short", "password2": "short"})
+    assert short.status_code == 422 and "密码太短" in short.text
+    differ = admin.post("/users/exam2/password", data={"password": new, "password2": new + "!"})
+    assert differ.status_code == 422 and "两次输入的密码不一致" in differ.text
+    assert _signed_in(exam2), "a refused form changes nothing"
+    assert admin.post("/users/exam2/password", data={"password": new, "password2": new}).status_code == 200
+    assert not _signed_in(exam2)
+    assert _can_sign_in(client_for, "exam2", new) and not _can_sign_in(client_for, "exam2", PASSWORD)
+    entry = maintenance.audit_page(ui_ctx.services.db, None, 1)[0]
+    assert (entry.actor, entry.action, entry.subject) == ("admin1", "user.changed", "user:exam2")
+    assert dict(entry.payload) == {"password": "changed"}
+    for name in ("exam1", "proc1"):
+        assert client_for(name).post("/users/exam2/password", data={"password": new, "password2": new}).status_code \
+            == 403
+
+
+def test_anyone_changes_their_own_password_giving_the_current_one(client_for: Client, ui_ctx: UiContext) -> None:
+    proc1, other_tab = client_for("proc1"), client_for("proc1")
+    page = proc1.get("/account/password", headers={"accept": "text/html"})
+    assert page.status_code == 200 and 'name="current"' in page.text
+    new = "the proctor's new one"
+    wrong = proc1.post("/account/password", data={"current": "not it at all", "password": new, "password2": new})
+    assert wrong.status_code == 422 and "当前密码错误" in wrong.text
+    same = proc1.post("/account/password", data={"current": PASSWORD, "password": PASSWORD, "password2": PASSWORD})
+    assert same.status_code == 422 and "新密码与当前密码相同" in same.text
+    assert _can_sign_in(client_for, "proc1", PASSWORD), "refused forms change nothing"
+    done = proc1.post("/account/password", data={"current": PASSWORD, "password": new, "password2": new})
+    assert done.status_code == 200 and "密码已修改" in done.text
+    assert not _signed_in(proc1) and not _signed_in(other_tab), "every session of the user ends"
+    assert _can_sign_in(client_for, "proc1", new) and not _can_sign_in(client_for, "proc1", PASSWORD)
+    entry = maintenance.audit_page(ui_ctx.services.db, None, 1)[0]
+    assert (entry.actor, entry.action, entry.subject) == ("proc1", "user.changed", "user:proc1")

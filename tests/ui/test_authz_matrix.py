@@ -49,6 +49,8 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/login"): Row(ANYONE),
     ("POST", "/login"): Row(ANYONE),
     ("POST", "/logout"): Row(SIGNED_IN),
+    ("GET", "/account/password"): Row(SIGNED_IN),
+    ("POST", "/account/password"): Row(SIGNED_IN),
     ("GET", "/lang/{lang}"): Row(ANYONE),
     ("GET", "/"): Row(SIGNED_IN),
     ("GET", "/events"): Row(SIGNED_IN, stream=True),
@@ -100,6 +102,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/users"): Row(ADMIN),
     ("POST", "/users"): Row(ADMIN),
     ("POST", "/users/{name}/stations"): Row(ADMIN),
+    ("POST", "/users/{name}/password"): Row(ADMIN),
     ("POST", "/users/{name}/disable"): Row(ADMIN),
     ("POST", "/users/{name}/enable"): Row(ADMIN),
     # the latest site-check: the administrator runs it, examiners see whether their stations passed
