@@ -67,6 +67,12 @@ def test_anyone_reads_a_review_and_unknown_attempts_are_404(client_for: Client, 
     for name in ("proc1", "exam2", "admin1"):
         r = client_for(name).get(f"/attempt/{aid}/review", headers={"accept": "text/html"})
         assert r.status_code == 200 and "只读" in r.text and f"/attempt/{aid}/score" not in r.text
+        # the state in words, not the code (the code stays in the title, for support)
+        assert '<strong class="attempt-state"><span title="ended">待评分</span></strong>' in r.text
+    english = client_for("proc1")
+    english.get("/lang/en")
+    assert '<span title="ended">Awaiting scoring</span>' in english.get(f"/attempt/{aid}/review",
+                                                                  headers={"accept": "text/html"}).text
     c = client_for("exam1")
     assert c.get("/attempt/nope/review", headers={"accept": "text/html"}).status_code == 404
     assert c.post("/attempt/nope/score", headers=HX).status_code == 404
