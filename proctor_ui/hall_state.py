@@ -32,7 +32,7 @@ from typing import Any
 from proctor_ui.context import UiContext
 from proctor_ui.hall_peers import box_mark, peer_snapshot
 from proctor_ui.hall_snapshot import Scored, Snapshot, build_snapshot
-from proctor_ui.uplink_alarm import UPLINK_BACKLOG, UPLINK_EVERY_S, backlog_alarm
+from proctor_ui.uplink_alarm import UPLINK_BACKLOG, UPLINK_EVERY_S, UPLINK_REJECTED, backlog_alarm, rejected_cleared
 from station.events import (
     AlarmEvent,
     DeviceHealthEvent,
@@ -299,9 +299,11 @@ class HallFeed:
             line = await asyncio.to_thread(self.ui.uplink_health)
         except Exception as err:  # the outbox cannot be read: say so rather than stay silent
             line = f"uplink health unreadable: {err}"
-        change = backlog_alarm(line, (UPLINK_BACKLOG, None) in self.alarms, self.ui.services.clock.utc_ns())
-        if change is not None:
-            self._alarm(change)
+        now_utc = self.ui.services.clock.utc_ns()
+        for change in (backlog_alarm(line, (UPLINK_BACKLOG, None) in self.alarms, now_utc),
+                       rejected_cleared(line, (UPLINK_REJECTED, None) in self.alarms, now_utc)):
+            if change is not None:
+                self._alarm(change)
 
 
 def _changed(old: Snapshot | None, new: Snapshot) -> bool:

@@ -20,6 +20,9 @@ from station.uplink.broker_link import RelayStats
 
 log = logging.getLogger(__name__)
 SETTLE_RETRY_S = 1.0
+REJECTED_ALARM = "uplink.rejected"
+"""Raised for each result the province rejects; the hall ends it when none is left in the outbox
+(proctor_ui.uplink_alarm)."""
 BATCH = 2000
 Alarm = Callable[[str, str, str], None]
 
@@ -75,6 +78,6 @@ class ReceiptSettler:
                 what = f"uplink: the province REJECTED result {a.result_id} (attempt {a.attempt_id}): {a.reason}"
                 todo = f"it stays in the outbox as failed; fix the cause, then `examstation outbox retry {a.result_id}`"
                 log.error("ALARM %s. %s", what, todo)
-                self._alarm(what, todo, "uplink.rejected")
+                self._alarm(what, todo, REJECTED_ALARM)
             else:
                 self._stats.ignored_receipts += 1

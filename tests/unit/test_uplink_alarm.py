@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proctor_ui.uplink_alarm import UPLINK_BACKLOG, backlog_alarm
+from proctor_ui.uplink_alarm import UPLINK_BACKLOG, UPLINK_REJECTED, backlog_alarm, rejected_cleared
 from station.uplink.broker_link import UplinkHealth
 from station.uplink.outbox import Backlog
 
@@ -40,3 +40,15 @@ def test_an_unreadable_outbox_line_raises_nothing_and_clears_nothing_it_cannot_j
     unreadable = "uplink health unreadable: disk I/O error"
     assert backlog_alarm(unreadable, raised=False, now_utc_ns=0) is None
     assert backlog_alarm(unreadable, raised=True, now_utc_ns=0) is None  # was: cleared, as if delivered
+
+
+def test_the_rejected_alarm_ends_once_no_rejected_result_is_left() -> None:
+    def line(failed: int) -> str:
+        return UplinkHealth("mqtts://province.example:8883", True, None, Backlog(0, failed, 7, None), None).line()
+
+    assert "1 REJECTED" in line(1)
+    assert rejected_cleared(line(1), raised=True, now_utc_ns=3) is None, "still one in the outbox"
+    cleared = rejected_cleared(line(0), raised=True, now_utc_ns=3)
+    assert cleared is not None and cleared.cleared and cleared.code == UPLINK_REJECTED and cleared.station is None
+    assert rejected_cleared(line(0), raised=False, now_utc_ns=3) is None
+    assert rejected_cleared("uplink health unreadable: disk I/O error", raised=True, now_utc_ns=3) is None
