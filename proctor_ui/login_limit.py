@@ -1,8 +1,10 @@
 """Login rate limiting: a password cannot be guessed from the hall LAN, and nobody learns who has an account.
 
-Why both keys: counting per client address stops one machine trying many names; counting per user
-name stops many machines (or one behind changing addresses) trying one name. A key with
-`max_failures` failures inside `window_s` is locked until the oldest of them leaves the window;
+Why both keys: counting per user name stops many machines (or one behind changing addresses) trying
+one name; counting per client address stops one machine trying many names. A name is locked after
+`max_failures` failures inside `window_s`, an address after `max_failures_per_address` (four times
+as many): the people of a hall share a few PCs, and one examiner's typos must lock their own name,
+not everyone at that PC. A key is locked until the oldest of the failures that lock it leaves the window;
 meanwhile every login through it is refused before the password is even checked, with the time
 to try again. The count is kept for any name typed, whether the account exists or not, so the
 answers (and the lock) are the same for both: the lock says nothing about who exists.
@@ -21,6 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 MAX_FAILURES = 5
+"""Per user name."""
+MAX_FAILURES_PER_ADDRESS = 20
+"""Per client address: a shared hall PC."""
 WINDOW_S = 300.0
 MAX_KEYS = 10_000
 """Keys kept at most; the oldest are forgotten first, so a flood of made-up names cannot fill memory."""
@@ -40,8 +45,10 @@ class Locked:
 
 class LoginLimit:
     def __init__(self, max_failures: int = MAX_FAILURES, window_s: float = WINDOW_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 max_failures_per_address: int = MAX_FAILURES_PER_ADDRESS) -> None:
         self.max_failures = max_failures
+        self.max_failures_per_address = max_failures_per_address
         self.window_s = window_s
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
@@ -57,10 +64,11 @@ class LoginLimit:
         now = self._clock()
         wait = 0.0
         with self._lock:
-            for key in self.keys(client, name):
+            for key, limit in zip(self.keys(client, name), (self.max_failures_per_address, self.max_failures),
+                                  strict=True):
                 times = self._recent(key, now)
-                if len(times) >= self.max_failures:
-                    wait = max(wait, times[-self.max_failures] + self.window_s - now)
+                if len(times) >= limit:
+                    wait = max(wait, times[-limit] + self.window_s - now)
         return Locked(max(1, math.ceil(wait))) if wait > 0 else None
 
     def failed(self, client: str, name: str) -> None:
@@ -77,7 +85,7 @@ class LoginLimit:
                 self._failures.pop(key, None)
 
     def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque(maxlen=self.max_failures * 4))
+        times = self._failures.setdefault(key, deque(maxlen=max(self.max_failures, self.max_failures_per_address)))
         while times and times[0] <= now - self.window_s:
             times.popleft()
         return times
