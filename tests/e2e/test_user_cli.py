@@ -113,9 +113,9 @@ def test_run_refuses_plain_http_beyond_loopback_before_starting(tmp_path: Path) 
 
 def test_user_passwd_sets_a_new_password_audited_without_it(tmp_path: Path) -> None:
     """The way back in for a forgotten password (an administrator's too): on the box, typed twice."""
-    from devices.clock import SystemClock
     from sqlalchemy import select
 
+    from devices.clock import SystemClock
     from station.db import database_path, open_database
     from station.db.models import AuditRow
     from station.users import LoginRefused, UserBook

@@ -25,8 +25,8 @@ from proctor_ui.app import create_app
 from proctor_ui.context import UiContext
 from proctor_ui.server import serving
 from proctor_ui.ws_direct import DirectSocket
-from tests.ui.conftest import ui_ctx
-from tests.ui.test_events_sse import sign_in
+from tests.sse_kit import sign_in
+from tests.ui.conftest import PASSWORD, ui_ctx
 
 __all__ = ["ui_ctx"]  # the UI tests' fixture: the example site with its users
 
@@ -45,7 +45,7 @@ async def live_ui(ctx: UiContext) -> AsyncIterator[tuple[str, httpx.AsyncClient,
         try:
             async with hub, serving(create_app(ctx), "127.0.0.1", 0) as url, \
                     httpx.AsyncClient(base_url=url, timeout=10) as client:
-                yield url, client, await sign_in(client, "proc1")
+                yield url, client, await sign_in(client, "proc1", PASSWORD)
         finally:
             ctx.live = None
 
@@ -102,7 +102,7 @@ async def test_unknown_camera_no_hub_and_no_session(ui_ctx: UiContext) -> None:
                 async with connect(ws_url + path, additional_headers={"cookie": cookie_given}):
                     pass
     async with serving(create_app(ui_ctx), "127.0.0.1", 0) as url, httpx.AsyncClient(base_url=url) as client:
-        cookie = await sign_in(client, "exam1")
+        cookie = await sign_in(client, "exam1", PASSWORD)
         r = await client.get("/live/A01/overview.mjpeg", headers={"cookie": cookie})
         assert r.status_code == 503 and "no live video" in r.json()["detail"]
 
