@@ -26,24 +26,48 @@
   // Each tile's picture: the sub-stream's JPEGs over one WebSocket per tile (not multipart MJPEG:
   // six streaming tiles would take every HTTP connection the browser opens to this server). The
   // socket reconnects after a few seconds when it drops; the tile keeps its last picture meanwhile.
+  // A station with several cameras (a welding booth and the overview) has a button per camera:
+  // the tile then watches that one, still over one socket.
   function livePicture(img) {
-    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + img.dataset.liveWs;
     let shown = null;
+    let ws = null;
+    let retry = null;
     function connect() {
-      const ws = new WebSocket(url);
-      ws.binaryType = "blob";
-      ws.onmessage = (ev) => {
-        if (typeof ev.data === "string") return;
+      const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + img.dataset.liveWs;
+      const mine = new WebSocket(url);
+      ws = mine;
+      mine.binaryType = "blob";
+      mine.onmessage = (ev) => {
+        if (ws !== mine || typeof ev.data === "string") return;
         const next = URL.createObjectURL(ev.data);
         const old = shown;
         shown = next;
         img.src = next;
         if (old) URL.revokeObjectURL(old);
       };
-      ws.onclose = () => setTimeout(connect, 3000);
+      mine.onclose = () => { if (ws === mine) retry = setTimeout(connect, 3000); };
     }
+    img.watch = (path, label) => {
+      if (path === img.dataset.liveWs) return;
+      img.dataset.liveWs = path;
+      img.alt = label;
+      clearTimeout(retry);
+      const old = ws;
+      ws = null;
+      if (old) old.close();
+      connect();
+    };
     connect();
   }
+  document.addEventListener("click", (ev) => {
+    const button = ev.target.closest(".cam-switch button[data-cam]");
+    if (!button) return;
+    const tile = button.closest(".tile");
+    const img = tile.querySelector("img[data-live-ws]");
+    if (!img || !img.watch) return;
+    img.watch(button.dataset.liveWs, img.alt.replace(/[^/]*$/, button.dataset.cam));
+    tile.querySelectorAll(".cam-switch button").forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
+  });
   document.querySelectorAll("img[data-live-ws]").forEach(livePicture);
 
   function apply(snap) {

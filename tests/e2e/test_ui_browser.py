@@ -13,6 +13,7 @@ Screenshots go to docs/screenshots/ with EXAMSTATION_SCREENSHOTS=1 (else under t
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -54,6 +55,18 @@ def test_proctor_sees_every_tile_change_and_the_reports(tmp_path: Path) -> None:
             still = [page.locator("[data-station]").nth(i).get_attribute("data-station")
                      for i in range(len(before)) if before[i] == after[i]]
             assert not still, f"these tiles' pictures did not change in 2 s: {still}"
+            # a welding booth (W01) has two cameras: its tile switches to the booth's, over a new socket
+            w01 = page.locator("#tile-W01")
+            booth = w01.locator(".cam-switch button[data-cam='booth']")
+            booth.click()
+            expect(booth).to_have_attribute("aria-pressed", "true")
+            expect(w01.locator(".cam-switch button[data-cam='overview']")).to_have_attribute("aria-pressed", "false")
+            picture = w01.locator("img[data-live-ws]")
+            expect(picture).to_have_attribute("data-live-ws", "/live/W01/booth/jpeg")
+            expect(picture).to_have_attribute("alt", re.compile(r"W01/booth$"))
+            shown = picture.get_attribute("src")
+            page.wait_for_function("(s) => document.querySelector('#tile-W01 img[data-live-ws]').src !== s",
+                                   arg=shown, timeout=5_000)  # the booth's frames arrive
 
             # the reports in a second window, as a proctor keeps the hall open on one screen
             reports = browser.new_context(viewport=VIEW).new_page()
