@@ -77,7 +77,8 @@ async def run_controller(config: SiteConfig, data_dir: Path, duration_s: float |
 
                 alarms = services.events.subscribe("alarm lines", maxsize=100, kinds=(AlarmEvent,))
                 hub = await stack.enter_async_context(DeviceHub(config, services.record_sample, on_status,
-                                                                services.clock, services.record_value_fault))
+                                                                services.clock, services.record_value_fault,
+                                                                poll_thread=True))
                 relay = await stack.enter_async_context(uplink_relay(config, services, hub, relay_settings))
                 recording = await stack.enter_async_context(Recording(services, data_dir))
                 n_dev = len(hub.status())

@@ -99,7 +99,7 @@ async def play_hall(config: SiteConfig, data_dir: Path, duration_s: float, scale
                 recording = await stack.enter_async_context(Recording(services, data_dir, site.resolved_config()))
                 hub = await stack.enter_async_context(
                     DeviceHub(site.resolved_config(), services.record_sample, feed, services.clock,
-                              services.record_value_fault))
+                              services.record_value_fault, poll_thread=True))
                 async with asyncio.timeout(15):
                     while not all(s.online for s in hub.status()):  # noqa: ASYNC110 - polling device health
                         await asyncio.sleep(0.05)

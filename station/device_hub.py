@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from devices.clock import Clock, SystemClock
 from devices.modbus.poller import ModbusPoller, PolledDevice
+from devices.modbus.poller_thread import PollerThread
 from devices.profile import ModbusProfile, SerialProfile, load_profile
 from devices.ref import DeviceRef
 from devices.sample import SampleSink, ValueFault
@@ -42,7 +43,11 @@ class DeviceHub:
 
     def __init__(self, config: SiteConfig, on_sample: SampleSink,
                  on_status: StatusSink | None = None, clock: Clock | None = None,
-                 on_fault: Callable[[ValueFault], None] | None = None) -> None:
+                 on_fault: Callable[[ValueFault], None] | None = None, *, poll_thread: bool = False) -> None:
+        """`poll_thread`: poll the Modbus devices on a thread of their own (devices.modbus.poller_thread),
+        as `examstation run` and the demo do, so the rest of the controller cannot make a poll late;
+        the sinks are still called on this loop. Off, the polls run on this loop and each sample is
+        handed over the moment it is read, which the scenario replays need to be exact."""
         self.config = config
         self._clock = clock or SystemClock()
         self._on_status = on_status
@@ -63,7 +68,8 @@ class DeviceHub:
                     assert isinstance(profile, ModbusProfile)
                     bus = config.bus(dev.bus) if isinstance(dev, ModbusRtuDevice) else None
                     polled.append(PolledDevice(st.id, dev, profile, bus))
-        self.poller = ModbusPoller(polled, on_sample, on_status, self._clock, on_fault=on_fault)
+        self.poller: ModbusPoller | PollerThread = (PollerThread if poll_thread else ModbusPoller)(
+            polled, on_sample, on_status, self._clock, on_fault=on_fault)
         self._stack = contextlib.AsyncExitStack()
 
     def _serial_health(self, health: ManikinHealth | IdCardHealth) -> None:

@@ -98,6 +98,7 @@ class DevicePoller:
         self._decoders: list[list[tuple[str, Decoder, float]]] = [
             [(p.signal, compile_decoder(p, b.start), p.deadband) for p in b.points] for b in self.blocks
         ]
+        self._block_of: dict[str, int] = {p.signal: k for k, b in enumerate(self.blocks) for p in b.points}
         self.health = DeviceHealth(device.ref)
         self._on_sample = on_sample
         self._on_status = on_status
@@ -172,6 +173,14 @@ class DevicePoller:
             if not refused:
                 previous[k] = raw
         return True
+
+    def reoffer(self, signal: str) -> None:
+        """Offer `signal` again at the next poll: its sample was refused after `poll_once` had
+        returned (devices.modbus.poller_thread hands samples to the station on another thread)."""
+        self._last.pop(signal, None)
+        k = self._block_of.get(signal)
+        if k is not None:
+            self._last_raw[k] = None
 
     def _unrepresentable(self, signal: str, err: Unrepresentable, t_mono: int, t_utc: int) -> None:
         """A value the profile cannot represent is a device fault, never a sample: the last good
