@@ -14,6 +14,8 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
+import pytest
+
 from devices.modbus.poller import ModbusPoller, PolledDevice
 from devices.modbus.poller_thread import PollerThread
 from devices.profile import ModbusProfile, load_profile
@@ -35,9 +37,14 @@ class Seen:
     refuse: set[str] = field(default_factory=set)
     """Signals refused once (the station's store full), then accepted."""
     refused: list[Sample] = field(default_factory=list)
+    explode: set[str] = field(default_factory=set)
+    """Signals whose next sample makes the sink raise (a bug in the station), once."""
 
     def sample(self, s: Sample) -> bool:
         self.threads.add(threading.get_ident())
+        if s.signal in self.explode:
+            self.explode.discard(s.signal)
+            raise RuntimeError(f"a bug while storing {s.signal}")
         if s.signal in self.refuse:
             self.refuse.discard(s.signal)
             self.refused.append(s)
@@ -133,3 +140,34 @@ async def _late_polls_while_the_loop_is_busy(threaded: bool) -> int:
         assert health.polls_ok - before_ok >= (8 if threaded else 4), (threaded, health)
         await wait_for(lambda: values(seen, "bench.meter_probe")[-1:] == [True], 2.0, "the change")
     return late
+
+
+async def test_a_sink_that_raises_loses_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """With the polls on the loop, a sink's exception was a failed poll and the value came again;
+    handed over from the thread it must come again too, and the rest of the batch still arrive."""
+    seen = Seen()
+    async with bench(True, seen) as (model, _poller):
+        await wait_for(lambda: bool(seen.samples), 5.0, "the first poll")
+        seen.explode.add("bench.meter_probe")
+        model.meter_probe = True
+        await wait_for(lambda: values(seen, "bench.meter_probe")[-1:] == [True], 2.0, "the value again")
+        assert not seen.explode, "the sink did raise"
+        model.main_switch = True
+        await wait_for(lambda: values(seen, "bench.main_switch")[-1:] == [True], 2.0, "later changes")
+    assert "handing over a sample failed; report this as a bug" in caplog.text
+
+
+async def test_cancelled_while_starting_leaves_no_thread() -> None:
+    seen = Seen()
+    profile = load_profile(PROFILE)
+    assert isinstance(profile, ModbusProfile)
+    with device_thread(SimulatedDevice(1, profile, BenchModel())) as port:
+        settings = ModbusTcpDevice(kind="modbus-tcp", name="bench", profile=PROFILE, host="127.0.0.1",
+                                   port=port, unit=1, poll_interval_ms=100, timeout_s=0.3)
+        poller = PollerThread([PolledDevice("A01", settings, profile)], seen.sample, seen.status)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0):
+                await poller.__aenter__()
+        assert not any(t.name == "modbus-pollers" for t in threading.enumerate())
+        await asyncio.sleep(0.3)
+        assert seen.samples == [] and seen.transitions == [], "nothing polled after it gave up"
