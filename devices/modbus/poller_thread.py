@@ -15,7 +15,14 @@ owner's sinks on the owner's loop (the loop that entered this context), in batch
 station's state is only ever touched from that loop. A sink that refuses a sample (the station's
 store is full) cannot answer the poller in time any more; the refusal goes back to the poller,
 which offers that signal again at its next poll (`DevicePoller.reoffer`), as it did when the
-answer was immediate.
+answer was immediate. A sink that raises (a bug) is logged and its sample offered again; the rest
+of the batch still goes through.
+
+What the station sees differently: a sample reaches it a little after it was read (well under a
+millisecond normally; at most as long as the main loop is busy), as if the poll had come that much
+later, which is within the poll interval's own uncertainty (a change is seen up to 100 ms late
+anyway); the sample keeps the time it was read. A value offered again after a refusal may repeat
+one accepted meanwhile, which the store takes as an unchanged reading.
 """
 
 from __future__ import annotations
@@ -62,6 +69,10 @@ class PollerThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        """Set when the owner stops the thread (or gave up starting it): polling ends."""
+        self._closed = False
+        """Set once the owner has had the last items: later ones (a thread that would not stop) are dropped."""
 
     def health(self) -> dict[DeviceRef, DeviceHealth]:
         """Read from any thread: each device's counters (plain numbers the poller thread updates)."""
@@ -73,22 +84,35 @@ class PollerThread:
         self._thread = threading.Thread(target=self._thread_main, args=(started,), name="modbus-pollers",
                                         daemon=True)
         self._thread.start()
-        await started
+        try:
+            await started
+        except BaseException:  # cancelled while starting, or polling failed to start: nothing may stay behind
+            await self._stop_thread()
+            self._closed = True
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        thread, loop, stop = self._thread, self._loop, self._stop
+        if self._thread is None:
+            return
+        await self._stop_thread()
+        self._hand_over()  # what the last polls found, before the context ends
+        self._closed = True
+
+    async def _stop_thread(self) -> None:
+        thread = self._thread
         if thread is None:
             return
-        if loop is not None and stop is not None:
+        self._closing.set()  # seen by a thread still starting its loop ...
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:  # ... and this by one already polling
             with contextlib.suppress(RuntimeError):  # its loop already ended (it failed): nothing to tell
                 loop.call_soon_threadsafe(stop.set)
         await asyncio.to_thread(thread.join, STOP_TIMEOUT_S)
         if thread.is_alive():
-            log.error("modbus pollers: the polling thread did not stop within %.0f s; leaving it (a device "
-                      "request that never returns?)", STOP_TIMEOUT_S)
+            log.error("modbus pollers: the polling thread did not stop within %.0f s; leaving it, and nothing it "
+                      "reads is used any more (a device request that never returns?)", STOP_TIMEOUT_S)
         self._thread = None
-        self._hand_over()  # what the last polls found, before the context ends
 
     # -- the poller's thread ----------------------------------------------------------------------
 
@@ -97,7 +121,9 @@ class PollerThread:
         assert owner is not None
 
         def tell(error: BaseException | None) -> None:
-            if started.done():
+            if started.done():  # started (or given up) already: an error can only be logged now
+                if error is not None:
+                    log.error("modbus pollers: the polling thread failed: %s: %s", type(error).__name__, error)
                 return
             if error is None:
                 started.set_result(None)
@@ -109,15 +135,15 @@ class PollerThread:
 
         try:
             asyncio.run(self._run(ready))
-        except BaseException as err:  # the owner raises it from __aenter__ (or it is logged after)
-            if not started.done():
+        except BaseException as err:  # the owner raises it from __aenter__, or logs it (tell)
+            with contextlib.suppress(RuntimeError):  # the owner's loop has closed: nobody is left to tell
                 owner.call_soon_threadsafe(tell, err)
-            else:
-                log.exception("modbus pollers: the polling thread failed")
 
     async def _run(self, ready: Callable[[], None]) -> None:
-        self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        if self._closing.is_set():  # the owner gave up before this loop existed
+            return
         async with self.poller:
             ready()
             await self._stop.wait()
@@ -133,6 +159,8 @@ class PollerThread:
         self._put(("fault", fault))
 
     def _put(self, item: _Item) -> None:
+        if self._closed:
+            return
         self._queue.append(item)
         with self._handover_lock:
             if self._handover_due:
@@ -148,18 +176,23 @@ class PollerThread:
         with self._handover_lock:
             self._handover_due = False
         queue = self._queue
-        while queue:
+        while queue and not self._closed:
             kind, what = queue.popleft()
-            if kind == "sample":
-                assert isinstance(what, Sample)
-                if self._on_sample(what) is False:
+            try:
+                if kind == "sample":
+                    assert isinstance(what, Sample)
+                    if self._on_sample(what) is False:
+                        self._reoffer(what)
+                elif kind == "status":
+                    assert self._on_status is not None and isinstance(what, tuple)
+                    self._on_status(*what)
+                else:
+                    assert self._on_fault is not None and isinstance(what, ValueFault)
+                    self._on_fault(what)
+            except Exception:  # a bug in one sink must not lose the rest; a sample is offered again
+                log.exception("modbus pollers: handing over a %s failed; report this as a bug", kind)
+                if isinstance(what, Sample):
                     self._reoffer(what)
-            elif kind == "status":
-                assert self._on_status is not None and isinstance(what, tuple)
-                self._on_status(*what)
-            else:
-                assert self._on_fault is not None and isinstance(what, ValueFault)
-                self._on_fault(what)
 
     def _reoffer(self, sample: Sample) -> None:
         poller, loop = self._by_device.get(sample.device), self._loop
