@@ -22,7 +22,7 @@ What the station sees differently: a sample reaches it a little after it was rea
 millisecond normally; at most as long as the main loop is busy), as if the poll had come that much
 later, which is within the poll interval's own uncertainty (a change is seen up to 100 ms late
 anyway); the sample keeps the time it was read. A value offered again after a refusal may repeat
-one accepted meanwhile, which the store takes as an unchanged reading.
+one accepted meanwhile: the timeline then holds that reading twice, with two read times.
 """
 
 from __future__ import annotations
