@@ -86,9 +86,9 @@ class PollerThread:
         self._thread.start()
         try:
             await started
-        except BaseException:  # cancelled while starting, or polling failed to start: nothing may stay behind
+        except BaseException:  # cancelled while starting, or polling failed to start: nothing may stay behind,
+            self._closed = True  # and nothing it read reaches the station (while we wait for it to stop, too)
             await self._stop_thread()
-            self._closed = True
             raise
         return self
 
