@@ -50,7 +50,7 @@ from hardware_sim.province_checks import CheckpointWatch, reason_to_reject, stre
 from hardware_sim.province_contract import ASYNCAPI, Contract, ContractError, parse_broker_url
 from hardware_sim.province_faults import ProvinceFaults, ProvinceStats
 from hardware_sim.province_receipts import Verdict, receipt, receipt_messages
-from hardware_sim.province_store import Rejection, StoredAcceptance, StoredResult, open_store
+from hardware_sim.province_store import Rejection, StoredAcceptance, StoredResult, open_store, stored_results
 
 __all__ = ["Acceptance", "ProvinceFaults", "ProvinceServer", "ProvinceStats"]
 log = logging.getLogger(__name__)
@@ -126,15 +126,10 @@ class ProvinceServer:
         return ed25519.public_pem(self._private.public_key())
 
     def _load(self) -> None:
-        with Session(self._engine) as s:
-            for rid, site, seq, at, document in s.execute(select(
-                    StoredResult.result_id, StoredResult.site, StoredResult.seq, StoredResult.stored_utc_ns,
-                    StoredResult.document)):
-                box = json.loads(document).get("box") if '"box"' in document else None
-                stream = stream_of(site, box)
-                self._by_id[rid] = (stream, seq, at)
-                self._seqs.setdefault(stream, set()).add(seq)
-                self._max_seq[stream] = max(self._max_seq.get(stream, 0), seq)
+        for rid, stream, seq, at in stored_results(self._engine):
+            self._by_id[rid] = (stream, seq, at)
+            self._seqs.setdefault(stream, set()).add(seq)
+            self._max_seq[stream] = max(self._max_seq.get(stream, 0), seq)
 
     # -- what tests ask ------------------------------------------------------------------------
     def stored(self, site: str) -> int:

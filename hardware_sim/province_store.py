@@ -3,12 +3,16 @@ message (probe or report) with what it decided, in any SQLAlchemy database."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Integer, Text, create_engine, event
+from sqlalchemy import BigInteger, Boolean, Integer, Text, create_engine, event, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
+
+from hardware_sim.province_checks import stream_of
 
 
 class _Base(DeclarativeBase):
@@ -70,3 +74,14 @@ def open_store(url: str) -> Engine:
                 cur.close()
     _Base.metadata.create_all(engine)
     return engine
+
+
+def stored_results(engine: Engine) -> Iterator[tuple[str, str, int, int]]:
+    """(result_id, stream, seq, stored_utc_ns) of every result stored: what a restarted province
+    deduplicates and counts seqs against (the stream is the site's, or its box's: `stream_of`)."""
+    with Session(engine) as s:
+        for rid, site, seq, at, document in s.execute(select(
+                StoredResult.result_id, StoredResult.site, StoredResult.seq, StoredResult.stored_utc_ns,
+                StoredResult.document)):
+            box = json.loads(document).get("box") if '"box"' in document else None
+            yield rid, stream_of(site, box), seq, at
