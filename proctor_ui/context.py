@@ -13,6 +13,7 @@ from pathlib import Path
 from devices.camera.live_hub import LiveHub
 from station.device_hub import DeviceHub, DeviceStatus
 from station.services import StationServices
+from station.uplink.broker_link import UplinkHealth
 from station.uplink.peer_live import PeerLive
 from station.uplink.relay import UplinkRelay
 from station.users import UserBook
@@ -28,8 +29,8 @@ class UiContext:
     """Live camera views; None where no camera is configured or watched (some tests)."""
     device_status: Callable[[], list[DeviceStatus]] = field(default=lambda: [])
     """Every device of the site now (the device hub's `status`)."""
-    uplink_health: Callable[[], str] | None = None
-    """One line on the uplink (backlog, broker connection), when a relay runs."""
+    uplink_health: Callable[[], UplinkHealth] | None = None
+    """The uplink's backlog and broker connection (blocking: it reads the outbox), when a relay runs."""
     secure_transport: bool = False
     """True when served over HTTPS; over plain HTTP only loopback is allowed (proctor_ui.server)."""
     hub: DeviceHub | None = None

@@ -296,12 +296,13 @@ class HallFeed:
     async def _check_uplink(self) -> None:
         assert self.ui.uplink_health is not None
         try:
-            line = await asyncio.to_thread(self.ui.uplink_health)
-        except Exception as err:  # the outbox cannot be read: say so rather than stay silent
-            line = f"uplink health unreadable: {err}"
+            health = await asyncio.to_thread(self.ui.uplink_health)
+        except Exception as err:  # the outbox cannot be read (the storage watch alarms on the store itself)
+            log.warning("hall: the uplink's health is unreadable (%s); its alarms stay as they are", err)
+            health = None
         now_utc = self.ui.services.clock.utc_ns()
-        for change in (backlog_alarm(line, (UPLINK_BACKLOG, None) in self.alarms, now_utc),
-                       rejected_cleared(line, (UPLINK_REJECTED, None) in self.alarms, now_utc)):
+        for change in (backlog_alarm(health, (UPLINK_BACKLOG, None) in self.alarms, now_utc),
+                       rejected_cleared(health, (UPLINK_REJECTED, None) in self.alarms, now_utc)):
             if change is not None:
                 self._alarm(change)
 

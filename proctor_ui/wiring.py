@@ -29,6 +29,7 @@ from station.config import SiteConfig
 from station.device_hub import DeviceHub, DeviceStatus
 from station.recording import Recording
 from station.services import StationServices
+from station.uplink.broker_link import UplinkHealth
 from station.uplink.peer_live import PeerLive
 from station.uplink.relay import UplinkRelay
 from station.users import UserBook
@@ -66,11 +67,7 @@ def ui_context(services: StationServices, data_dir: Path, *, live: LiveHub | Non
                secure_transport: bool = False, peers: PeerLive | None = None) -> UiContext:
     """The UiContext of a running controller (no serving): for tests and for callers with their own server."""
     status: Callable[[], list[DeviceStatus]] = hub.status if hub is not None else list
-    health: Callable[[], str] | None = None
-    if relay is not None:
-        def health() -> str:
-            """Reads the outbox (blocking): call it in a thread from async code."""
-            return relay.health().line()
+    health: Callable[[], UplinkHealth] | None = relay.health if relay is not None else None
     return UiContext(services=services, users=user_book(services), data_dir=data_dir, live=live,
                      device_status=status, uplink_health=health, secure_transport=secure_transport, hub=hub,
                      relay=relay, peers=peers)

@@ -7,9 +7,9 @@ from station.uplink.broker_link import UplinkHealth
 from station.uplink.outbox import Backlog
 
 
-def health(queued: int, connected: bool, oldest_s: float | None) -> str:
+def health(queued: int, connected: bool, oldest_s: float | None) -> UplinkHealth:
     return UplinkHealth("mqtts://province.example:8883", connected, None if connected else "connection refused",
-                        Backlog(queued, 0, 7, None), oldest_s).line()
+                        Backlog(queued, 0, 7, None), oldest_s)
 
 
 def test_results_waiting_while_the_broker_is_unreachable_raise_it_with_what_to_do() -> None:
@@ -37,18 +37,18 @@ def test_it_clears_once_delivered_and_is_not_raised_twice() -> None:
 
 
 def test_an_unreadable_outbox_line_raises_nothing_and_clears_nothing_it_cannot_judge() -> None:
-    unreadable = "uplink health unreadable: disk I/O error"
+    unreadable = None  # the outbox could not be read
     assert backlog_alarm(unreadable, raised=False, now_utc_ns=0) is None
     assert backlog_alarm(unreadable, raised=True, now_utc_ns=0) is None  # was: cleared, as if delivered
 
 
 def test_the_rejected_alarm_ends_once_no_rejected_result_is_left() -> None:
-    def line(failed: int) -> str:
-        return UplinkHealth("mqtts://province.example:8883", True, None, Backlog(0, failed, 7, None), None).line()
+    def line(failed: int) -> UplinkHealth:
+        return UplinkHealth("mqtts://province.example:8883", True, None, Backlog(0, failed, 7, None), None)
 
-    assert "1 REJECTED" in line(1)
+    assert "1 REJECTED" in line(1).line()
     assert rejected_cleared(line(1), raised=True, now_utc_ns=3) is None, "still one in the outbox"
     cleared = rejected_cleared(line(0), raised=True, now_utc_ns=3)
     assert cleared is not None and cleared.cleared and cleared.code == UPLINK_REJECTED and cleared.station is None
     assert rejected_cleared(line(0), raised=False, now_utc_ns=3) is None
-    assert rejected_cleared("uplink health unreadable: disk I/O error", raised=True, now_utc_ns=3) is None
+    assert rejected_cleared(None, raised=True, now_utc_ns=3) is None
