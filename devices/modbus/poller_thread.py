@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Literal
 
 from devices.clock import Clock
 from devices.health import DeviceHealth
@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 10.0
 """A poller thread still running this long after it was told to stop is reported and left (daemon)."""
 
-_Item = tuple[Literal["sample"], Sample] | tuple[Literal["status"], tuple[DeviceRef, bool, str]] \
-    | tuple[Literal["fault"], ValueFault]
+_Item = Sample | Callable[[], None]
+"""A sample (its refusal goes back to the poller), or a status or fault call bound to its sink."""
 
 
 class PollerThread:
@@ -149,14 +149,16 @@ class PollerThread:
             await self._stop.wait()
 
     def _sample(self, sample: Sample) -> bool:
-        self._put(("sample", sample))
+        self._put(sample)
         return True  # a refusal comes back later (reoffer)
 
     def _status(self, device: DeviceRef, online: bool, reason: str) -> None:
-        self._put(("status", (device, online, reason)))
+        assert self._on_status is not None
+        self._put(functools.partial(self._on_status, device, online, reason))
 
     def _fault(self, fault: ValueFault) -> None:
-        self._put(("fault", fault))
+        assert self._on_fault is not None
+        self._put(functools.partial(self._on_fault, fault))
 
     def _put(self, item: _Item) -> None:
         if self._closed:
@@ -177,22 +179,17 @@ class PollerThread:
             self._handover_due = False
         queue = self._queue
         while queue and not self._closed:
-            kind, what = queue.popleft()
+            item = queue.popleft()
             try:
-                if kind == "sample":
-                    assert isinstance(what, Sample)
-                    if self._on_sample(what) is False:
-                        self._reoffer(what)
-                elif kind == "status":
-                    assert self._on_status is not None and isinstance(what, tuple)
-                    self._on_status(*what)
-                else:
-                    assert self._on_fault is not None and isinstance(what, ValueFault)
-                    self._on_fault(what)
+                if not isinstance(item, Sample):
+                    item()
+                elif self._on_sample(item) is False:
+                    self._reoffer(item)
             except Exception:  # a bug in one sink must not lose the rest; a sample is offered again
-                log.exception("modbus pollers: handing over a %s failed; report this as a bug", kind)
-                if isinstance(what, Sample):
-                    self._reoffer(what)
+                log.exception("modbus pollers: handing over a %s failed; report this as a bug",
+                              "sample" if isinstance(item, Sample) else "device status or fault")
+                if isinstance(item, Sample):
+                    self._reoffer(item)
 
     def _reoffer(self, sample: Sample) -> None:
         poller, loop = self._by_device.get(sample.device), self._loop
