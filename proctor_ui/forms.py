@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from proctor_ui.i18n import gettext as _
+from station.users import MIN_PASSWORD_CHARS
 
 TEXT_MAX = 500
 """Longest reason or note accepted (the audit log keeps every one)."""
@@ -69,3 +70,13 @@ class Fields:
         """Raise FormError when any field was wrong."""
         if self.errors:
             raise FormError(dict(self.errors))
+
+
+def new_password_errors(password: str, password2: str) -> dict[str, str]:
+    """A new password typed twice (adding a user, resetting or changing one): too short, or the two
+    differ. The messages are Chinese msgids the templates translate (proctor_ui/locale/dynamic_msgids.py)."""
+    if len(password) < MIN_PASSWORD_CHARS:
+        return {"password": "密码太短"}
+    if password != password2:
+        return {"password2": "两次输入的密码不一致"}
+    return {}

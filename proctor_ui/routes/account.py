@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from proctor_ui.deps import Ui, Viewer
+from proctor_ui.forms import new_password_errors
 from proctor_ui.guard import cookie_names
 from proctor_ui.sessions import SessionStore
 from proctor_ui.templating import render
@@ -40,12 +41,8 @@ async def change_password(request: Request, ui: Ui, user: Viewer,
                           password: Annotated[str, Form(max_length=256)] = "",
                           password2: Annotated[str, Form(max_length=256)] = "") -> Response:
     """Each wrong field comes back with its message; no password is ever sent back."""
-    errors: dict[str, str] = {}
-    if len(password) < MIN_PASSWORD_CHARS:
-        errors["password"] = "密码太短"
-    elif password != password2:
-        errors["password2"] = "两次输入的密码不一致"
-    elif password == current:
+    errors = new_password_errors(password, password2)
+    if not errors and password == current:
         errors["password"] = "新密码与当前密码相同"
     if not errors:
         try:

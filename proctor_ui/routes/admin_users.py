@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from proctor_ui.deps import Admin, Ui
+from proctor_ui.forms import new_password_errors
 from proctor_ui.routes.admin_candidates import literal
 from proctor_ui.sessions import SessionStore
 from proctor_ui.templating import render
@@ -54,10 +55,7 @@ async def add_user(request: Request, ui: Ui, user: Admin, name: Annotated[str, F
         errors["name"] = "必填"
     if role not in ROLES:
         errors["role"] = "请选择角色"
-    if len(password) < MIN_PASSWORD_CHARS:
-        errors["password"] = "密码太短"
-    elif password != password2:
-        errors["password2"] = "两次输入的密码不一致"
+    errors.update(new_password_errors(password, password2))
     if not errors:
         try:
             await asyncio.to_thread(ui.users.add, name, role, password, stations or [], user.name)
@@ -82,13 +80,9 @@ async def set_password(request: Request, ui: Ui, user: Admin, name: str,
                        password: Annotated[str, Form(max_length=256)] = "",
                        password2: Annotated[str, Form(max_length=256)] = "") -> Response:
     """A forgotten password: the administrator sets a new one and tells the user; their sessions end."""
-    problem = None
-    if len(password) < MIN_PASSWORD_CHARS:
-        problem = "密码太短"
-    elif password != password2:
-        problem = "两次输入的密码不一致"
-    if problem is not None:
-        return await _page(request, ui, errors={f"password:{name}": problem}, status_code=422)
+    problems = new_password_errors(password, password2)
+    if problems:
+        return await _page(request, ui, errors={f"password:{name}": next(iter(problems.values()))}, status_code=422)
     await asyncio.to_thread(ui.users.set_password, name, password, user.name)
     _sessions(request).end_user(name)
     return await _page(request, ui, message=name)
